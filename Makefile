@@ -1,0 +1,37 @@
+# exgrpo: `make quickstart` sets everything up and runs the demo; `make test` runs the test suite.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | sha256sum | cut -c1-12)
+QUICKSTART_DIR ?= runs/quickstart
+
+.PHONY: setup test lint quickstart benchmarks clean
+
+setup: $(STAMP)
+
+# torch first, pinned: a bare `torch` requirement would pull a multi-GB CUDA build on CPU machines.
+$(STAMP): pyproject.toml requirements/constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[dev]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+# Until the synthetic-world quickstart lands (issue 5): build a tiny student offline and evaluate it.
+quickstart: setup
+	$(BIN)/exgrpo tiny-model $(QUICKSTART_DIR)/tiny-student --corpus-datasets gsm8k,arc_challenge,strategyqa
+	$(BIN)/exgrpo eval --model $(QUICKSTART_DIR)/tiny-student --datasets gsm8k,arc_challenge,strategyqa,boolq \
+		--limit 16 --max-new-tokens 48 --output-dir $(QUICKSTART_DIR)/eval
+
+benchmarks: setup
+	$(BIN)/python benchmarks/eval_throughput.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,137 @@
+"""The `exgrpo` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from exgrpo import __version__
+from exgrpo.errors import ExgrpoError
+
+# Keep third-party chatter (hub lookups, TRL experimental notices) out of the user's way.
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+
+app = typer.Typer(
+    help="Distil reasoning from a teacher LLM into a small student with Explanatory Inversion and ExGRPO.",
+    no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="rich",
+)
+console = Console()
+error_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"exgrpo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                               help="Print the version and exit.")] = False) -> None:
+    """exgrpo: probe (teacher + EI), sft, train (ExGRPO), eval."""
+
+
+def _fail(error: Exception) -> None:
+    error_console.print(f"[bold red]error:[/] {error}")
+    raise typer.Exit(code=2)
+
+
+@app.command("eval")
+def eval_command(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML file with eval options (flags override it).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Hugging Face model id or local model folder.")] = None,
+    datasets: Annotated[Optional[str], typer.Option(help="Comma-separated dataset names, or held_in / held_out / all. Default: held_in,held_out.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N examples of each dataset.")] = None,
+    split: Annotated[Optional[str], typer.Option(help="Split to evaluate (default: each dataset's test split).")] = None,
+    source: Annotated[Optional[str], typer.Option(help="'local' files (EXGRPO_DATA_DIR) or the Hugging Face 'hub'.")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="auto (vLLM if installed and a GPU is present), transformers or vllm.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Prompts per generate() call (transformers backend).")] = None,
+    max_new_tokens: Annotated[Optional[int], typer.Option(help="Generation budget per answer.")] = None,
+    output_dir: Annotated[Optional[Path], typer.Option(help="Where predictions/, report.json and report.md go.")] = None,
+) -> None:
+    """Accuracy of a model on the benchmarks, with 95% bootstrap CIs and held-in / held-out averages.
+
+    Greedy single-pass answers with the model's chat template. Per-example predictions are appended to
+    OUTPUT_DIR/predictions/<dataset>.jsonl as they are made: rerunning the same command resumes.
+    """
+    from exgrpo.config import EvalConfig, load_config
+    from exgrpo.evaluation.evaluate import evaluate
+    from exgrpo.evaluation.report import markdown_table
+
+    try:
+        overrides = {"model": model, "datasets": datasets, "limit": limit, "split": split, "source": source,
+                     "backend": backend, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
+                     "output_dir": output_dir}
+        eval_config = load_config(EvalConfig, config, overrides)
+        with _progress() as progress:
+            tasks: dict[str, int] = {}
+
+            def on_progress(name: str, done: int, total: int) -> None:
+                if name not in tasks:
+                    tasks[name] = progress.add_task(name, total=total)
+                progress.update(tasks[name], completed=done)
+
+            report = evaluate(eval_config, on_progress=on_progress)
+    except ExgrpoError as error:
+        _fail(error)
+    console.print(markdown_table(report), markup=False, highlight=False)
+    console.print(f"Reports written to {eval_config.output_dir}/report.md and report.json")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console)
+
+
+@app.command("datasets")
+def datasets_command(
+    count: Annotated[bool, typer.Option("--count", help="Load each dataset and count its examples.")] = False,
+) -> None:
+    """List the registered benchmarks, their splits and whether their files are present."""
+    from exgrpo.data.registry import all_entries, data_dir, load_examples
+
+    table = Table(title=f"Benchmarks (data directory: {data_dir()})")
+    for column in ("name", "group", "answer type", "splits", "files"):
+        table.add_column(column)
+    for name, entry in all_entries().items():
+        files = [data_dir() / f for split in entry.splits.values() for f in split.files]
+        present = "present" if all(path.exists() for path in files) else "[red]missing[/]"
+        splits = ", ".join(entry.splits)
+        if count and present == "present":
+            splits = ", ".join(f"{split} {len(load_examples(name, split))}" for split in entry.splits)
+        table.add_row(name, entry.group, str(entry.answer_type), splits, present)
+    console.print(table)
+
+
+@app.command("tiny-model")
+def tiny_model_command(
+    output: Annotated[Path, typer.Argument(help="Folder to save the model and tokenizer in.")],
+    arch: Annotated[str, typer.Option(help="llama or qwen2.")] = "llama",
+    corpus_datasets: Annotated[Optional[str], typer.Option(help="Comma-separated datasets whose questions train the tokenizer.")] = None,
+    vocab_size: Annotated[int, typer.Option(help="Tokenizer vocabulary size.")] = 512,
+    seed: Annotated[int, typer.Option(help="Seed for the weights.")] = 0,
+) -> None:
+    """Build a tiny randomly initialised student (Hugging Face format) offline, for tests and demos."""
+    from exgrpo.data.prompts import build_prompt
+    from exgrpo.data.registry import load_examples
+    from exgrpo.models.tiny import build_tiny_model
+
+    if arch not in ("llama", "qwen2"):
+        _fail(ExgrpoError(f"--arch must be llama or qwen2, not {arch!r}"))
+    try:
+        texts = [build_prompt(example) for name in (corpus_datasets or "").split(",") if name
+                 for example in load_examples(name, limit=500)]
+    except ExgrpoError as error:
+        _fail(error)
+    path = build_tiny_model(output, texts=texts, arch=arch, vocab_size=vocab_size, seed=seed)  # type: ignore[arg-type]
+    console.print(f"Tiny {arch} student saved to {path}")
+
+
+if __name__ == "__main__":
+    app()

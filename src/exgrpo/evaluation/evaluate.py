@@ -1,0 +1,146 @@
+"""`exgrpo eval`: single-pass greedy accuracy on registered benchmarks, resumable, with reports.
+
+Flow: load and validate every dataset (cheap, fails fast) -> load the model -> for each dataset,
+generate the pending answers in chunks, check them with the one answer checker and append them to
+predictions/<dataset>.jsonl (fsync'd, so a killed run resumes where it stopped) -> accuracy with a
+bootstrap CI per dataset and held-in / held-out averages -> report.json and report.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exgrpo.config import EvalConfig
+from exgrpo.data.answers import check_example
+from exgrpo.data.prompts import build_messages
+from exgrpo.data.registry import get_entry, load_examples
+from exgrpo.data.schema import Example
+from exgrpo.evaluation.generation import Generator, make_generator
+from exgrpo.evaluation.metrics import Estimate, accuracy, bootstrap_mean_of_means
+from exgrpo.evaluation.report import write_reports
+from exgrpo.files import append_jsonl, atomic_write_jsonl, read_appended_jsonl
+
+PREDICTION_SCHEMA_VERSION = 1
+
+
+@dataclass
+class DatasetResult:
+    name: str
+    group: str
+    split: str
+    num_examples: int
+    num_correct: int
+    num_unparsed: int
+    accuracy: Estimate
+    generated_tokens: int
+    correct: list[bool]
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "group": self.group, "split": self.split, "num_examples": self.num_examples,
+                "num_correct": self.num_correct, "num_unparsed": self.num_unparsed,
+                "accuracy": self.accuracy.as_percent(), "generated_tokens": self.generated_tokens}
+
+
+# Called with (dataset name, examples done, examples total); the CLI draws a progress bar from it.
+ProgressCallback = Callable[[str, int, int], None]
+
+
+def prediction_fingerprint(config: EvalConfig, dataset: str, split: str) -> str:
+    """What makes a stored prediction reusable: same model, data, prompt and decoding."""
+    entry = get_entry(dataset)
+    key = {"model": config.model, "dataset": dataset, "split": split, "source": config.source,
+           "max_new_tokens": config.max_new_tokens, "system_prompt": config.system_prompt, "prompt": entry.prompt,
+           "schema": PREDICTION_SCHEMA_VERSION}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_eval_datasets(config: EvalConfig) -> dict[str, tuple[str, list[Example]]]:
+    """Every dataset of the config, loaded before any model: a missing file fails in seconds, not hours."""
+    loaded = {}
+    for name in config.datasets:
+        split = config.split or get_entry(name).eval_split
+        loaded[name] = (split, load_examples(name, split, limit=config.limit, source=config.source))
+    return loaded
+
+
+def evaluate(config: EvalConfig, generator: Generator | None = None,
+             on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+    started = time.time()
+    datasets = load_eval_datasets(config)
+    generator = generator or make_generator(config.model, config.backend, config.batch_size)
+    results = [
+        evaluate_dataset(config, generator, name, split, examples, on_progress)
+        for name, (split, examples) in datasets.items()
+    ]
+    report = build_report(config, results, generator_name=generator.name, seconds=time.time() - started)
+    write_reports(report, config.output_dir)
+    return report
+
+
+def evaluate_dataset(config: EvalConfig, generator: Generator, name: str, split: str, examples: list[Example],
+                     on_progress: ProgressCallback | None = None) -> DatasetResult:
+    path = Path(config.output_dir) / "predictions" / f"{name}.jsonl"
+    fingerprint = prediction_fingerprint(config, name, split)
+    wanted_ids = {example.id for example in examples}
+    stored = read_appended_jsonl(path)
+    done = {r["id"]: r for r in stored if r.get("fingerprint") == fingerprint and r.get("id") in wanted_ids}
+    if len(done) != len(stored):  # predictions of another model or setting: start this file afresh
+        atomic_write_jsonl(path, done.values())
+    pending = [example for example in examples if example.id not in done]
+    entry = get_entry(name)
+    if on_progress is not None:
+        on_progress(name, len(done), len(examples))
+    finished = len(done)
+
+    def report_batch(count: int) -> None:
+        nonlocal finished
+        finished += count
+        if on_progress is not None:
+            on_progress(name, finished, len(examples))
+
+    chunk = config.batch_size * 4  # append to disk every few batches
+    for start in range(0, len(pending), chunk):
+        batch = pending[start : start + chunk]
+        conversations = [build_messages(example, entry.prompt, config.system_prompt) for example in batch]
+        generations = generator.generate(conversations, config.max_new_tokens, on_progress=report_batch)
+        records = []
+        for example, conversation, generation in zip(batch, conversations, generations, strict=True):
+            verdict = check_example(generation.text, example)
+            records.append({
+                "id": example.id, "fingerprint": fingerprint, "prompt": conversation[-1]["content"],
+                "output": generation.text, "num_tokens": generation.num_tokens, "gold": example.answer,
+                "answer_type": str(example.answer_type), "extracted": verdict.extracted, "correct": verdict.correct,
+            })
+        append_jsonl(path, records)
+        done.update({record["id"]: record for record in records})
+    ordered = [done[example.id] for example in examples]
+    correct = [bool(record["correct"]) for record in ordered]
+    return DatasetResult(
+        name=name, group=entry.group, split=split, num_examples=len(examples), num_correct=sum(correct),
+        num_unparsed=sum(record["extracted"] is None for record in ordered),
+        accuracy=accuracy(correct, resamples=config.bootstrap_resamples, seed=config.seed),
+        generated_tokens=sum(record["num_tokens"] for record in ordered), correct=correct,
+    )
+
+
+def build_report(config: EvalConfig, results: list[DatasetResult], generator_name: str, seconds: float) -> dict[str, Any]:
+    averages = {}
+    for group in ("held_in", "held_out"):
+        members = [result for result in results if result.group == group]
+        if members:
+            estimate = bootstrap_mean_of_means([m.correct for m in members], config.bootstrap_resamples, config.seed)
+            averages[group] = {"datasets": [m.name for m in members], "accuracy": estimate.as_percent()}
+    return {
+        "model": config.model,
+        "backend": generator_name,
+        "config": json.loads(config.model_dump_json()),
+        "datasets": [result.summary() for result in results],
+        "averages": averages,
+        "seconds": round(seconds, 2),
+    }
