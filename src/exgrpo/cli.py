@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from exgrpo import __version__
@@ -22,7 +29,7 @@ app = typer.Typer(
     no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="rich",
 )
 console = Console()
-error_console = Console(stderr=True)
+error_console = Console(stderr=True, soft_wrap=True)  # whole lines: messages name paths
 
 
 def _version(value: bool) -> None:
@@ -44,16 +51,16 @@ def _fail(error: Exception) -> None:
 
 @app.command("eval")
 def eval_command(
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML file with eval options (flags override it).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Hugging Face model id or local model folder.")] = None,
-    datasets: Annotated[Optional[str], typer.Option(help="Comma-separated dataset names, or held_in / held_out / all. Default: held_in,held_out.")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N examples of each dataset.")] = None,
-    split: Annotated[Optional[str], typer.Option(help="Split to evaluate (default: each dataset's test split).")] = None,
-    source: Annotated[Optional[str], typer.Option(help="'local' files (EXGRPO_DATA_DIR) or the Hugging Face 'hub'.")] = None,
-    backend: Annotated[Optional[str], typer.Option(help="auto (vLLM if installed and a GPU is present), transformers or vllm.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Prompts per generate() call (transformers backend).")] = None,
-    max_new_tokens: Annotated[Optional[int], typer.Option(help="Generation budget per answer.")] = None,
-    output_dir: Annotated[Optional[Path], typer.Option(help="Where predictions/, report.json and report.md go.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML file with eval options (flags override it).")] = None,
+    model: Annotated[str | None, typer.Option(help="Hugging Face model id or local model folder.")] = None,
+    datasets: Annotated[str | None, typer.Option(help="Comma-separated dataset names, or held_in / held_out / all. Default: held_in,held_out.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N examples of each dataset.")] = None,
+    split: Annotated[str | None, typer.Option(help="Split to evaluate (default: each dataset's test split).")] = None,
+    source: Annotated[str | None, typer.Option(help="'local' files (EXGRPO_DATA_DIR) or the Hugging Face 'hub'.")] = None,
+    backend: Annotated[str | None, typer.Option(help="auto (vLLM if installed and a GPU is present), transformers or vllm.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Prompts per generate() call (transformers backend).")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Generation budget per answer.")] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="Where predictions/, report.json and report.md go.")] = None,
 ) -> None:
     """Accuracy of a model on the benchmarks, with 95% bootstrap CIs and held-in / held-out averages.
 
@@ -113,7 +120,7 @@ def datasets_command(
 def tiny_model_command(
     output: Annotated[Path, typer.Argument(help="Folder to save the model and tokenizer in.")],
     arch: Annotated[str, typer.Option(help="llama or qwen2.")] = "llama",
-    corpus_datasets: Annotated[Optional[str], typer.Option(help="Comma-separated datasets whose questions train the tokenizer.")] = None,
+    corpus_datasets: Annotated[str | None, typer.Option(help="Comma-separated datasets whose questions train the tokenizer.")] = None,
     vocab_size: Annotated[int, typer.Option(help="Tokenizer vocabulary size.")] = 512,
     seed: Annotated[int, typer.Option(help="Seed for the weights.")] = 0,
 ) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from exgrpo.data.registry import Group, all_entries, builtin_entries, custom_entry, register
 from exgrpo.data.schema import AnswerType
@@ -60,8 +60,9 @@ class EvalConfig(StrictModel):
     """`exgrpo eval`: greedy single-pass accuracy of a model on registered datasets."""
 
     model: str = Field(description="a Hugging Face model id or a local model folder")
-    datasets: list[str] = Field(default_factory=lambda: ["held_in", "held_out"], min_length=1)
+    # Before `datasets`: fields validate in order, and custom names must be registered first.
     custom_datasets: list[CustomDataset] = Field(default_factory=list)
+    datasets: list[str] = Field(default_factory=lambda: ["held_in", "held_out"], min_length=1, validate_default=True)
     split: str | None = Field(None, description="split to evaluate; default: each dataset's eval split")
     limit: int | None = Field(None, gt=0, description="first N examples of each dataset")
     source: Literal["local", "hub"] = "local"
@@ -73,21 +74,32 @@ class EvalConfig(StrictModel):
     bootstrap_resamples: int = Field(1000, ge=100)
     seed: int = 0
 
+    @field_validator("custom_datasets")
+    @classmethod
+    def _register_custom(cls, value: list[CustomDataset]) -> list[CustomDataset]:
+        for custom in value:
+            custom.register()
+        return value
+
     @field_validator("datasets", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
 
-    @model_validator(mode="after")
-    def _known_datasets(self) -> EvalConfig:
-        for custom in self.custom_datasets:
-            custom.register()
-        self.datasets = expand_dataset_names(self.datasets)
-        known = all_entries()
-        unknown = [name for name in self.datasets if name not in known]
-        if unknown:
-            raise ValueError(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return self
+    @field_validator("datasets")
+    @classmethod
+    def _known_datasets(cls, value: list[str]) -> list[str]:
+        return check_dataset_names(value)
+
+
+def check_dataset_names(names: list[str]) -> list[str]:
+    """Expand aliases and refuse unknown names, listing the known ones."""
+    names = expand_dataset_names(names)
+    known = all_entries()
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return names
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:

@@ -1,0 +1,59 @@
+"""Configs: YAML in, flags on top, every error names the file and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exgrpo.config import EvalConfig, load_config
+from exgrpo.data.registry import load_examples
+from exgrpo.errors import ConfigError
+
+
+def test_aliases_expand_to_the_paper_groups_in_order() -> None:
+    config = EvalConfig(model="m", datasets="held_out,gsm8k,boolq")
+    assert config.datasets == ["boolq", "openbookqa", "esnli", "gsm8k_reversal", "gsm8k"]
+    assert len(EvalConfig(model="m").datasets) == 12
+
+
+def test_flags_override_yaml_and_none_flags_do_not(tmp_path: Path) -> None:
+    path = tmp_path / "eval.yaml"
+    path.write_text("model: from-yaml\nlimit: 5\ndatasets: [gsm8k]\n")
+    config = load_config(EvalConfig, path, {"limit": 2, "model": None})
+    assert (config.model, config.limit, config.datasets) == ("from-yaml", 2, ["gsm8k"])
+
+
+def test_custom_dataset_paths_are_relative_to_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mine.jsonl").write_text('{"problem": "1+1?", "value": "2"}\n')
+    path = tmp_path / "eval.yaml"
+    path.write_text("model: m\ndatasets: [mine]\ncustom_datasets:\n  - name: mine\n    path: data/mine.jsonl\n"
+                    "    answer_type: number\n    question_column: problem\n    answer_column: value\n")
+    monkeypatch.chdir(Path("/"))
+    config = load_config(EvalConfig, path)
+    assert config.datasets == ["mine"]
+    (example,) = load_examples("mine")
+    assert (example.question, example.answer) == ("1+1?", "2")
+
+
+def test_invalid_values_name_every_field(tmp_path: Path) -> None:
+    path = tmp_path / "eval.yaml"
+    path.write_text("model: m\nlimit: 0\nbackend: tpu\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(EvalConfig, path)
+    message = str(error.value)
+    assert str(path) in message and "limit: Input should be greater than 0" in message and "backend:" in message
+
+
+def test_missing_and_non_mapping_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(EvalConfig, tmp_path / "absent.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(EvalConfig, tmp_path / "list.yaml")
+
+
+def test_example_config_in_the_repo_is_valid() -> None:
+    config = load_config(EvalConfig, Path(__file__).parents[1] / "configs" / "eval" / "example.yaml")
+    assert len(config.datasets) == 12
