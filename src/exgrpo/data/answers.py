@@ -16,6 +16,7 @@ import string
 import threading
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from fractions import Fraction
 
 from exgrpo.data.schema import NLI_LABELS, OPTION_LETTERS, AnswerType, Example
@@ -33,8 +34,9 @@ class Verdict:
 
 # ---------------------------------------------------------------- locating the answer span
 
+# A lookahead, so that matches overlap: "the answer is 5, no, the answer is 6" has its last marker before 6.
 _ANSWER_IS = re.compile(
-    r"(?:final answer|the answer|answer)\s*(?:is|:|=|would be|will be)\s*:?\s*(.+)", re.IGNORECASE
+    r"(?=(?:final answer|the answer|answer)\s*(?:is|:|=|would be|will be)\s*:?\s*(.+))", re.IGNORECASE
 )
 
 
@@ -102,19 +104,22 @@ def find_numbers(text: str) -> list[Fraction]:
 def format_number(value: Fraction) -> str:
     if value.denominator == 1:
         return str(value.numerator)
-    as_float = float(value)
-    return f"{as_float:.6g}" if abs(as_float - round(as_float, 6)) < 1e-12 else str(value)
+    if (value * 10**6).denominator == 1:  # a short decimal in full: '12345.67', not '12345.7' or '1.23457e+06'
+        return f"{Decimal(value.numerator) / value.denominator:f}"
+    return str(value)
 
 
 def numbers_equal(predicted: Fraction, gold: Fraction) -> bool:
-    # Relative tolerance so that 0.333333 matches 1/3 and 33.33 matches 33.333...
-    return predicted == gold or abs(predicted - gold) <= Fraction(1, 10**4) * max(1, abs(gold))
+    # Relative tolerance so that 0.333333 matches 1/3 and 33.33 matches 33.333..., capped at half a cent
+    # so that it never grows to whole units for large answers (224001 is not 224000).
+    tolerance = min(Fraction(1, 10**4) * max(1, abs(gold)), Fraction(1, 200))
+    return predicted == gold or abs(predicted - gold) <= tolerance
 
 
 # ---------------------------------------------------------------- option letters
 
 _LETTER_IN_PARENS = re.compile(r"\(\s*([A-Z])\s*\)")
-_LETTER_MARKED = re.compile(r"(?:option|choice)\s+\(?([A-Z])\b|\b([A-Z])(?=[).:]|\s*$)", re.IGNORECASE)
+_LETTER_MARKED = re.compile(r"(?:option|choice)\s+\(?([A-Z])\b|\b([A-Z])(?=[).:,}]|\s*$)", re.IGNORECASE)
 
 
 def _normalise_text(text: str) -> str:
@@ -126,17 +131,20 @@ def _normalise_text(text: str) -> str:
 def find_letter(span: str, choices: tuple[str, ...] | None, last: bool) -> str | None:
     allowed = OPTION_LETTERS[: len(choices)] if choices else OPTION_LETTERS[:10]
     candidates = [m.group(1) for m in _LETTER_IN_PARENS.finditer(span)]
+    if not candidates and not last:  # '(c)' as PaLM writes it; in the whole output '(a)' is too often a list item
+        candidates = [m.group(1).upper() for m in re.finditer(r"\(\s*([a-z])\s*\)", span)]
     if not candidates and not last:  # 'B.', 'option C', a bare 'D' end the explicit span only
         candidates = [(m.group(1) or m.group(2)).upper() for m in _LETTER_MARKED.finditer(span)]
         candidates = [c for c in candidates if not (c == "A" and re.search(r"\bA\s+[a-z]", span))]
     candidates = [c for c in candidates if c in allowed]
     if candidates:
         return candidates[-1] if last else candidates[0]
-    if choices and not last:  # the option's text instead of its letter
-        normalised_span = _normalise_text(span)
+    normalised_span = _normalise_text(span)
+    if choices and not last and normalised_span:  # the option's text instead of its letter
         hits = [i for i, choice in enumerate(choices) if _normalise_text(choice) == normalised_span]
-        if not hits:
-            hits = [i for i, c in enumerate(choices) if _normalise_text(c) and _normalise_text(c) in normalised_span]
+        if not hits:  # whole words: 'nonlinear' names the option 'nonlinear', not 'linear'
+            hits = [i for i, c in enumerate(choices)
+                    if _normalise_text(c) and f" {_normalise_text(c)} " in f" {normalised_span} "]
         if len(hits) == 1:
             return OPTION_LETTERS[hits[0]]
     return None
@@ -243,7 +251,9 @@ def check_math(output: str, gold: str) -> Verdict:
     gold_parsed = parse_math(gold, is_latex=True)
     timeout = 5 if threading.current_thread() is threading.main_thread() else None
     correct = bool(gold_parsed) and verify(gold_parsed, predicted, timeout_seconds=timeout)
-    if not correct and boxed is not None:  # textual answers (\text{Evelyn}) that math-verify leaves unparsed
+    # Textual answers (\text{Evelyn}) that math-verify leaves unparsed. Only for a \text{} gold: the comparison
+    # drops punctuation, so on math it would take -5 for 5 and (-2,1] for (-2,1).
+    if not correct and boxed is not None and re.fullmatch(r"\\text\{[^{}]*\}", gold.strip()):
         correct = _normalise_text(boxed.replace("\\text", "")) == _normalise_text(gold.replace("\\text", ""))
     return Verdict(correct, str(predicted[-1]))
 
