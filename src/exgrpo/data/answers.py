@@ -332,6 +332,35 @@ def final_answer_sentence(answer: str, answer_type: AnswerType) -> str:
     return f"The answer is {answer}."
 
 
+def canonical_answer(value: object, answer_type: AnswerType) -> str:
+    """A gold answer in the form the checker compares against: 'yes'/'no', an NLI label, MM/DD/YYYY, '1234'.
+
+    Raises ValueError for a value that cannot be an answer of the type (used on datasets and teacher replies).
+    """
+    answer_type = AnswerType(answer_type)
+    text = str(value).strip()
+    if answer_type is AnswerType.yes_no:
+        word = text.lower().rstrip(".")
+        if word in ("true", "yes", "1"):
+            return "yes"
+        if word in ("false", "no", "0"):
+            return "no"
+        raise ValueError(f"{value!r} is not a yes/no value")
+    if answer_type is AnswerType.nli:
+        if text.lower() in NLI_LABELS:
+            return text.lower()
+        if text in ("0", "1", "2"):
+            return NLI_LABELS[int(text)]
+        raise ValueError(f"{value!r} is not an NLI label ({', '.join(NLI_LABELS)})")
+    if answer_type is AnswerType.date:
+        return normalise_date(text) or text
+    if answer_type is AnswerType.number:
+        return text.replace(",", "").replace("$", "").strip()
+    if answer_type is AnswerType.letter:
+        return text.strip("() .").upper() if len(text.strip("() .")) == 1 else text
+    return text
+
+
 def is_valid_gold(answer: str, answer_type: AnswerType, choices: tuple[str, ...] | None = None) -> bool:
     """Whether a gold answer is well formed for its type (used when loading datasets)."""
     answer_type = AnswerType(answer_type)

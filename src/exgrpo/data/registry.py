@@ -21,8 +21,8 @@ from jinja2 import StrictUndefined, TemplateError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from exgrpo.data.answers import is_valid_gold, last_boxed, normalise_date
-from exgrpo.data.schema import NLI_LABELS, OPTION_LETTERS, AnswerType, Example
+from exgrpo.data.answers import canonical_answer, is_valid_gold, last_boxed
+from exgrpo.data.schema import OPTION_LETTERS, AnswerType, Example
 from exgrpo.errors import ConfigError, DataError
 from exgrpo.files import read_records
 
@@ -114,18 +114,11 @@ def _argmax(scores: dict[str, float]) -> str:
 
 
 def _nli_label(label: Any) -> str:
-    if isinstance(label, str) and label.lower() in NLI_LABELS:
-        return label.lower()
-    return NLI_LABELS[int(label)]
+    return canonical_answer(label, AnswerType.nli)
 
 
 def _yes_no(value: Any) -> str:
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "1"):
-        return "yes"
-    if text in ("false", "no", "0"):
-        return "no"
-    raise ValueError(f"{value!r} is not a yes/no value")
+    return canonical_answer(value, AnswerType.yes_no)
 
 
 def _after(text: str, marker: str) -> str:
@@ -323,9 +316,13 @@ def to_example(entry: DatasetEntry, fields: Fields, record: dict[str, Any], loca
         raise DataError(f"choices must be a list, got {type(choices).__name__}", path, line_number, "choices")
     choices = tuple(str(choice) for choice in choices) if choices else None
     answer_type = AnswerType(evaluate("answer_type_expr") or entry.answer_type)
-    answer = _canonical_answer(evaluate("answer"), answer_type)
-    if answer is None or not str(answer).strip():
+    raw_answer = evaluate("answer")
+    if raw_answer is None or not str(raw_answer).strip():
         raise DataError("record has no answer", path, line_number, "answer")
+    try:
+        answer = canonical_answer(raw_answer, answer_type)
+    except ValueError as error:
+        raise DataError(str(error), path, line_number, "answer") from None
     if not question:
         raise DataError("record has an empty question", path, line_number, "question")
     if not is_valid_gold(answer, answer_type, choices):
@@ -333,21 +330,6 @@ def to_example(entry: DatasetEntry, fields: Fields, record: dict[str, Any], loca
     raw_id = evaluate("id")
     return Example(id=str(raw_id) if raw_id is not None else default_id, question=question, answer=answer,
                    answer_type=answer_type, source=entry.name, choices=choices, location=location)
-
-
-def _canonical_answer(value: Any, answer_type: AnswerType) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    if answer_type is AnswerType.yes_no:
-        return _yes_no(text)
-    if answer_type is AnswerType.nli:
-        return _nli_label(text)
-    if answer_type is AnswerType.date:
-        return normalise_date(text) or text
-    if answer_type is AnswerType.number:
-        return text.replace(",", "").replace("$", "").strip()
-    return text
 
 
 def _lookup(record: dict[str, Any], dotted: str) -> Any:
