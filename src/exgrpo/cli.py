@@ -91,6 +91,41 @@ def eval_command(
     console.print(f"Reports written to {eval_config.output_dir}/report.md and report.json")
 
 
+@app.command("probe")
+def probe_command(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML file: datasets, teacher, rules, filters.")],
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions of each dataset.")] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="Where ei.jsonl, ei_dataset/, probes.jsonl, stats.md go.")] = None,
+) -> None:
+    """Teacher rationales + Explanatory Inversion probes (10 rules) + both filters -> the EI dataset.
+
+    Every teacher call is cached (OUTPUT_DIR/teacher_cache.jsonl, fsync'd per answer): rerunning a killed
+    or failed command reuses every answer already received and pays only for what is missing.
+    """
+    from exgrpo.config import ProbeConfig, load_config
+    from exgrpo.inversion.output import markdown_report
+    from exgrpo.inversion.pipeline import run_probe
+
+    try:
+        probe_config = load_config(ProbeConfig, config, {"limit": limit, "output_dir": output_dir})
+        with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("in flight {task.fields[in_flight]:>3} · cached {task.fields[cached]} · "
+                                 "errors {task.fields[errors]}"), TimeElapsedColumn(), console=console) as progress:
+            tasks: dict[str, int] = {}
+
+            def on_progress(stage: str, done: int, total: int, stats) -> None:
+                if stage not in tasks:
+                    tasks[stage] = progress.add_task(stage, total=total, in_flight=0, cached=0, errors=0)
+                progress.update(tasks[stage], completed=done, in_flight=stats.in_flight, cached=stats.cached,
+                                errors=stats.errors)
+
+            stats = run_probe(probe_config, on_progress=on_progress)
+    except ExgrpoError as error:
+        _fail(error)
+    console.print(markdown_report(stats), markup=False, highlight=False)
+    console.print(f"EI dataset and statistics written to {probe_config.output_dir}")
+
+
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     TimeRemainingColumn(), console=console)

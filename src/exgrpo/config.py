@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from exgrpo.data.registry import Group, all_entries, builtin_entries, custom_entry, register
 from exgrpo.data.schema import AnswerType
@@ -56,23 +56,12 @@ def expand_dataset_names(names: list[str]) -> list[str]:
     return expanded
 
 
-class EvalConfig(StrictModel):
-    """`exgrpo eval`: greedy single-pass accuracy of a model on registered datasets."""
+class DatasetSelection(StrictModel):
+    """Which registered datasets a stage reads; users' own files are registered first."""
 
-    model: str = Field(description="a Hugging Face model id or a local model folder")
     # Before `datasets`: fields validate in order, and custom names must be registered first.
     custom_datasets: list[CustomDataset] = Field(default_factory=list)
     datasets: list[str] = Field(default_factory=lambda: ["held_in", "held_out"], min_length=1, validate_default=True)
-    split: str | None = Field(None, description="split to evaluate; default: each dataset's eval split")
-    limit: int | None = Field(None, gt=0, description="first N examples of each dataset")
-    source: Literal["local", "hub"] = "local"
-    backend: Literal["auto", "transformers", "vllm"] = "auto"
-    batch_size: int = Field(16, gt=0)
-    max_new_tokens: int = Field(512, gt=0)
-    system_prompt: str | None = None
-    output_dir: Path = Path("runs/eval")
-    bootstrap_resamples: int = Field(1000, ge=100)
-    seed: int = 0
 
     @field_validator("custom_datasets")
     @classmethod
@@ -90,6 +79,114 @@ class EvalConfig(StrictModel):
     @classmethod
     def _known_datasets(cls, value: list[str]) -> list[str]:
         return check_dataset_names(value)
+
+
+class EvalConfig(DatasetSelection):
+    """`exgrpo eval`: greedy single-pass accuracy of a model on registered datasets."""
+
+    model: str = Field(description="a Hugging Face model id or a local model folder")
+    split: str | None = Field(None, description="split to evaluate; default: each dataset's eval split")
+    limit: int | None = Field(None, gt=0, description="first N examples of each dataset")
+    source: Literal["local", "hub"] = "local"
+    backend: Literal["auto", "transformers", "vllm"] = "auto"
+    batch_size: int = Field(16, gt=0)
+    max_new_tokens: int = Field(512, gt=0)
+    system_prompt: str | None = None
+    output_dir: Path = Path("runs/eval")
+    bootstrap_resamples: int = Field(1000, ge=100)
+    seed: int = 0
+
+
+# ---------------------------------------------------------------- teachers and the probe stage
+
+
+class OpenAITeacherConfig(StrictModel):
+    """Any OpenAI-compatible chat API (OpenAI, Gemini's compatible endpoint, vLLM serve, Ollama, llama.cpp)."""
+
+    kind: Literal["openai"]
+    model: str
+    base_url: str | None = Field(None, description="e.g. http://localhost:8000/v1 for vLLM; None = OpenAI")
+    api_key_env: str | None = Field("OPENAI_API_KEY", description="environment variable holding the key")
+    concurrency: int = Field(32, gt=0)
+    timeout: float = Field(120.0, gt=0, description="seconds per request attempt")
+    max_retries: int = Field(5, ge=0, description="retries on 429/5xx/timeouts, with backoff and Retry-After")
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+
+class LocalTeacherConfig(StrictModel):
+    """A Hugging Face causal LM run here (transformers, or vLLM on a GPU)."""
+
+    kind: Literal["local"]
+    model: str
+    batch_size: int = Field(16, gt=0)
+    backend: Literal["auto", "transformers", "vllm"] = "auto"
+
+
+class ReplayTeacherConfig(StrictModel):
+    """Stored teacher rationales for the original questions: a JSONL file, or the DSS PaLM-540B release."""
+
+    kind: Literal["replay"]
+    file: Path | None = Field(None, description='JSONL of {"source", "id", "response"}')
+    dss_rationales: Path | None = Field(None, description="dss_palm_rationales folder; default: in the data dir")
+    name: str = "dss-palm-540b"
+
+
+TeacherConfig = Annotated[OpenAITeacherConfig | LocalTeacherConfig | ReplayTeacherConfig, Field(discriminator="kind")]
+
+
+class DifficultyFilterConfig(StrictModel):
+    """Paper Eq. 2: the base student answers the consistent probes of Q; with L of N solved, drop Q when
+    N = 0 or L = N, and (ours, off by default) when L > max_solved."""
+
+    enabled: bool = True
+    student: str | None = Field(None, description="the base student: model id or folder")
+    max_solved: int | None = Field(None, ge=0)
+    batch_size: int = Field(16, gt=0)
+    max_new_tokens: int = Field(256, gt=0)
+
+    @model_validator(mode="after")
+    def _needs_student(self) -> DifficultyFilterConfig:
+        if self.enabled and not self.student:
+            raise ValueError("difficulty.student is required when the difficulty filter is enabled")
+        return self
+
+
+class ProbeConfig(DatasetSelection):
+    """`exgrpo probe`: teacher rationales, EI probes (10 rules), both filters -> the EI dataset."""
+
+    datasets: list[str] = Field(min_length=1)
+    split: str = "train"
+    limit: int | None = Field(None, gt=0, description="first N questions of each dataset")
+    teacher: TeacherConfig
+    probe_teacher: TeacherConfig | None = Field(None, description="writes and answers probes; default: teacher")
+    rules: list[str] = Field(default_factory=lambda: [f"R{i}" for i in range(1, 11)], min_length=1)
+    max_tokens: int = Field(1024, gt=0, description="teacher tokens per answer")
+    probe_max_tokens: int = Field(1024, gt=0, description="teacher tokens per probe (JSON) reply")
+    json_retries: int = Field(2, ge=0, description="repair requests after an invalid probe reply")
+    consistency_filter: bool = True
+    difficulty: DifficultyFilterConfig = Field(default_factory=lambda: DifficultyFilterConfig(enabled=False))
+    output_dir: Path = Path("runs/probe")
+    cache_path: Path | None = Field(None, description="teacher call cache; default: output_dir/teacher_cache.jsonl")
+
+    @field_validator("rules")
+    @classmethod
+    def _known_rules(cls, value: list[str]) -> list[str]:
+        from exgrpo.inversion.rules import all_rules
+
+        unknown = [rule for rule in value if rule not in all_rules()]
+        if unknown:
+            raise ValueError(f"unknown rule(s) {', '.join(unknown)}; rules are {', '.join(all_rules())}")
+        return value
+
+    @model_validator(mode="after")
+    def _replay_needs_probe_teacher(self) -> ProbeConfig:
+        if self.teacher.kind == "replay" and (self.probe_teacher is None or self.probe_teacher.kind == "replay"):
+            raise ValueError("a replay teacher only has rationales for the original questions: "
+                             "set probe_teacher (openai or local) to write and answer the probes")
+        return self
+
+    def resolved_cache_path(self) -> Path:
+        return self.cache_path or self.output_dir / "teacher_cache.jsonl"
 
 
 def check_dataset_names(names: list[str]) -> list[str]:
@@ -143,9 +240,23 @@ def load_config(cls: type[ConfigT], path: str | Path | None = None, overrides: d
     values: dict[str, Any] = {}
     if path is not None:
         values = load_yaml(path)
-        base = Path(path).resolve().parent
-        for custom in values.get("custom_datasets", []) or []:
-            if isinstance(custom, dict) and "path" in custom and not Path(custom["path"]).is_absolute():
-                custom["path"] = str(base / custom["path"])
+        _resolve_input_paths(values, Path(path).resolve().parent)
     values.update({key: value for key, value in (overrides or {}).items() if value is not None})
     return build_config(cls, values, str(path) if path is not None else "command line")
+
+
+# Input files named in a YAML file are relative to it; outputs (output_dir) stay relative to the working
+# directory, as in transformers and TRL.
+_INPUT_PATH_KEYS = {"custom_datasets": ["path"], "teacher": ["file", "dss_rationales"],
+                    "probe_teacher": ["file", "dss_rationales"]}
+
+
+def _resolve_input_paths(values: dict[str, Any], base: Path) -> None:
+    for section, keys in _INPUT_PATH_KEYS.items():
+        items = values.get(section)
+        for item in items if isinstance(items, list) else [items]:
+            if not isinstance(item, dict):
+                continue
+            for key in keys:
+                if isinstance(item.get(key), str) and not Path(item[key]).expanduser().is_absolute():
+                    item[key] = str(base / item[key])

@@ -101,6 +101,30 @@ def find_numbers(text: str) -> list[Fraction]:
     return [number for number in numbers if number is not None]
 
 
+def evaluate_arithmetic(expression: str) -> Fraction | None:
+    """The exact value of '( 84.0 / 2.0 ) + 3', or None: numbers, + - * / and parentheses only (never eval)."""
+    import ast
+
+    def value(node: ast.AST) -> Fraction:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+            return Fraction(str(node.value))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+            return -value(node.operand) if isinstance(node.op, ast.USub) else value(node.operand)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub | ast.Mult | ast.Div):
+            left, right = value(node.left), value(node.right)
+            if isinstance(node.op, ast.Add):
+                return left + right
+            if isinstance(node.op, ast.Sub):
+                return left - right
+            return left * right if isinstance(node.op, ast.Mult) else left / right
+        raise ValueError("not arithmetic")
+
+    try:
+        return value(ast.parse(expression.strip(), mode="eval").body)
+    except (SyntaxError, ValueError, ZeroDivisionError, RecursionError):
+        return None
+
+
 def format_number(value: Fraction) -> str:
     if value.denominator == 1:
         return str(value.numerator)

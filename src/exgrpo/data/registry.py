@@ -21,7 +21,13 @@ from jinja2 import StrictUndefined, TemplateError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from exgrpo.data.answers import canonical_answer, is_valid_gold, last_boxed
+from exgrpo.data.answers import (
+    canonical_answer,
+    evaluate_arithmetic,
+    format_number,
+    is_valid_gold,
+    last_boxed,
+)
 from exgrpo.data.schema import OPTION_LETTERS, AnswerType, Example
 from exgrpo.errors import ConfigError, DataError
 from exgrpo.files import read_records
@@ -139,6 +145,13 @@ def _boxed(text: str) -> str:
     return content
 
 
+def _arith(expression: str) -> str:
+    value = evaluate_arithmetic(str(expression))
+    if value is None:
+        raise ValueError(f"{expression!r} is not an arithmetic expression")
+    return format_number(value)
+
+
 def _shuffled(items: Any, key: Any) -> list:
     """A permutation of `items` fixed by `key`: options stored with the answer first must not stay so."""
     items = list(items)
@@ -148,7 +161,7 @@ def _shuffled(items: Any, key: Any) -> list:
 
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
 _ENV.filters.update(letter=_letter, argmax=_argmax, nli_label=_nli_label, yes_no=_yes_no, after=_after,
-                    strip_unit=_strip_unit, boxed=_boxed, shuffled=_shuffled)
+                    strip_unit=_strip_unit, boxed=_boxed, shuffled=_shuffled, arith=_arith)
 # Templates may test optional fields with `{% if unit %}`; expressions stay strict.
 _LENIENT_ENV = ImmutableSandboxedEnvironment(undefined=Undefined)
 _LENIENT_ENV.filters.update(_ENV.filters)

@@ -1,0 +1,202 @@
+"""`exgrpo probe`: Stage 0 and 1 of METHOD.md, read top to bottom in `run_probe`.
+
+    questions -> teacher CoT (drop where the teacher is wrong)
+              -> one probe per rule (JSON; invalid replies repaired up to json_retries times)
+              -> the teacher answers each probe (drop where it disagrees with the probe's own answer)
+              -> EI-consistency: the teacher re-answers Q after the probe dialogue (drop where wrong)
+              -> difficulty: the base student answers the consistent probes (drop Q when none or all solved)
+              -> the EI dataset + statistics
+
+Each step is a "wave" of requests sent together (bounded concurrency inside the teacher), and every
+answer is cached the moment it arrives. A rerun replays the waves from the cache and pays only for
+what is missing; if calls still fail after the client's retries, the stage stops with a clear error
+after the wave, having kept every answer it received.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from exgrpo.config import ProbeConfig
+from exgrpo.data.answers import check_example
+from exgrpo.data.registry import load_examples
+from exgrpo.data.schema import Example
+from exgrpo.errors import ExgrpoError
+from exgrpo.inversion import requests as build
+from exgrpo.inversion.output import write_outputs
+from exgrpo.inversion.rules import Rejection, Rule, all_rules, parse_probe_reply
+from exgrpo.teachers.base import ChatRequest, ChatResponse
+from exgrpo.teachers.cache import CachedTeacher, CallStats, TeacherCache
+from exgrpo.teachers.factory import make_backend
+
+# (stage description, requests answered, requests in the wave, the teacher's running stats)
+ProgressCallback = Callable[[str, int, int, CallStats], None]
+
+
+class TeacherCallsFailed(ExgrpoError):
+    """Some calls failed after all retries; everything received is cached, a rerun asks only for the rest."""
+
+
+@dataclass
+class ProbeOutcome:
+    """One (question, rule) pair through the filters."""
+
+    question: Example
+    rule: Rule
+    status: str = "pending"  # invalid | mismatched | inconsistent | consistent
+    reason: str | None = None
+    repairs: int = 0
+    probe: Example | None = None
+    teacher_response: str | None = None
+    student_solved: bool | None = None
+
+
+@dataclass
+class QuestionState:
+    example: Example
+    teacher_response: str | None = None
+    status: str = "pending"  # teacher_wrong | no_consistent_probes | too_easy | above_max_solved | kept
+    outcomes: list[ProbeOutcome] = field(default_factory=list)
+
+    def consistent(self) -> list[ProbeOutcome]:
+        return [o for o in self.outcomes if o.status == "consistent"]
+
+
+class Waves:
+    """Sends waves of requests through a cached teacher, with progress and a stop on failed calls."""
+
+    def __init__(self, on_progress: ProgressCallback | None) -> None:
+        self.on_progress = on_progress
+        self.teachers: list[CachedTeacher] = []
+
+    def add(self, teacher: CachedTeacher) -> CachedTeacher:
+        self.teachers.append(teacher)
+        return teacher
+
+    def ask(self, teacher: CachedTeacher, stage: str, requests: list[ChatRequest]) -> list[ChatResponse]:
+        done_before = teacher.stats.calls + teacher.stats.cached + teacher.stats.errors
+
+        def changed(stats: CallStats) -> None:
+            if self.on_progress is not None:
+                self.on_progress(stage, stats.calls + stats.cached + stats.errors - done_before, len(requests), stats)
+
+        teacher.on_change = changed
+        changed(teacher.stats)
+        responses = teacher.complete(requests)
+        failed = [response for response in responses if not response.ok]
+        if failed:
+            raise TeacherCallsFailed(
+                f"{len(failed)} of {len(requests)} teacher calls failed in stage '{stage}' after retries "
+                f"(last error: {failed[-1].error}). The {len(requests) - len(failed)} answers received are cached "
+                f"in {teacher.cache.path}: rerun the same command to ask only for the missing ones.")
+        return responses
+
+
+def run_probe(config: ProbeConfig, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+    started = time.time()
+    questions = [QuestionState(example) for name in config.datasets
+                 for example in load_examples(name, config.split, limit=config.limit)]
+    rules = [all_rules()[rule_id] for rule_id in config.rules]
+    cache = TeacherCache(config.resolved_cache_path())
+    waves = Waves(on_progress)
+    teacher = waves.add(CachedTeacher(make_backend(config.teacher, config.datasets), cache))
+    probe_teacher = (waves.add(CachedTeacher(make_backend(config.probe_teacher, config.datasets), cache))
+                     if config.probe_teacher is not None else teacher)
+
+    # Stage 0: the teacher's rationale R_T; questions it gets wrong are dropped.
+    responses = waves.ask(teacher, "teacher rationales", [build.cot_request(q.example, config.max_tokens) for q in questions])
+    for question, response in zip(questions, responses, strict=True):
+        question.teacher_response = response.text
+        if not check_example(response.text or "", question.example).correct:
+            question.status = "teacher_wrong"
+    answered = [q for q in questions if q.status == "pending"]
+
+    # Stage 1a: one probe per rule, with bounded repair rounds for replies that fail validation.
+    outcomes = [ProbeOutcome(q.example, rule) for q in answered for rule in rules]
+    for question in answered:
+        question.outcomes = [o for o in outcomes if o.question is question.example]
+    generate_probes(waves, probe_teacher, outcomes, {q.example.id: q.teacher_response or "" for q in answered}, config)
+
+    # Stage 1b: the teacher answers its own probes; a probe whose answer it contradicts is unreliable.
+    valid = [o for o in outcomes if o.probe is not None]
+    responses = waves.ask(probe_teacher, "teacher answers probes", [
+        build.probe_answer_request(o.probe, o.question, o.rule, config.max_tokens) for o in valid])  # type: ignore[arg-type]
+    for outcome, response in zip(valid, responses, strict=True):
+        outcome.teacher_response = response.text
+        outcome.status = "answered" if check_example(response.text or "", outcome.probe).correct else "mismatched"  # type: ignore[arg-type]
+
+    # Filter 1, EI-consistency (Eq. 1): after the probe dialogue the teacher must still answer Q correctly.
+    answered_probes = [o for o in outcomes if o.status == "answered"]
+    if config.consistency_filter:
+        responses = waves.ask(probe_teacher, "EI-consistency", [
+            build.consistency_request(o.question, o.probe, o.teacher_response or "", o.rule, config.max_tokens)  # type: ignore[arg-type]
+            for o in answered_probes])
+        for outcome, response in zip(answered_probes, responses, strict=True):
+            outcome.status = "consistent" if check_example(response.text or "", outcome.question).correct else "inconsistent"
+    else:
+        for outcome in answered_probes:
+            outcome.status = "consistent"
+
+    # Filter 2, difficulty (Eq. 2): the base student on the consistent probes of each question.
+    if config.difficulty.enabled:
+        student = waves.add(CachedTeacher(make_student(config), cache))
+        consistent = [o for q in answered for o in q.consistent()]
+        responses = waves.ask(student, "student answers probes", [
+            build.probe_answer_request(o.probe, o.question, o.rule, config.difficulty.max_new_tokens,  # type: ignore[arg-type]
+                                       purpose="student") for o in consistent])
+        for outcome, response in zip(consistent, responses, strict=True):
+            outcome.student_solved = check_example(response.text or "", outcome.probe).correct  # type: ignore[arg-type]
+    for question in answered:
+        question.status = difficulty_verdict(question, config)
+
+    teacher_stats = {t.model: t.stats.as_dict() for t in waves.teachers}
+    return write_outputs(config, questions, rules, teacher_stats, seconds=time.time() - started)
+
+
+def generate_probes(waves: Waves, teacher: CachedTeacher, outcomes: list[ProbeOutcome], rationales: dict[str, str],
+                    config: ProbeConfig) -> None:
+    pending = [(o, build.probe_request(o.question, rationales[o.question.id], o.rule, config.probe_max_tokens))
+               for o in outcomes]
+    for attempt in range(config.json_retries + 1):
+        stage = "teacher writes probes" if attempt == 0 else f"teacher repairs probes (round {attempt})"
+        responses = waves.ask(teacher, stage, [request for _, request in pending])
+        retry = []
+        for (outcome, request), response in zip(pending, responses, strict=True):
+            parsed = parse_probe_reply(response.text or "", outcome.rule, outcome.question)
+            if isinstance(parsed, Rejection):
+                outcome.status, outcome.reason = "invalid", parsed.reason
+                retry.append((outcome, build.repair_request(request, response.text or "", parsed.reason)))
+            else:
+                outcome.status, outcome.reason, outcome.probe, outcome.repairs = "valid", None, parsed, attempt
+        pending = retry
+        if not pending:
+            break
+
+
+def make_student(config: ProbeConfig):
+    from exgrpo.teachers.local import LocalTeacher
+
+    return LocalTeacher(config.difficulty.student or "", batch_size=config.difficulty.batch_size)
+
+
+def difficulty_verdict(question: QuestionState, config: ProbeConfig) -> str:
+    consistent = question.consistent()
+    if not consistent:
+        return "no_consistent_probes"
+    if not config.difficulty.enabled:
+        return "kept"
+    solved = sum(bool(o.student_solved) for o in consistent)
+    if solved == len(consistent):
+        return "too_easy"
+    if config.difficulty.max_solved is not None and solved > config.difficulty.max_solved:
+        return "above_max_solved"
+    return "kept"
+
+
+def rejection_reasons(outcomes: list[ProbeOutcome]) -> Counter[str]:
+    """Reasons for invalid probes, grouped by their first words (the details vary per reply)."""
+    return Counter((o.reason or "").split(" (")[0].split(": ")[0] for o in outcomes if o.status == "invalid")

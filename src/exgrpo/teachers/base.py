@@ -1,0 +1,65 @@
+"""What every teacher backend takes and returns.
+
+A backend answers a batch of chat requests and reports each result as it arrives (`on_result`), so the
+cache can store it at once: a killed run loses at most the calls in flight, never one already paid for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    messages: tuple[Message, ...]
+    max_tokens: int
+    temperature: float = 0.0
+    json_mode: bool = False  # ask for a JSON object (OpenAI `response_format`)
+    # Why the request is made (purpose, example id, rule...): lets replay and exact teachers answer it,
+    # and is not part of the cache key: the same question asked for another reason is the same call.
+    meta: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def payload(self) -> dict[str, Any]:
+        return {"messages": list(self.messages), "max_tokens": self.max_tokens, "temperature": self.temperature,
+                "json_mode": self.json_mode}
+
+
+def request_key(model: str, request: ChatRequest) -> str:
+    """The cache key: the model and everything sent to it, canonically serialised."""
+    canonical = json.dumps({"model": model, **request.payload()}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChatResponse:
+    text: str | None  # None when the call failed
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.text is not None
+
+
+ResultCallback = Callable[[int, ChatResponse], None]
+StartCallback = Callable[[int], None]
+
+
+class TeacherBackend(Protocol):
+    model: str  # the identity that goes into cache keys
+
+    def complete(self, requests: Sequence[ChatRequest], on_result: ResultCallback,
+                 on_start: StartCallback | None = None) -> None:
+        """Answer every request, calling on_start(i) when request i is sent and on_result(i, response) when done.
+
+        Failures are reported as responses with `error` set, never raised.
+        """
+        ...

@@ -1,0 +1,31 @@
+"""Teacher backends from their configs."""
+
+from __future__ import annotations
+
+from exgrpo.config import LocalTeacherConfig, OpenAITeacherConfig, ReplayTeacherConfig, TeacherConfig
+from exgrpo.teachers.base import TeacherBackend
+
+
+def make_backend(config: TeacherConfig, datasets: list[str] | None = None) -> TeacherBackend:
+    """Build the backend a config describes; a replay teacher loads the stores of `datasets`."""
+    if isinstance(config, OpenAITeacherConfig):
+        from exgrpo.teachers.openai_api import OpenAITeacher
+
+        return OpenAITeacher(config.model, base_url=config.base_url, api_key_env=config.api_key_env,
+                             concurrency=config.concurrency, timeout=config.timeout, max_retries=config.max_retries,
+                             extra_body=config.extra_body)
+    if isinstance(config, LocalTeacherConfig):
+        from exgrpo.teachers.local import LocalTeacher
+
+        return LocalTeacher(config.model, batch_size=config.batch_size, backend=config.backend)
+    if isinstance(config, ReplayTeacherConfig):
+        from exgrpo.data.registry import data_dir
+        from exgrpo.teachers.replay import DSS_DATASETS, ReplayTeacher, load_dss_rationales, load_replay_jsonl
+
+        responses = load_replay_jsonl(config.file) if config.file else {}
+        root = config.dss_rationales or data_dir() / "dss_palm_rationales"
+        for name in datasets or []:
+            if name in DSS_DATASETS and config.file is None:
+                responses.update(load_dss_rationales(root, name))
+        return ReplayTeacher(responses, name=config.name)
+    raise TypeError(f"unknown teacher config {type(config).__name__}")
