@@ -58,7 +58,7 @@ class ScriptedTeacher:
             return Reply("I do not know this question.", delay=self.delay)
         dialogue_rule = _PROBE.search(messages[0]["content"]) if len(messages) == 3 else None
         wrong = text in self.wrong if dialogue_rule is None else dialogue_rule.group(1) == "R10"
-        answer = str(int(example.answer) + 1) if wrong else example.answer
+        answer = wrong_answer(example) if wrong else example.answer
         return Reply(f"Step by step reasoning. {final_answer_sentence(answer, example.answer_type)}", delay=self.delay)
 
     @staticmethod
@@ -72,3 +72,9 @@ class ScriptedTeacher:
         elif probe["answer_type"] == "yes_no":
             probe.update(probe=f"{probe['probe']} Is it {a + b}?", answer="yes")
         return json.dumps(probe)
+
+
+def wrong_answer(example: Example) -> str:
+    if example.answer_type == "letter":
+        return "B" if example.answer == "A" else "A"
+    return str(int(example.answer) + 1)
