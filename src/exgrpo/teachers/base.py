@@ -26,7 +26,8 @@ class ChatRequest:
     meta: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def payload(self) -> dict[str, Any]:
-        return {"messages": list(self.messages), "max_tokens": self.max_tokens, "temperature": self.temperature,
+        # float(): temperature 0 and 0.0 are the same request, and must be the same cache key.
+        return {"messages": list(self.messages), "max_tokens": self.max_tokens, "temperature": float(self.temperature),
                 "json_mode": self.json_mode}
 
 

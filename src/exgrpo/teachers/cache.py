@@ -46,7 +46,11 @@ class TeacherCache:
 
 @dataclass
 class CallStats:
-    """What the teacher cost: calls made and their tokens, answers served from the cache, failures."""
+    """What the teacher cost: calls made and their tokens, answers served from the cache, failures.
+
+    Every request is counted once, in `calls`, `cached` (no call paid for it, repeats in a batch included)
+    or `errors`: their sum is the number of requests answered, which progress reports rely on.
+    """
 
     calls: int = 0
     cached: int = 0
@@ -93,14 +97,16 @@ class CachedTeacher:
 
         def on_result(position: int, response: ChatResponse) -> None:
             key, request = to_send[position]
+            repeats = len(missing[key]) - 1  # the batch's other requests for this key, answered by this call
             self.stats.in_flight = max(0, self.stats.in_flight - 1)
             if response.ok:
                 self.stats.calls += 1
+                self.stats.cached += repeats
                 self.stats.prompt_tokens += response.prompt_tokens
                 self.stats.completion_tokens += response.completion_tokens
                 self.cache.put(key, self.model, request, response)
             else:
-                self.stats.errors += 1
+                self.stats.errors += 1 + repeats
                 self.stats.last_error = response.error
                 if len(self.stats.error_samples) < 5:
                     self.stats.error_samples.append(str(response.error))

@@ -13,6 +13,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import httpx2
+import openai
+
 from exgrpo.errors import ConfigError
 from exgrpo.teachers.base import ChatRequest, ChatResponse, ResultCallback, StartCallback
 
@@ -48,9 +51,6 @@ class OpenAITeacher:
 
     async def _complete_all(self, requests: Sequence[ChatRequest], on_result: ResultCallback,
                             on_start: StartCallback | None) -> None:
-        import httpx2
-        import openai
-
         # One connection per concurrent request: the default pool would queue requests behind each other.
         limits = httpx2.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         client = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.base_url, timeout=self.timeout,
@@ -69,8 +69,6 @@ class OpenAITeacher:
             await asyncio.gather(*(complete_one(i, request) for i, request in enumerate(requests)))
 
     async def _call(self, client: Any, request: ChatRequest) -> ChatResponse:
-        import openai
-
         arguments: dict[str, Any] = {"model": self.model, "messages": list(request.messages),
                                      "max_tokens": request.max_tokens, "temperature": request.temperature}
         if request.json_mode:
@@ -87,12 +85,18 @@ class OpenAITeacher:
             return ChatResponse(None, error=f"connection failed ({self.max_retries} retries): {_short(str(error))}")
         except (openai.OpenAIError, ValueError) as error:  # a body that is not a chat completion
             return ChatResponse(None, error=f"invalid response: {_short(str(error))}")
-        if not completion.choices or completion.choices[0].message.content is None:
+        try:  # the client does not validate the body: JSON of another shape ([], null, "x") gets here
+            content = completion.choices[0].message.content if completion.choices else None
+            usage = completion.usage
+            prompt_tokens = usage.prompt_tokens if usage else 0
+            completion_tokens = usage.completion_tokens if usage else 0
+        except (AttributeError, TypeError, IndexError, KeyError):
+            return ChatResponse(None, error="invalid response: the body is not a chat completion")
+        if content is None:
             return ChatResponse(None, error="the server returned no message content")
-        usage = completion.usage
-        return ChatResponse(text=completion.choices[0].message.content,
-                            prompt_tokens=usage.prompt_tokens if usage else 0,
-                            completion_tokens=usage.completion_tokens if usage else 0)
+        if not isinstance(content, str):
+            return ChatResponse(None, error=f"invalid response: message content is a {type(content).__name__}")
+        return ChatResponse(text=content, prompt_tokens=prompt_tokens or 0, completion_tokens=completion_tokens or 0)
 
 
 def _short(text: str, limit: int = 200) -> str:
