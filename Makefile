@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | sha256sum | cut -c1-12)
 QUICKSTART_DIR ?= runs/quickstart
 
-.PHONY: setup test lint quickstart benchmarks clean
+.PHONY: setup test lint quickstart benchmarks probe-report clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,14 @@ quickstart: setup
 
 benchmarks: setup
 	$(BIN)/python benchmarks/eval_throughput.py
+	$(BIN)/python benchmarks/teacher_throughput.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# The probe statistics on real teacher text (PaLM rationales for CommonsenseQA and SVAMP), into docs/.
+probe-report: setup
+	$(BIN)/exgrpo tiny-model runs/tiny-student --corpus-datasets commonsenseqa,svamp,gsm8k
+	rm -rf runs/probe-palm-replay
+	$(BIN)/exgrpo probe --config configs/probe/palm_replay_tiny.yaml
+	cp runs/probe-palm-replay/stats.md docs/probe-stats-palm-replay.md

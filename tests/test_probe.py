@@ -70,10 +70,10 @@ def test_each_rule_meets_its_scripted_fate_in_the_statistics(gsm8k_questions: li
     assert (rules["R7"]["repaired"], rules["R8"]["invalid"], rules["R9"]["mismatched"], rules["R10"]["inconsistent"]) \
         == (8, 8, 8, 8)
     assert stats["rejection_reasons"] == {"reply contains no JSON object": 8}
-    assert stats["teachers"]["scripted-teacher"]["calls"] == first_run_requests
-    assert rerun["teachers"]["scripted-teacher"] == {**stats["teachers"]["scripted-teacher"], "calls": 0,
-                                                     "cached": first_run_requests, "prompt_tokens": 0,
-                                                     "completion_tokens": 0}
+    assert stats["teachers"]["teacher"]["model"] == "scripted-teacher"
+    assert stats["teachers"]["teacher"]["calls"] == first_run_requests
+    assert rerun["teachers"]["teacher"] == {**stats["teachers"]["teacher"], "calls": 0, "cached": first_run_requests,
+                                            "prompt_tokens": 0, "completion_tokens": 0}
     assert rerun["rules"] == stats["rules"] and rerun["datasets"] == stats["datasets"]
 
 
@@ -161,7 +161,8 @@ def test_difficulty_filter_runs_the_base_student(gsm8k_questions: list[Example],
         config = ProbeConfig(datasets=["gsm8k"], limit=5, teacher=openai_teacher(server), output_dir=tmp_path,
                              rules=["R1", "R2"], difficulty={"student": str(tiny_model_path), "max_new_tokens": 8})
         stats = run_probe(config)
-    assert stats["teachers"][str(tiny_model_path)]["calls"] == 8  # 4 kept questions x 2 consistent probes
+    student = stats["teachers"]["student"]
+    assert (student["model"], student["calls"]) == (str(tiny_model_path), 8)  # 4 kept questions x 2 probes
     records = [json.loads(line) for line in (tmp_path / "ei.jsonl").read_text().splitlines()]
     # An untrained student solves nothing: no question is too easy, every one is kept.
     assert [r["difficulty"] for r in records] == [{"consistent": 2, "solved": 0}] * 4
@@ -185,7 +186,8 @@ def test_replay_teacher_serves_palm_rationales_and_its_errors_are_filtered(tmp_p
     assert cot_prompts == []  # the original questions were answered by the replay teacher, not the server
     assert 0 < palm_wrong < 20
     assert stats["datasets"]["commonsenseqa"]["teacher_wrong"] == palm_wrong
-    assert stats["teachers"]["replay:dss-palm-540b"]["calls"] == 20
+    assert stats["teachers"]["teacher"]["model"] == "replay:dss-palm-540b"
+    assert stats["teachers"]["teacher"]["calls"] == 20
     records = [json.loads(line) for line in (tmp_path / "ei.jsonl").read_text().splitlines()]
     assert len(records) == 20 - palm_wrong
     assert all(r["teacher_response"] == palm[("commonsenseqa", r["id"])] for r in records)

@@ -87,7 +87,7 @@ def eval_command(
             report = evaluate(eval_config, on_progress=on_progress)
     except ExgrpoError as error:
         _fail(error)
-    console.print(markdown_table(report), markup=False, highlight=False)
+    console.print(markdown_table(report), markup=False, highlight=False, soft_wrap=True)
     console.print(f"Reports written to {eval_config.output_dir}/report.md and report.json")
 
 
@@ -122,7 +122,7 @@ def probe_command(
             stats = run_probe(probe_config, on_progress=on_progress)
     except ExgrpoError as error:
         _fail(error)
-    console.print(markdown_report(stats), markup=False, highlight=False)
+    console.print(markdown_report(stats), markup=False, highlight=False, soft_wrap=True)
     console.print(f"EI dataset and statistics written to {probe_config.output_dir}")
 
 

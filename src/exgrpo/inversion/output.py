@@ -46,7 +46,7 @@ def probe_log_record(outcome: ProbeOutcome) -> dict[str, Any]:
 
 
 def statistics(config: ProbeConfig, questions: list[QuestionState], rules: list[Rule],
-               teacher_stats: dict[str, dict[str, int]], seconds: float) -> dict[str, Any]:
+               teacher_stats: dict[str, dict[str, Any]], seconds: float) -> dict[str, Any]:
     from exgrpo.inversion.pipeline import rejection_reasons
 
     outcomes = [o for q in questions for o in q.outcomes]
@@ -86,11 +86,12 @@ def markdown_report(stats: dict[str, Any]) -> str:
     for name, row in stats["datasets"].items():
         lines.append(f"| {name} | {row['questions']} | {row['teacher_wrong']} | {row['no_consistent_probes']} | "
                      f"{row['too_easy']} | {row['above_max_solved']} | {row['kept']} | {row['probes_kept']} |")
-    lines += ["", "## Teacher calls", "", "| model | calls made | cached | failed | prompt tokens | completion tokens |",
-              "|---|---:|---:|---:|---:|---:|"]
-    for model, row in stats["teachers"].items():
-        lines.append(f"| {model} | {row['calls']} | {row['cached']} | {row['errors']} | {row['prompt_tokens']} | "
-                     f"{row['completion_tokens']} |")
+    lines += ["", "## Model calls", "",
+              "| role | model | calls made | cached | failed | prompt tokens | completion tokens |",
+              "|---|---|---:|---:|---:|---:|---:|"]
+    for role, row in stats["teachers"].items():
+        lines.append(f"| {role} | {row['model']} | {row['calls']} | {row['cached']} | {row['errors']} | "
+                     f"{row['prompt_tokens']} | {row['completion_tokens']} |")
     if stats["rejection_reasons"]:
         lines += ["", "## Why probes were invalid", "", "| reason | probes |", "|---|---:|"]
         lines += [f"| {reason} | {count} |" for reason, count in stats["rejection_reasons"].items()]
@@ -116,7 +117,7 @@ def write_hf_dataset(records: list[dict[str, Any]], path: Path) -> None:
 
 
 def write_outputs(config: ProbeConfig, questions: list[QuestionState], rules: list[Rule],
-                  teacher_stats: dict[str, dict[str, int]], seconds: float) -> dict[str, Any]:
+                  teacher_stats: dict[str, dict[str, Any]], seconds: float) -> dict[str, Any]:
     output_dir = Path(config.output_dir)
     records = [ei_record(q) for q in questions if q.status == "kept"]
     atomic_write_jsonl(output_dir / "ei.jsonl", records)

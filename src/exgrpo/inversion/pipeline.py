@@ -71,10 +71,10 @@ class Waves:
 
     def __init__(self, on_progress: ProgressCallback | None) -> None:
         self.on_progress = on_progress
-        self.teachers: list[CachedTeacher] = []
+        self.teachers: dict[str, CachedTeacher] = {}  # by role: teacher, probe_teacher, student
 
-    def add(self, teacher: CachedTeacher) -> CachedTeacher:
-        self.teachers.append(teacher)
+    def add(self, role: str, teacher: CachedTeacher) -> CachedTeacher:
+        self.teachers[role] = teacher
         return teacher
 
     def ask(self, teacher: CachedTeacher, stage: str, requests: list[ChatRequest]) -> list[ChatResponse]:
@@ -103,8 +103,8 @@ def run_probe(config: ProbeConfig, on_progress: ProgressCallback | None = None) 
     rules = [all_rules()[rule_id] for rule_id in config.rules]
     cache = TeacherCache(config.resolved_cache_path())
     waves = Waves(on_progress)
-    teacher = waves.add(CachedTeacher(make_backend(config.teacher, config.datasets), cache))
-    probe_teacher = (waves.add(CachedTeacher(make_backend(config.probe_teacher, config.datasets), cache))
+    teacher = waves.add("teacher", CachedTeacher(make_backend(config.teacher, config.datasets), cache))
+    probe_teacher = (waves.add("probe_teacher", CachedTeacher(make_backend(config.probe_teacher, config.datasets), cache))
                      if config.probe_teacher is not None else teacher)
 
     # Stage 0: the teacher's rationale R_T; questions it gets wrong are dropped.
@@ -143,7 +143,7 @@ def run_probe(config: ProbeConfig, on_progress: ProgressCallback | None = None) 
 
     # Filter 2, difficulty (Eq. 2): the base student on the consistent probes of each question.
     if config.difficulty.enabled:
-        student = waves.add(CachedTeacher(make_student(config), cache))
+        student = waves.add("student", CachedTeacher(make_student(config), cache))
         consistent = [o for q in answered for o in q.consistent()]
         responses = waves.ask(student, "student answers probes", [
             build.probe_answer_request(o.probe, o.question, o.rule, config.difficulty.max_new_tokens,  # type: ignore[arg-type]
@@ -153,7 +153,7 @@ def run_probe(config: ProbeConfig, on_progress: ProgressCallback | None = None) 
     for question in answered:
         question.status = difficulty_verdict(question, config)
 
-    teacher_stats = {t.model: t.stats.as_dict() for t in waves.teachers}
+    teacher_stats = {role: {"model": t.model, **t.stats.as_dict()} for role, t in waves.teachers.items()}
     return write_outputs(config, questions, rules, teacher_stats, seconds=time.time() - started)
 
 
