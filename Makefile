@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | sha256sum | cut -c1-12)
 QUICKSTART_DIR ?= runs/quickstart
 
-.PHONY: setup test lint quickstart benchmarks probe-report clean
+.PHONY: setup test lint quickstart benchmarks probe-report probe-report-doc clean
 
 setup: $(STAMP)
 
@@ -42,4 +42,8 @@ probe-report: setup
 	$(BIN)/exgrpo tiny-model runs/tiny-student --corpus-datasets commonsenseqa,svamp,gsm8k
 	rm -rf runs/probe-palm-replay
 	$(BIN)/exgrpo probe --config configs/probe/palm_replay_tiny.yaml
-	cp runs/probe-palm-replay/stats.md docs/probe-stats-palm-replay.md
+	$(MAKE) --no-print-directory probe-report-doc
+
+probe-report-doc:
+	{ printf '%s\n\n' '<!-- Written by `make probe-report`: configs/probe/palm_replay_tiny.yaml. Teacher: the PaLM-540B rationales released with Distilling step-by-step (replayed). Probe teacher and base student: the untrained tiny student, whose probes are invalid, so no question is kept: this page shows the statistics on real teacher text, not a usable EI dataset. -->'; \
+	  cat runs/probe-palm-replay/stats.md; } > docs/probe-stats-palm-replay.md
