@@ -45,5 +45,5 @@ probe-report: setup
 	$(MAKE) --no-print-directory probe-report-doc
 
 probe-report-doc:
-	{ printf '%s\n\n' '<!-- Written by `make probe-report`: configs/probe/palm_replay_tiny.yaml. Teacher: the PaLM-540B rationales released with Distilling step-by-step (replayed). Probe teacher and base student: the untrained tiny student, whose probes are invalid, so no question is kept: this page shows the statistics on real teacher text, not a usable EI dataset. -->'; \
+	{ printf '%s\n\n' '> Written by `make probe-report`: configs/probe/palm_replay_tiny.yaml. Teacher: the PaLM-540B rationales released with Distilling step-by-step (replayed). Probe teacher and base student: the untrained tiny student, whose probes are invalid, so no question is kept: this page shows the statistics on real teacher text, not a usable EI dataset.'; \
 	  cat runs/probe-palm-replay/stats.md; } > docs/probe-stats-palm-replay.md
