@@ -1,0 +1,148 @@
+"""Probe dialogues: the conversations SFT trains on and ExGRPO rolls out, and their token masks.
+
+A probe dialogue is: user probe_1 -> assistant answer -> ... -> user probe_k -> assistant answer ->
+user Q -> assistant answer. User turns are the same prompts the teacher answered (`build_prompt`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exgrpo.data.prompts import build_prompt
+from exgrpo.data.schema import AnswerType, Example
+from exgrpo.errors import DataError
+from exgrpo.files import iter_jsonl
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class EIQuestion:
+    """A question of the EI dataset with its kept probes, each with the teacher's response."""
+
+    example: Example
+    teacher_response: str
+    probes: tuple[tuple[Example, str], ...]  # (probe, the teacher's response to it)
+
+    @property
+    def prompt(self) -> str:
+        return build_prompt(self.example)
+
+
+def load_ei_questions(path: str | Path) -> list[EIQuestion]:
+    """Read ei.jsonl written by `exgrpo probe`; a malformed record names its line and field."""
+    questions = []
+    for line, record in iter_jsonl(path):
+        try:
+            example = Example.from_dict(record)
+            probes = tuple(
+                (Example(id=p["id"], question=p["question"], answer=p["answer"], answer_type=AnswerType(p["answer_type"]),
+                         source=example.source, choices=tuple(p["choices"]) or None), p["teacher_response"])
+                for p in record.get("probes", []))
+            questions.append(EIQuestion(example, record["teacher_response"], probes))
+        except (KeyError, ValueError, TypeError) as error:
+            raise DataError(f"not an EI record ({type(error).__name__}: {error})", path, line) from None
+    if not questions:
+        raise DataError("the EI dataset is empty: no question survived the filters", path)
+    return questions
+
+
+def sample_probes(question: EIQuestion, k: int, seed: object) -> list[tuple[Example, str]]:
+    """k of the question's probes without replacement, fixed by (question, seed): every rollout of a group
+    (and every process) draws the same ones."""
+    digest = hashlib.sha256(f"{question.example.id}|{seed}".encode()).digest()
+    rng = random.Random(int.from_bytes(digest[:8], "little"))
+    return rng.sample(list(question.probes), min(k, len(question.probes)))
+
+
+def dialogue_messages(probes: Sequence[tuple[Example, str]], question: EIQuestion,
+                      with_answers: bool = True) -> list[Message]:
+    """The teacher-forced probe dialogue (with_answers) or just its user turns, ending with Q."""
+    messages: list[Message] = []
+    for probe, response in probes:
+        messages.append({"role": "user", "content": build_prompt(probe)})
+        if with_answers:
+            messages.append({"role": "assistant", "content": response})
+    messages.append({"role": "user", "content": question.prompt})
+    if with_answers:
+        messages.append({"role": "assistant", "content": question.teacher_response})
+    return messages
+
+
+def sft_conversations(questions: Sequence[EIQuestion], include_probes: bool, dialogues_per_question: int,
+                      dialogue_probes: int, seed: int = 0) -> list[dict[str, Any]]:
+    """SFT examples (TRL conversational format): Q with the teacher's answer, every kept probe with the
+    teacher's answer, and (ours) probe dialogues in exactly the format ExGRPO rolls out."""
+    examples = []
+    for question in questions:
+        examples.append({"messages": dialogue_messages([], question)})
+        if include_probes:
+            examples += [{"messages": dialogue_messages([], _as_question(probe, response))}
+                         for probe, response in question.probes]
+        for index in range(dialogues_per_question if question.probes and dialogue_probes > 0 else 0):
+            probes = sample_probes(question, dialogue_probes, f"sft-{seed}-{index}")
+            examples.append({"messages": dialogue_messages(probes, question)})
+    return examples
+
+
+def _as_question(probe: Example, response: str) -> EIQuestion:
+    return EIQuestion(probe, response, ())
+
+
+class ChatTokens:
+    """Token ids of dialogues through the tokenizer's own chat template, turn by turn.
+
+    Generated tokens are never re-tokenised (BPE need not round-trip); only the text between turns is
+    rendered by the template, found as the difference between two rendered conversations.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.eos_id = tokenizer.eos_token_id
+
+    def _ids(self, messages: list[Message], add_generation_prompt: bool) -> list[int]:
+        ids = self.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt,
+                                                 return_dict=False)
+        return list(ids["input_ids"] if isinstance(ids, dict) else ids)
+
+    def prompt_ids(self, messages: list[Message]) -> list[int]:
+        """The conversation so far, ending with the header of the assistant's turn."""
+        return self._ids(messages, add_generation_prompt=True)
+
+    def next_turn_ids(self, user_text: str) -> list[int]:
+        """What follows an assistant turn's end-of-turn token: the next user turn and the assistant header."""
+        before = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]
+        prefix = self._ids(before, add_generation_prompt=False)
+        full = self._ids([*before, {"role": "user", "content": user_text}], add_generation_prompt=True)
+        # Templates write "<eos>\n" after a turn: cut the prefix at its last end-of-turn token (as TRL does).
+        ends = [i for i, token in enumerate(prefix) if token == self.eos_id]
+        prefix = prefix[: ends[-1] + 1] if ends else prefix
+        if full[: len(prefix)] != prefix:
+            raise ValueError("the chat template does not render a conversation as a prefix of its continuation")
+        return full[len(prefix) :]
+
+    def teacher_forced(self, messages: list[Message], train_turns: Sequence[int]) -> tuple[list[int], list[int]]:
+        """Ids of a whole dialogue and labels (-100 except on the assistant turns numbered in train_turns)."""
+        ids: list[int] = []
+        labels: list[int] = []
+        assistant_turn = 0
+        for end in range(1, len(messages) + 1):
+            if messages[end - 1]["role"] != "assistant":
+                continue
+            header = self._ids(messages[: end - 1], add_generation_prompt=True)
+            full = self._ids(messages[:end], add_generation_prompt=False)
+            if full[: len(ids)] != ids or header[: len(ids)] != ids:
+                raise ValueError("the chat template does not render a conversation as a prefix of its continuation")
+            ends = [i for i, token in enumerate(full) if token == self.eos_id and i >= len(header)]
+            turn_end = ends[0] + 1 if ends else len(full)
+            labels += [-100] * (len(header) - len(ids))
+            turn = full[len(header) : turn_end]
+            labels += turn if assistant_turn in train_turns else [-100] * len(turn)
+            ids = full[:turn_end]
+            assistant_turn += 1
+        return ids, labels

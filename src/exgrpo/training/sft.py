@@ -1,0 +1,39 @@
+"""`exgrpo sft`: the SFT warm-up on EI data with TRL's SFTTrainer (loss on assistant tokens only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from exgrpo.config import SFTStageConfig
+from exgrpo.training.common import last_checkpoint, peft_config, save_final_model, trainer_arguments
+from exgrpo.training.dialogues import load_ei_questions, sft_conversations
+
+
+def build_sft_dataset(config: SFTStageConfig) -> Any:
+    import datasets
+
+    questions = load_ei_questions(config.ei_path())
+    conversations = sft_conversations(questions, config.include_probes, config.dialogues_per_question,
+                                      config.dialogue_probes, seed=config.seed)
+    return datasets.Dataset.from_list(conversations)
+
+
+def run_sft(config: SFTStageConfig, callbacks: list[Any] | None = None) -> Path:
+    """Train, resume from the newest checkpoint when there is one, and save output_dir/final."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    dataset = build_sft_dataset(config)
+    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(config.model)
+    arguments = SFTConfig(
+        **trainer_arguments(config), num_train_epochs=config.epochs, max_length=config.max_length,
+        assistant_only_loss=True,  # needs {% generation %} markers in the chat template
+    )
+    trainer = SFTTrainer(model=model, args=arguments, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=peft_config(config.lora), callbacks=callbacks)
+    trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
+    return save_final_model(trainer, config.output_dir, config.merge_adapter)
