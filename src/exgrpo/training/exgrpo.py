@@ -12,6 +12,7 @@ checkpoints, accelerate/DeepSpeed, vLLM. What this class adds, in three override
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
 from typing import Any
 
@@ -31,6 +32,8 @@ from exgrpo.training.rewards import (
 from exgrpo.training.rollout import Rollout, TransformersSampler, VLLMSampler, plan_rollouts, roll_out
 
 logger = logging.getLogger(__name__)
+# rollout_func is how TRL means multi-turn rollouts to be built; its "experimental" notice is noise to users.
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 
 def questions_dataset(questions: list[EIQuestion]) -> Any:
@@ -89,8 +92,7 @@ class ExGRPOTrainer(GRPOTrainer):
     def _rollout(self, prompts: list[Any], trainer: Any) -> dict[str, list[Any]]:
         offset = self.accelerator.process_index * len(prompts)
         plans = plan_rollouts(prompts, self.questions_by_prompt, self.exgrpo, offset, self.state.global_step)
-        sampler = VLLMSampler(self) if self.use_vllm else TransformersSampler(self, self.max_new_tokens)
-        rollouts = roll_out(plans, self.chat, sampler, max_turns=self.exgrpo.k + 1)
+        rollouts = roll_out(plans, self.chat, self.make_sampler(), max_turns=self.exgrpo.k + 1)
         self._prepare_aux_examples(rollouts)
         self._log_turn_lengths(rollouts)
         return {
@@ -98,6 +100,10 @@ class ExGRPOTrainer(GRPOTrainer):
             "logprobs": [r.logprobs for r in rollouts], "env_mask": [r.env_mask for r in rollouts],
             "final_answer": [r.answers[-1] for r in rollouts], "scenario": [r.plan.scenario for r in rollouts],
         }
+
+    def make_sampler(self) -> Any:
+        """How assistant turns are sampled: vLLM when TRL runs it, else `model.generate`."""
+        return VLLMSampler(self) if self.use_vllm else TransformersSampler(self, self.max_new_tokens)
 
     def _log_turn_lengths(self, rollouts: list[Rollout]) -> None:
         turns = sum(len(r.answers) for r in rollouts)

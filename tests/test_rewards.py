@@ -1,0 +1,41 @@
+"""The outcome reward and the DSU bonus against hand-computed tables (paper Eq. 5-6)."""
+
+from __future__ import annotations
+
+import pytest
+
+from exgrpo.training.rewards import FULL, PARTIAL, dsu_bonus, outcome_reward
+
+A, B = FULL, PARTIAL
+
+
+@pytest.mark.parametrize(("outcomes", "scenarios", "nu", "bonus", "p_full", "p_partial", "fired"), [
+    # P_full 0.75 > 1.0 x P_partial 0.25: every correct A rollout gets +0.5, B and wrong A get nothing
+    ([1, 1, 0, 1, 0, 1, 0, 0], [A, A, A, A, B, B, B, B], 1.0, [.5, .5, 0, .5, 0, 0, 0, 0], .75, .25, True),
+    # equal success with and without the full dialogue: no bonus
+    ([1, 0, 1, 0], [A, A, B, B], 1.0, [0, 0, 0, 0], .5, .5, False),
+    # nu > 1 demands a clear margin: 0.75 > 2 x 0.5 is false
+    ([1, 1, 1, 0, 1, 0], [A, A, A, A, B, B], 2.0, [0] * 6, .75, .5, False),
+    # nu > 1 with a margin: 1.0 > 1.5 x 0.5
+    ([1, 1, 1, 0], [A, A, B, B], 1.5, [.5, .5, 0, 0], 1.0, .5, True),
+    # P_partial = 0: any correct A rollout fires the bonus
+    ([0, 1, 0, 0], [A, A, B, B], 1.0, [0, .5, 0, 0], .5, 0.0, True),
+    # all correct: P_full = P_partial = 1, no bonus
+    ([1, 1, 1, 1], [A, A, B, B], 1.0, [0, 0, 0, 0], 1.0, 1.0, False),
+    # none correct: nothing to reward
+    ([0, 0, 0, 0], [A, A, B, B], 1.0, [0, 0, 0, 0], 0.0, 0.0, False),
+    # (ours) no B rollouts: no comparison, no bonus
+    ([1, 1], [A, A], 1.0, [0, 0], 1.0, 0.0, False),
+])
+def test_dsu_bonus_matches_hand_computed_values(outcomes, scenarios, nu, bonus, p_full, p_partial, fired) -> None:
+    values, group = dsu_bonus(outcomes, scenarios, delta=0.5, nu=nu)
+    assert values == pytest.approx(bonus)
+    assert (group.p_full, group.p_partial, group.fired) == (pytest.approx(p_full), pytest.approx(p_partial), fired)
+
+
+def test_outcome_reward_reads_the_final_answer_with_the_checker() -> None:
+    rewards = outcome_reward(prompts=[None] * 4, completions=[None] * 4,
+                             final_answer=["The answer is yes.", "No.", "The answer is (B).", "I think 41"],
+                             answer=["yes", "yes", "B", "42"], answer_type=["yes_no", "yes_no", "letter", "number"],
+                             choices=[None, None, ["x", "y"], None])
+    assert rewards == [1.0, 0.0, 1.0, 0.0]

@@ -1,0 +1,134 @@
+"""Probe dialogues: SFT examples, rollout plans, and token masks that cover exactly the student's tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from toy_ei import write_toy_ei
+from transformers import AutoTokenizer
+
+from exgrpo.config import ExGRPOSettings
+from exgrpo.data.prompts import build_prompt
+from exgrpo.errors import DataError
+from exgrpo.models.tiny import END_OF_TURN
+from exgrpo.training.dialogues import (
+    ChatTokens,
+    dialogue_messages,
+    load_ei_questions,
+    sample_probes,
+    sft_conversations,
+)
+from exgrpo.training.rewards import FULL, PARTIAL
+from exgrpo.training.rollout import RolloutPlan, plan_rollouts, roll_out
+
+
+@pytest.fixture
+def questions(tmp_path: Path):
+    return load_ei_questions(write_toy_ei(tmp_path / "ei.jsonl"))
+
+
+@pytest.fixture
+def chat(tiny_model_path: Path) -> ChatTokens:
+    return ChatTokens(AutoTokenizer.from_pretrained(tiny_model_path))
+
+
+def test_sft_examples_cover_questions_probes_and_dialogues(questions) -> None:
+    examples = sft_conversations(questions, include_probes=True, dialogues_per_question=2, dialogue_probes=2)
+    assert len(examples) == 8 * (1 + 3 + 2)
+    first = examples[0]["messages"]
+    assert first == [{"role": "user", "content": questions[0].prompt},
+                     {"role": "assistant", "content": "The answer is yes."}]
+    dialogue = examples[4]["messages"]
+    assert [m["role"] for m in dialogue] == ["user", "assistant"] * 3
+    assert dialogue[-2]["content"] == questions[0].prompt
+    assert len(sft_conversations(questions, include_probes=False, dialogues_per_question=0, dialogue_probes=2)) == 8
+
+
+def test_probe_sampling_is_fixed_by_question_and_seed(questions) -> None:
+    q = questions[0]
+    assert sample_probes(q, 2, "s") == sample_probes(q, 2, "s")
+    assert len(sample_probes(q, 5, "s")) == 3  # capped at the kept probes, without replacement
+    assert len({p.id for p, _ in sample_probes(q, 3, "s")}) == 3
+    draws = {tuple(p.id for p, _ in sample_probes(q, 2, seed)) for seed in range(20)}
+    assert len(draws) > 1
+
+
+def test_plans_split_each_group_into_a_and_b_with_b_a_prefix_of_a(questions) -> None:
+    settings = ExGRPOSettings(k=3, k_partial=1, rollouts_full=2, rollouts_partial=2)
+    prompts = [[{"role": "user", "content": q.prompt}] for q in questions[:2] for _ in range(4)]
+    plans = plan_rollouts(prompts, {q.prompt: q for q in questions}, settings, group_offset=0, step=7)
+    assert [p.scenario for p in plans] == [FULL, FULL, PARTIAL, PARTIAL] * 2
+    a, b = plans[0], plans[2]
+    assert len(a.user_turns) == 4 and len(b.user_turns) == 2
+    assert b.probes == a.probes[:1] and a.user_turns[-1] == b.user_turns[-1] == questions[0].prompt
+    assert plans[0].probes == plans[1].probes  # one probe sample per question and step
+    # A process whose slice starts mid-group (offset 2) continues the group's positions.
+    shifted = plan_rollouts(prompts[:2], {q.prompt: q for q in questions}, settings, group_offset=2, step=7)
+    assert [p.scenario for p in shifted] == [PARTIAL, PARTIAL]
+
+
+class ScriptedSampler:
+    """Answers every turn with fixed text, ending with the end-of-turn token (or cut short, without it)."""
+
+    def __init__(self, tokenizer, texts: list[str], close: bool = True) -> None:
+        self.tokenizer, self.texts, self.close = tokenizer, texts, close
+        self.eos_ids = [tokenizer.eos_token_id]
+        self.turn = 0
+
+    def sample(self, contexts):
+        text = self.texts[self.turn]
+        self.turn += 1
+        tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"] + ([self.eos_ids[0]] if self.close else [])
+        return [(tokens, [-0.5] * len(tokens)) for _ in contexts]
+
+
+def test_rollout_mask_covers_exactly_the_students_tokens(questions, chat: ChatTokens) -> None:
+    question = questions[0]
+    probes = sample_probes(question, 2, "x")
+    plan = RolloutPlan(question, FULL, probes, [build_prompt(p) for p, _ in probes] + [question.prompt])
+    answers = ["It is small.", "It does not fly.", "The answer is yes."]
+    (rollout,) = roll_out([plan], chat, ScriptedSampler(chat.tokenizer, answers), max_turns=3)
+    decode = chat.tokenizer.decode
+    trained = [t for t, m in zip(rollout.completion_ids, rollout.env_mask, strict=True) if m == 1]
+    assert decode(trained) == "".join(f"{a}{END_OF_TURN}" for a in answers)
+    injected = [t for t, m in zip(rollout.completion_ids, rollout.env_mask, strict=True) if m == 0]
+    assert decode(injected) == "".join(f"\n<|im_start|>user\n{turn}{END_OF_TURN}\n<|im_start|>assistant\n"
+                                       for turn in plan.user_turns[1:])
+    # prompt + completion is exactly the chat template of the whole dialogue
+    messages = [m for turn, answer in zip(plan.user_turns, answers, strict=True)
+                for m in ({"role": "user", "content": turn}, {"role": "assistant", "content": answer})]
+    whole = chat.tokenizer.apply_chat_template(messages, tokenize=False)
+    assert decode(rollout.prompt_ids + rollout.completion_ids) + "\n" == whole
+    assert rollout.answers == answers
+    assert [lp for lp, m in zip(rollout.logprobs, rollout.env_mask, strict=True) if m] == [-0.5] * len(trained)
+    assert len(rollout.logprobs) == len(rollout.completion_ids)
+
+
+def test_a_turn_cut_by_the_budget_is_closed_with_an_untrained_end_token(questions, chat: ChatTokens) -> None:
+    question = questions[0]
+    probes = sample_probes(question, 1, "x")
+    plan = RolloutPlan(question, FULL, probes, [build_prompt(probes[0][0]), question.prompt])
+    (rollout,) = roll_out([plan], chat, ScriptedSampler(chat.tokenizer, ["cut", "short"], close=False), max_turns=2)
+    first_answer = len(chat.tokenizer("cut", add_special_tokens=False)["input_ids"])
+    assert rollout.completion_ids[first_answer] == chat.eos_id and rollout.env_mask[first_answer] == 0
+
+
+def test_teacher_forced_labels_are_the_probe_responses_only(questions, chat: ChatTokens) -> None:
+    question = questions[0]
+    probes = sample_probes(question, 2, "x")
+    messages = dialogue_messages(probes, question)
+    ids, labels = chat.teacher_forced(messages, train_turns=range(2))
+    assert ids == chat.tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False)[:-1]  # no final "\n"
+    learned = chat.tokenizer.decode([t for t in labels if t != -100])
+    assert learned == "".join(f"{response}{END_OF_TURN}" for _, response in probes)
+
+
+def test_malformed_ei_file_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "ei.jsonl"
+    path.write_text('{"id": "x", "question": "q"}\n')
+    with pytest.raises(DataError, match="ei.jsonl:1: not an EI record"):
+        load_ei_questions(path)
+    path.write_text("")
+    with pytest.raises(DataError, match="empty"):
+        load_ei_questions(path)
