@@ -29,3 +29,22 @@ def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     corpus = ["What is 12 plus 30? The answer is 42.", "Is the sky blue? The answer is yes."] * 20
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "student", texts=corpus, hidden_size=64,
                             num_layers=2, num_heads=2, vocab_size=400)
+
+
+@pytest.fixture(scope="session")
+def toy_sft_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(SFT'd tiny student, its EI file): a tiny model trained 10 epochs on the toy EI data (a few seconds)."""
+    from toy_ei import write_toy_ei
+
+    from exgrpo.config import SFTStageConfig
+    from exgrpo.models.tiny import build_tiny_model
+    from exgrpo.training.dialogues import load_ei_questions
+    from exgrpo.training.sft import run_sft
+
+    root = tmp_path_factory.mktemp("toy")
+    ei = write_toy_ei(root / "ei.jsonl")
+    corpus = [q.prompt for q in load_ei_questions(ei)] + ["The answer is yes.", "The answer is no."]
+    base = build_tiny_model(root / "base", texts=corpus * 5, hidden_size=64, num_layers=2, num_heads=2, vocab_size=400)
+    final = run_sft(SFTStageConfig(model=str(base), ei_data=ei, output_dir=root / "sft", epochs=10, learning_rate=3e-3,
+                                   report_to=["none"], per_device_batch_size=8, save_steps=10_000, logging_steps=50))
+    return final, ei

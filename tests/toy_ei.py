@@ -32,3 +32,12 @@ def toy_records() -> list[dict]:
 def write_toy_ei(path: Path) -> Path:
     path.write_text("".join(json.dumps(record) + "\n" for record in toy_records()))
     return path
+
+
+def write_all_yes_ei(path: Path) -> Path:
+    """The same questions, every answer 'yes': a shift a student SFT'd on the mixed facts must learn by RL."""
+    records = toy_records()
+    for record in records:
+        record["answer"], record["teacher_response"] = "yes", "The answer is yes."
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return path

@@ -1,0 +1,143 @@
+"""The ExGRPO trainer: equivalence to vanilla GRPO in the degenerate case, the DSU column, the masks in
+TRL's batch, a real learning signal, and resuming from a checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from toy_ei import write_all_yes_ei
+from transformers import AutoTokenizer, TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+
+from exgrpo.config import TrainConfig
+from exgrpo.data.answers import check_answer
+from exgrpo.training.dialogues import load_ei_questions
+from exgrpo.training.exgrpo import questions_dataset
+from exgrpo.training.rewards import FULL, PARTIAL
+from exgrpo.training.train import build_trainer, run_train
+
+
+def train_config(model: Path, ei: Path, output_dir: Path, **overrides: Any) -> TrainConfig:
+    values = {"model": str(model), "ei_data": ei, "output_dir": output_dir, "max_steps": 2, "learning_rate": 3e-3,
+              "report_to": ["none"], "logging_steps": 1, "max_new_tokens": 8, "questions_per_step": 2, "seed": 0,
+              "save_steps": 10_000, "exgrpo": {"k": 1, "rollouts_full": 2, "rollouts_partial": 2}, **overrides}
+    return TrainConfig(**values)
+
+
+def batch_of(trainer: Any, questions: int) -> list[dict[str, Any]]:
+    """The first `questions` rows of the trainer's dataset, each repeated once per rollout (as TRL's sampler does)."""
+    rows = [trainer.train_dataset[i] for i in range(questions)]
+    return [dict(row) for row in rows for _ in range(trainer.num_generations)]  # distinct dicts, as TRL's loader
+
+
+def outcome_on_text(prompts, completions, answer, answer_type, **_: Any) -> list[float]:
+    """Vanilla GRPO's reward: the same checker, on the single-turn completion."""
+    return [float(check_answer(c[0]["content"], a, t).correct) for c, a, t in zip(completions, answer, answer_type, strict=True)]
+
+
+def _sampled(trainer: Any, seed: int) -> dict[str, Any]:
+    torch.manual_seed(seed)  # the same seed gives the same sampled completions
+    return trainer._generate_and_score_completions(batch_of(trainer, 2))
+
+
+def test_degenerate_exgrpo_is_vanilla_grpo(toy_sft_model: tuple[Path, Path], tmp_path: Path) -> None:
+    model, ei = toy_sft_model
+    config = train_config(model, ei, tmp_path / "exgrpo", beta=0.04, exgrpo={
+        "k": 0, "rollouts_full": 4, "rollouts_partial": 0, "dsu_delta": 0.0, "aux_weight": 0.0})
+    exgrpo = build_trainer(config)
+    vanilla_args = GRPOConfig(output_dir=str(tmp_path / "vanilla"), learning_rate=3e-3, per_device_train_batch_size=8,
+                              num_generations=4, max_completion_length=8, beta=0.04, use_cpu=True, bf16=False,
+                              activation_checkpointing=False, report_to=[], seed=0, remove_unused_columns=False)
+    vanilla = GRPOTrainer(model=str(model), reward_funcs=[outcome_on_text], args=vanilla_args,
+                          train_dataset=questions_dataset(load_ei_questions(ei)),
+                          processing_class=AutoTokenizer.from_pretrained(model))
+    for trainer in (exgrpo, vanilla):
+        trainer.model.train()
+        trainer.current_gradient_accumulation_steps = 1  # set by the training loop, which this test skips
+    # A seed whose batch has different rewards within a group, so that advantages are not all zero.
+    seed = next(s for s in range(20) if _sampled(exgrpo, s)["advantages"].abs().sum() > 0)
+    batches = {name: _sampled(trainer, seed) for name, trainer in (("exgrpo", exgrpo), ("vanilla", vanilla))}
+    losses = {name: trainer.compute_loss(trainer.model, batches[name]).item()
+              for name, trainer in (("exgrpo", exgrpo), ("vanilla", vanilla))}
+    ours, theirs = batches["exgrpo"], batches["vanilla"]
+    assert torch.equal(ours["prompt_ids"], theirs["prompt_ids"])
+    assert ours["advantages"].abs().sum() > 0, "the batch must carry a learning signal for the check to mean much"
+    assert torch.allclose(ours["advantages"], theirs["advantages"], atol=1e-6)
+    width = theirs["completion_ids"].shape[1]
+    trained = (ours["completion_mask"] * ours["tool_mask"])[:, :width].bool()
+    assert torch.equal(ours["completion_ids"][:, :width][trained], theirs["completion_ids"][trained])
+    assert abs(losses["exgrpo"] - losses["vanilla"]) < 1e-5
+
+
+def test_dsu_bonus_column_is_filled_per_group(toy_sft_model: tuple[Path, Path], tmp_path: Path) -> None:
+    model, ei = toy_sft_model
+    trainer = build_trainer(train_config(model, ei, tmp_path, exgrpo={"k": 1, "rollouts_full": 2, "rollouts_partial": 2,
+                                                                      "dsu_delta": 0.5}))
+    trainer.model.train()
+    rows = batch_of(trainer, 2)
+    answers = ["yes", "yes", "no", "no", "yes", "no", "yes", "no"]  # group 1: A right, B wrong; group 2: mixed
+    for row, said, scenario in zip(rows, answers, [FULL, FULL, PARTIAL, PARTIAL] * 2, strict=True):
+        row.update(final_answer=f"The answer is {said}.", scenario=scenario)
+    gold = [row["answer"] for row in rows]
+    completions = [[{"role": "assistant", "content": row["final_answer"]}] for row in rows]
+    rewards = trainer._calculate_rewards(rows, [row["prompt"] for row in rows], completions, [[0]] * len(rows))
+    outcome = [float(said == g) for said, g in zip(answers, gold, strict=True)]
+    assert rewards[:, 0].tolist() == outcome
+    expected = []
+    for start in (0, 4):
+        full, partial = outcome[start : start + 2], outcome[start + 2 : start + 4]
+        fires = sum(full) / 2 > sum(partial) / 2
+        expected += [0.5 if fires and o else 0.0 for o in full] + [0.0, 0.0]
+    assert rewards[:, 1].tolist() == expected
+    assert trainer._metrics["train"]["exgrpo/dsu_fired"] == [sum(any(expected[g : g + 4]) for g in (0, 4)) / 2]
+
+
+def test_trl_batch_trains_only_the_students_turns(toy_sft_model: tuple[Path, Path], tmp_path: Path) -> None:
+    model, ei = toy_sft_model
+    trainer = build_trainer(train_config(model, ei, tmp_path))
+    trainer.model.train()
+    batch = trainer._generate_and_score_completions(batch_of(trainer, 2))
+    trained = (batch["completion_mask"] * batch["tool_mask"]).sum(dim=1)
+    in_context = batch["completion_mask"].sum(dim=1)
+    scenario_a = torch.tensor([True, True, False, False] * 2)
+    assert (trained[scenario_a] < in_context[scenario_a]).all()  # A: a probe answer, then injected Q turn
+    assert (trained > 0).all()
+    assert trainer._aux_examples and all(any(label != -100 for label in labels) for _, labels in trainer._aux_examples)
+
+
+class RewardLog(TrainerCallback):
+    def __init__(self) -> None:
+        self.rewards: list[float] = []
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+        if logs and "rewards/outcome_reward/mean" in logs:
+            self.rewards.append(logs["rewards/outcome_reward/mean"])
+
+
+@pytest.mark.slow
+def test_a_short_cpu_run_raises_the_reward(toy_sft_model: tuple[Path, Path], tmp_path: Path) -> None:
+    model, _ = toy_sft_model
+    # The student was SFT'd on mixed yes/no facts; here every answer is "yes", a shift RL must learn.
+    ei = write_all_yes_ei(tmp_path / "ei_yes.jsonl")
+    log = RewardLog()
+    run_train(train_config(model, ei, tmp_path / "run", max_steps=30, questions_per_step=4, beta=0.0,
+                           exgrpo={"k": 1, "rollouts_full": 4, "rollouts_partial": 4}), callbacks=[log])
+    first, last = sum(log.rewards[:5]) / 5, sum(log.rewards[-5:]) / 5
+    assert len(log.rewards) == 30
+    assert last >= first + 0.2, f"mean reward {first:.2f} -> {last:.2f}"
+
+
+def test_training_resumes_from_its_checkpoint(toy_sft_model: tuple[Path, Path], tmp_path: Path) -> None:
+    model, ei = toy_sft_model
+    run_train(train_config(model, ei, tmp_path, max_steps=2, save_steps=2))
+    assert (tmp_path / "checkpoint-2").is_dir()
+    log = RewardLog()
+    final = run_train(train_config(model, ei, tmp_path, max_steps=4, save_steps=2), callbacks=[log])
+    assert len(log.rewards) == 2  # steps 3 and 4 only: 1 and 2 came from the checkpoint
+    state = json.loads((tmp_path / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4 and [e["step"] for e in state["log_history"] if "loss" in e] == [1, 2, 3, 4]
+    assert (final / "model.safetensors").exists()

@@ -1,0 +1,57 @@
+"""The SFT warm-up: assistant-only labels, a falling loss, the saved model, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from toy_ei import write_toy_ei
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from exgrpo.config import SFTStageConfig
+from exgrpo.models.tiny import END_OF_TURN
+from exgrpo.training.sft import build_sft_dataset, run_sft
+
+
+def sft_config(model: Path, ei: Path, output_dir: Path, **overrides) -> SFTStageConfig:
+    values = {"model": str(model), "ei_data": ei, "output_dir": output_dir, "epochs": 2, "learning_rate": 3e-3,
+              "report_to": ["none"], "per_device_batch_size": 8, "logging_steps": 1, "save_steps": 5, **overrides}
+    return SFTStageConfig(**values)
+
+
+def test_labels_cover_only_the_assistant_turns(tiny_model_path: Path, tmp_path: Path) -> None:
+    from trl import SFTConfig, SFTTrainer
+
+    config = sft_config(tiny_model_path, write_toy_ei(tmp_path / "ei.jsonl"), tmp_path / "out")
+    dataset = build_sft_dataset(config)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model_path), processing_class=tokenizer,
+                         train_dataset=dataset, args=SFTConfig(output_dir=str(tmp_path / "t"), assistant_only_loss=True,
+                                                               use_cpu=True, bf16=False, report_to=[]))
+    for row, conversation in zip(trainer.train_dataset, dataset, strict=True):
+        trained = tokenizer.decode([t for t in row["labels"] if t != -100])
+        expected = "".join(m["content"] + END_OF_TURN for m in conversation["messages"] if m["role"] == "assistant")
+        assert trained == expected
+
+
+def test_sft_lowers_the_loss_saves_a_plain_model_and_resumes(tiny_model_path: Path, tmp_path: Path) -> None:
+    ei = write_toy_ei(tmp_path / "ei.jsonl")
+    final = run_sft(sft_config(tiny_model_path, ei, tmp_path / "out", max_steps=5))
+    history = json.loads((tmp_path / "out" / "checkpoint-5" / "trainer_state.json").read_text())["log_history"]
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    assert len(losses) == 5 and losses[-1] < losses[0]
+    assert AutoModelForCausalLM.from_pretrained(final).config.model_type == "llama"
+    run_sft(sft_config(tiny_model_path, ei, tmp_path / "out", max_steps=10))  # continues from checkpoint-5
+    history = json.loads((tmp_path / "out" / "checkpoint-10" / "trainer_state.json").read_text())["log_history"]
+    assert [entry["step"] for entry in history if "loss" in entry] == list(range(1, 11))
+
+
+def test_lora_sft_merges_the_adapter_into_a_plain_model(tiny_model_path: Path, tmp_path: Path) -> None:
+    ei = write_toy_ei(tmp_path / "ei.jsonl")
+    final = run_sft(sft_config(tiny_model_path, ei, tmp_path / "lora", max_steps=2, lora={"r": 4, "alpha": 8}))
+    assert not (final / "adapter_config.json").exists()
+    merged = AutoModelForCausalLM.from_pretrained(final)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    changed = [name for (name, p), (_, q) in zip(merged.named_parameters(), base.named_parameters(), strict=True)
+               if not (p == q).all()]
+    assert changed and all("proj" in name for name in changed)  # LoRA touched the linear layers only
