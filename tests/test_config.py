@@ -57,3 +57,16 @@ def test_missing_and_non_mapping_files(tmp_path: Path) -> None:
 def test_example_config_in_the_repo_is_valid() -> None:
     config = load_config(EvalConfig, Path(__file__).parents[1] / "configs" / "eval" / "example.yaml")
     assert len(config.datasets) == 12
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*/*.yaml")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_config_validates(path: Path) -> None:
+    from exgrpo.config import ProbeConfig, SFTStageConfig, TrainConfig
+
+    kind = {"eval": EvalConfig, "probe": ProbeConfig, "sft": SFTStageConfig, "train": TrainConfig}.get(path.parent.name)
+    if kind is None:  # accelerate configs are accelerate's
+        pytest.skip("not an exgrpo config")
+    config = load_config(kind, path)
+    if hasattr(config, "ei_data"):
+        assert config.ei_data.is_absolute()  # input paths are resolved against the config file

@@ -141,3 +141,27 @@ def test_training_resumes_from_its_checkpoint(toy_sft_model: tuple[Path, Path], 
     state = json.loads((tmp_path / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["global_step"] == 4 and [e["step"] for e in state["log_history"] if "loss" in e] == [1, 2, 3, 4]
     assert (final / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_cli_sft_then_train_end_to_end(tiny_model_path: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+    from toy_ei import write_toy_ei
+
+    ei = write_toy_ei(tmp_path / "ei.jsonl")
+    common = {"ei_data": str(ei), "report_to": ["none"], "max_steps": 2, "save_steps": 100}
+    (tmp_path / "sft.yaml").write_text(yaml.safe_dump({**common, "model": str(tiny_model_path),
+                                                       "output_dir": str(tmp_path / "sft")}))
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump({
+        **common, "model": str(tmp_path / "sft" / "final"), "output_dir": str(tmp_path / "exgrpo"),
+        "max_new_tokens": 8, "exgrpo": {"k": 1, "rollouts_full": 2, "rollouts_partial": 2}}))
+    for command in ("sft", "train"):
+        result = subprocess.run([sys.executable, "-m", "exgrpo.cli", command, "--config", str(tmp_path / f"{command}.yaml")],
+                                capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "exgrpo" / "final" / "model.safetensors").exists()
+    assert "ExGRPO model saved to" in result.stdout

@@ -126,6 +126,51 @@ def probe_command(
     console.print(f"EI dataset and statistics written to {probe_config.output_dir}")
 
 
+@app.command("sft")
+def sft_command(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML file: model, ei_data, output_dir, lora, epochs...")],
+    max_steps: Annotated[int | None, typer.Option(help="Stop after N optimizer steps (overrides epochs).")] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="Checkpoints, logs and final/ go here.")] = None,
+) -> None:
+    """SFT warm-up on the EI data: the teacher's answers to each question, to each kept probe, and probe
+    dialogues in the ExGRPO format; loss on assistant tokens only; LoRA or full fine-tuning.
+
+    Rerunning continues from the newest checkpoint in OUTPUT_DIR. The model is saved to OUTPUT_DIR/final.
+    """
+    from exgrpo.config import SFTStageConfig, load_config
+    from exgrpo.training.sft import run_sft
+
+    try:
+        sft_config = load_config(SFTStageConfig, config, {"max_steps": max_steps, "output_dir": output_dir})
+        final = run_sft(sft_config)
+    except ExgrpoError as error:
+        _fail(error)
+    console.print(f"SFT model saved to {final}")
+
+
+@app.command("train")
+def train_command(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML file: model (the SFT checkpoint), ei_data, exgrpo...")],
+    max_steps: Annotated[int | None, typer.Option(help="Optimizer steps.")] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="Checkpoints, logs and final/ go here.")] = None,
+) -> None:
+    """ExGRPO: multi-turn probe-dialogue rollouts (scenarios A and B), outcome reward + DSU bonus,
+    auxiliary SFT loss, KL to the SFT model; on TRL's GRPOTrainer (accelerate / DeepSpeed / vLLM).
+
+    Logs go to TensorBoard (OUTPUT_DIR/runs) unless report_to says otherwise. Rerunning continues from
+    the newest checkpoint. The model is saved to OUTPUT_DIR/final.
+    """
+    from exgrpo.config import TrainConfig, load_config
+    from exgrpo.training.train import run_train
+
+    try:
+        train_config = load_config(TrainConfig, config, {"max_steps": max_steps, "output_dir": output_dir})
+        final = run_train(train_config)
+    except ExgrpoError as error:
+        _fail(error)
+    console.print(f"ExGRPO model saved to {final}")
+
+
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     TimeRemainingColumn(), console=console)

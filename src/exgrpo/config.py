@@ -270,6 +270,7 @@ class TrainConfig(TrainingRun):
     epsilon: float = Field(0.2, gt=0, description="clipping of the GRPO surrogate")
     max_new_tokens: int = Field(128, gt=0, description="student tokens per turn")
     temperature: float = Field(1.0, gt=0)
+    generation_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra sampling arguments (top_p...)")
     use_vllm: bool = False
     vllm_mode: Literal["colocate", "server"] = "colocate"
 
@@ -336,12 +337,12 @@ def load_config(cls: type[ConfigT], path: str | Path | None = None, overrides: d
 # Input files named in a YAML file are relative to it; outputs (output_dir) stay relative to the working
 # directory, as in transformers and TRL.
 _INPUT_PATH_KEYS = {"custom_datasets": ["path"], "teacher": ["file", "dss_rationales"],
-                    "probe_teacher": ["file", "dss_rationales"]}
+                    "probe_teacher": ["file", "dss_rationales"], "": ["ei_data"]}
 
 
 def _resolve_input_paths(values: dict[str, Any], base: Path) -> None:
     for section, keys in _INPUT_PATH_KEYS.items():
-        items = values.get(section)
+        items = values.get(section) if section else values  # "" = keys at the top level
         for item in items if isinstance(items, list) else [items]:
             if not isinstance(item, dict):
                 continue

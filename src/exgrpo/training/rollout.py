@@ -122,7 +122,8 @@ class TransformersSampler:
                 input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), do_sample=True,
                 temperature=args.temperature, top_p=args.top_p, top_k=args.top_k or 0, min_p=args.min_p,
                 repetition_penalty=args.repetition_penalty, max_new_tokens=self.max_new_tokens,
-                eos_token_id=self.eos_ids, pad_token_id=self.pad_id, return_dict_in_generate=True, output_scores=True)
+                eos_token_id=self.eos_ids, pad_token_id=self.pad_id, return_dict_in_generate=True, output_scores=True,
+                **(args.generation_kwargs or {}))
             scores = model.compute_transition_scores(output.sequences, output.scores, normalize_logits=True)
         new_tokens = output.sequences[:, width:].tolist()
         results = []

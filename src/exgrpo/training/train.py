@@ -21,6 +21,7 @@ def grpo_arguments(config: TrainConfig) -> Any:
         **arguments, num_generations=group, max_completion_length=config.max_new_tokens,
         temperature=config.temperature, beta=config.beta, epsilon=config.epsilon, scale_rewards="group",
         use_vllm=config.use_vllm, vllm_mode=config.vllm_mode, remove_unused_columns=False, log_completions=False,
+        generation_kwargs=config.generation_kwargs or None,
     )
 
 
