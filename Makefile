@@ -33,6 +33,7 @@ quickstart: setup
 benchmarks: setup
 	$(BIN)/python benchmarks/eval_throughput.py
 	$(BIN)/python benchmarks/teacher_throughput.py
+	$(BIN)/python benchmarks/exgrpo_step.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

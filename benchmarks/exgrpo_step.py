@@ -154,6 +154,9 @@ def main() -> None:
     print(f"time per generated token, ExGRPO / vanilla (goal <= 1.2): {(e_step / e_tokens) / (v_step / v_tokens):.2f}")
     print(f"rollout {ours:.0f} tokens/s vs plain model.generate on the same contexts {plain:.0f} tokens/s: "
           f"ratio (goal >= 0.8) {ours / plain:.2f}")
+    rollout_per_step = sum(seconds for _, _, seconds in turns) / (args.steps - 1)
+    print(f"ExGRPO step breakdown: rollout {rollout_per_step:.2f} s, scoring + training {e_step - rollout_per_step:.2f} s "
+          f"(sequences carry the injected probe turns; plus the auxiliary SFT loss)")
     print(f"(plain model.generate on the single-turn prompts: {single_rate:.0f} tokens/s)")
 
 
