@@ -1,0 +1,1 @@
+"""The synthetic reasoning world: problems, exact solutions and probes, splits, and the exact teacher."""
