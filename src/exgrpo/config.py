@@ -131,7 +131,24 @@ class ReplayTeacherConfig(StrictModel):
     name: str = "dss-palm-540b"
 
 
-TeacherConfig = Annotated[OpenAITeacherConfig | LocalTeacherConfig | ReplayTeacherConfig, Field(discriminator="kind")]
+class WorldConfig(StrictModel):
+    """The synthetic reasoning world (exgrpo.world): seeded, sizes per family."""
+
+    seed: int = 0
+    train_size: int = Field(150, gt=0, description="training problems per family (4 families)")
+    test_size: int = Field(50, gt=0, description="held-in test problems per family")
+    ood_size: int = Field(50, gt=0, description="problems per family of each held-out set")
+
+
+class ExactTeacherConfig(StrictModel):
+    """The synthetic world's exact teacher: correct rationales and exact probes by construction."""
+
+    kind: Literal["exact"]
+    world: WorldConfig = Field(default_factory=WorldConfig)
+
+
+TeacherConfig = Annotated[OpenAITeacherConfig | LocalTeacherConfig | ReplayTeacherConfig | ExactTeacherConfig,
+                          Field(discriminator="kind")]
 
 
 class DifficultyFilterConfig(StrictModel):

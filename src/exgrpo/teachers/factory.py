@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from exgrpo.config import LocalTeacherConfig, OpenAITeacherConfig, ReplayTeacherConfig, TeacherConfig
+from exgrpo.config import (
+    ExactTeacherConfig,
+    LocalTeacherConfig,
+    OpenAITeacherConfig,
+    ReplayTeacherConfig,
+    TeacherConfig,
+)
 from exgrpo.teachers.base import TeacherBackend
 
 
@@ -28,4 +34,10 @@ def make_backend(config: TeacherConfig, datasets: list[str] | None = None) -> Te
             if name in DSS_DATASETS and config.file is None:
                 responses.update(load_dss_rationales(root, name))
         return ReplayTeacher(responses, name=config.name)
+    if isinstance(config, ExactTeacherConfig):
+        from exgrpo.world.datasets import world_problems
+        from exgrpo.world.teacher import ExactTeacher
+
+        world = config.world
+        return ExactTeacher(world_problems(world.seed, world.train_size, world.test_size, world.ood_size))
     raise TypeError(f"unknown teacher config {type(config).__name__}")

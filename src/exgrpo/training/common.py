@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from exgrpo.config import LoraSettings, TrainingRun
+from exgrpo.files import atomic_write_json
 
 
 def device_arguments() -> dict[str, Any]:
@@ -54,4 +55,6 @@ def save_final_model(trainer: Any, output_dir: Path, merge_adapter: bool) -> Pat
         model = model.merge_and_unload()
     model.save_pretrained(final)
     trainer.processing_class.save_pretrained(final)
+    # The curves of the whole run (checkpoints keep only theirs), for reports and plots.
+    atomic_write_json(output_dir / "log_history.json", trainer.state.log_history)
     return final

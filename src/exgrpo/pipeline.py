@@ -1,0 +1,236 @@
+"""`exgrpo run CONFIG`: the whole method from one YAML file, stage by stage, into one run directory.
+
+    world -> base -> probe -> sft -> train -> eval -> report
+
+Each stage reads the previous stages' files and writes its own into run_dir/<stage>/, then a
+manifest (the hash of its configuration and of the stages before it, counts, seconds). A rerun skips
+every stage whose manifest matches; `--from STAGE` redoes from that stage; a killed run resumes in the
+stage it was in (each stage resumes itself: the teacher cache, checkpoints, appended predictions).
+The whole configuration is validated before the first stage starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from exgrpo.config import (
+    EvalConfig,
+    ProbeConfig,
+    SFTStageConfig,
+    StrictModel,
+    TrainConfig,
+    WorldConfig,
+    build_config,
+)
+from exgrpo.errors import ConfigError
+from exgrpo.files import atomic_write_json
+
+STAGES = ["world", "base", "probe", "sft", "train", "eval", "report"]
+MODELS = {"base": "the base student", "sft": "SFT on EI data", "exgrpo": "EI + ExGRPO"}
+
+
+class StudentConfig(StrictModel):
+    """A tiny student built here (the synthetic world's): architecture and (ours) short-answer pretraining."""
+
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    vocab_size: int = 1024
+    pretrain_epochs: float = Field(1.0, ge=0)
+    learning_rate: float = 1e-3
+    batch_size: int = 16
+    seed: int = 0
+
+
+class EvalSection(StrictModel):
+    datasets: list[str] = Field(min_length=1)
+    ei_test: str | None = Field(None, description="dataset of probes of the test questions (EI-Test)")
+    limit: int | None = Field(None, gt=0)
+    max_new_tokens: int = Field(128, gt=0)
+    batch_size: int = Field(32, gt=0)
+    backend: Literal["auto", "transformers", "vllm"] = "auto"
+
+
+class RunConfig(StrictModel):
+    run_dir: Path
+    world: WorldConfig | None = Field(None, description="the synthetic world; null for real benchmarks")
+    student: StudentConfig | None = Field(None, description="build a tiny student here")
+    base_model: str | None = Field(None, description="or start from this model (hub id or folder)")
+    probe: dict[str, Any]
+    sft: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+    eval: EvalSection
+
+    @model_validator(mode="after")
+    def _one_student(self) -> RunConfig:
+        if (self.student is None) == (self.base_model is None):
+            raise ValueError("give exactly one of `student` (build a tiny one) and `base_model`")
+        if self.world is not None:
+            from exgrpo.world.datasets import register_world
+
+            register_world(self.run_dir / "world")  # names only: the files come with the world stage
+        return self
+
+    # -------------------------------------------------------- where each stage reads and writes
+
+    def base_path(self) -> str:
+        return str(self.run_dir / "base" / "final") if self.student is not None else str(self.base_model)
+
+    def model_paths(self) -> dict[str, str]:
+        return {"base": self.base_path(), "sft": str(self.run_dir / "sft" / "final"),
+                "exgrpo": str(self.run_dir / "train" / "final")}
+
+    def probe_config(self) -> ProbeConfig:
+        values = json.loads(json.dumps(self.probe))  # a copy
+        if self.world is not None and values.get("teacher", {}).get("kind") == "exact":
+            values["teacher"]["world"] = self.world.model_dump()
+        difficulty = values.setdefault("difficulty", {})
+        if difficulty.get("enabled", False):
+            difficulty.setdefault("student", self.base_path())
+        return build_config(ProbeConfig, {**values, "output_dir": self.run_dir / "probe"}, "probe section")
+
+    def sft_config(self) -> SFTStageConfig:
+        return build_config(SFTStageConfig, {**self.sft, "model": self.base_path(), "output_dir": self.run_dir / "sft",
+                                             "ei_data": self.run_dir / "probe" / "ei.jsonl"}, "sft section")
+
+    def train_config(self) -> TrainConfig:
+        return build_config(TrainConfig, {**self.train, "model": self.model_paths()["sft"],
+                                          "output_dir": self.run_dir / "train",
+                                          "ei_data": self.run_dir / "probe" / "ei.jsonl"}, "train section")
+
+    def eval_config(self, model: str) -> EvalConfig:
+        datasets = self.eval.datasets + ([self.eval.ei_test] if self.eval.ei_test else [])
+        return build_config(EvalConfig, {
+            "model": self.model_paths()[model], "datasets": datasets, "limit": self.eval.limit,
+            "max_new_tokens": self.eval.max_new_tokens, "batch_size": self.eval.batch_size,
+            "backend": self.eval.backend, "output_dir": self.run_dir / "eval" / model}, "eval section")
+
+    def stage_configs(self) -> dict[str, Any]:
+        """Every stage's resolved configuration: building them is the validation."""
+        return {"world": self.world, "base": self.student or self.base_model, "probe": self.probe_config(),
+                "sft": self.sft_config(), "train": self.train_config(),
+                "eval": {model: self.eval_config(model) for model in MODELS}, "report": self.eval}
+
+
+def _hash(value: Any) -> str:
+    if hasattr(value, "model_dump_json"):
+        value = json.loads(value.model_dump_json())
+    elif isinstance(value, dict):
+        value = {k: json.loads(v.model_dump_json()) if hasattr(v, "model_dump_json") else v for k, v in value.items()}
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- the stages
+
+
+def stage_world(config: RunConfig) -> dict[str, Any]:
+    from exgrpo.world.datasets import write_world
+
+    if config.world is None:
+        return {"skipped": "no synthetic world in this config"}
+    world = config.world
+    return write_world(config.run_dir / "world", world.seed, world.train_size, world.test_size, world.ood_size)
+
+
+def stage_base(config: RunConfig) -> dict[str, Any]:
+    if config.student is None:
+        return {"model": config.base_model}
+    from exgrpo.world.generate import generate_split
+    from exgrpo.world.student import build_base_student
+
+    assert config.world is not None, "a tiny student is built from the synthetic world"
+    student = config.student
+    train = generate_split("train", config.world.train_size, config.world.seed)
+    path = build_base_student(config.run_dir / "base", train, student.hidden_size, student.num_layers,
+                              student.num_heads, student.vocab_size, student.pretrain_epochs, student.learning_rate,
+                              student.batch_size, student.seed)
+    return {"model": str(path), "pretraining_examples": len(train)}
+
+
+def stage_probe(config: RunConfig) -> dict[str, Any]:
+    from exgrpo.inversion.pipeline import run_probe
+
+    stats = run_probe(config.probe_config())
+    return {"datasets": stats["datasets"], "teachers": stats["teachers"]}
+
+
+def stage_sft(config: RunConfig) -> dict[str, Any]:
+    from exgrpo.training.sft import run_sft
+
+    return {"model": str(run_sft(config.sft_config()))}
+
+
+def stage_train(config: RunConfig) -> dict[str, Any]:
+    from exgrpo.training.train import run_train
+
+    return {"model": str(run_train(config.train_config()))}
+
+
+def stage_eval(config: RunConfig) -> dict[str, Any]:
+    from exgrpo.evaluation.evaluate import evaluate
+
+    summary = {}
+    for model in MODELS:
+        report = evaluate(config.eval_config(model))
+        summary[model] = {row["name"]: row["accuracy"]["value"] for row in report["datasets"]}
+    return summary
+
+
+def stage_report(config: RunConfig) -> dict[str, Any]:
+    from exgrpo.report import write_run_report
+
+    return write_run_report(config)
+
+
+STAGE_FUNCTIONS: dict[str, Callable[[RunConfig], dict[str, Any]]] = {
+    "world": stage_world, "base": stage_base, "probe": stage_probe, "sft": stage_sft, "train": stage_train,
+    "eval": stage_eval, "report": stage_report}
+
+
+# ---------------------------------------------------------------- running
+
+
+def plan(config: RunConfig) -> list[tuple[str, str, bool]]:
+    """(stage, config hash, already done) for every stage; hashes chain, so a change redoes what follows."""
+    configs = config.stage_configs()
+    rows, upstream = [], ""
+    for stage in STAGES:
+        digest = hashlib.sha256(f"{upstream}|{_hash(configs[stage])}".encode()).hexdigest()[:16]
+        manifest = config.run_dir / stage / "manifest.json"
+        done = manifest.exists() and json.loads(manifest.read_text()).get("config_hash") == digest
+        rows.append((stage, digest, done))
+        upstream = digest
+    return rows
+
+
+def run(config: RunConfig, from_stage: str | None = None,
+        on_stage: Callable[[str, str], None] | None = None) -> dict[str, dict[str, Any]]:
+    """Run the stages that are not done (or from `from_stage` on); returns each stage's manifest."""
+    if from_stage is not None and from_stage not in STAGES:
+        raise ConfigError(f"--from must be one of {', '.join(STAGES)}, not {from_stage!r}")
+    redo = set(STAGES[STAGES.index(from_stage):]) if from_stage else set()
+    manifests = {}
+    for stage, digest, done in plan(config):
+        manifest_path = config.run_dir / stage / "manifest.json"
+        if done and stage not in redo:
+            if on_stage:
+                on_stage(stage, "skipped (done)")
+            manifests[stage] = json.loads(manifest_path.read_text())
+            continue
+        if on_stage:
+            on_stage(stage, "running")
+        started = time.time()
+        counts = STAGE_FUNCTIONS[stage](config)
+        manifests[stage] = {"stage": stage, "config_hash": digest, "seconds": round(time.time() - started, 1),
+                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "outputs": counts}
+        atomic_write_json(manifest_path, manifests[stage])
+        if on_stage:
+            on_stage(stage, f"done in {manifests[stage]['seconds']:.0f} s")
+    return manifests

@@ -1,0 +1,61 @@
+"""The world's splits as files and registry entries, so that every stage reads them like any benchmark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from exgrpo.data.registry import DatasetEntry, SplitSource, register
+from exgrpo.data.schema import AnswerType
+from exgrpo.files import atomic_write_jsonl
+from exgrpo.world.generate import SPLITS, generate_world, to_example
+from exgrpo.world.probes import make_probe
+from exgrpo.world.program import Problem
+
+EI_TEST = "ei_test"  # probes of the held-in test questions: does the student understand, or only answer?
+RULES = [f"R{i}" for i in range(1, 11)]
+
+
+def dataset_name(split: str) -> str:
+    return f"world_{split}"
+
+
+def world_problems(seed: int, train_size: int, test_size: int, ood_size: int) -> dict[str, Problem]:
+    """Every problem of the world by id (what the exact teacher needs)."""
+    world = generate_world(seed, train_size, test_size, ood_size)
+    return {problem.id: problem for problems in world.values() for problem in problems}
+
+
+def write_world(out_dir: Path, seed: int, train_size: int, test_size: int, ood_size: int) -> dict[str, int]:
+    """Write each split (and EI-Test) as JSONL; returns the example count per dataset."""
+    world = generate_world(seed, train_size, test_size, ood_size)
+    counts = {}
+    for split, problems in world.items():
+        records = [{**to_example(p, split).to_dict(), "family": p.family} for p in problems]
+        atomic_write_jsonl(out_dir / f"{split}.jsonl", records)
+        counts[dataset_name(split)] = len(records)
+    ei_test = []
+    for problem in world["test"]:
+        for rule in RULES:
+            spec = make_probe(problem, rule)
+            if spec is not None:
+                ei_test.append({"id": f"{problem.id}#{rule}", "question": spec.question, "answer": spec.answer,
+                                "answer_type": str(spec.answer_type), "choices": list(spec.choices or []) or None,
+                                "source": dataset_name(EI_TEST), "family": problem.family, "rule": rule})
+    atomic_write_jsonl(out_dir / f"{EI_TEST}.jsonl", ei_test)
+    counts[dataset_name(EI_TEST)] = len(ei_test)
+    return counts
+
+
+def register_world(out_dir: Path) -> list[str]:
+    """Registry entries for the written splits: world_train (split train), the others (split test)."""
+    names = []
+    groups = {split: spec[-1] for split, spec in SPLITS.items()} | {EI_TEST: "other"}
+    for split, group in groups.items():
+        split_name = "train" if split == "train" else "test"
+        register(DatasetEntry(
+            name=dataset_name(split), group="other" if group == "train" else group, answer_type=AnswerType.number,
+            description=f"synthetic world, split {split}", question="{{ question }}", answer="answer",
+            choices="choices", id="id", answer_type_expr="answer_type", eval_split=split_name,
+            splits={split_name: SplitSource(files=[f"{split}.jsonl"])}, base_dir=str(out_dir)))
+        names.append(dataset_name(split))
+    return names

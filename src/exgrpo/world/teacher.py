@@ -1,0 +1,39 @@
+"""The exact teacher: answers every probe-stage request of the synthetic world correctly, by construction.
+
+It reads each request's `meta` (purpose, example id, rule) and replies with the problem's exact rationale,
+the rule's exact probe (as the JSON a teacher LLM would write), or the exact rationale of that probe.
+It sits behind the same `TeacherBackend` protocol and cache as the LLM teachers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from exgrpo.teachers.base import ChatRequest, ChatResponse, ResultCallback, StartCallback
+from exgrpo.world.probes import make_probe, probe_reply_json
+from exgrpo.world.program import Problem, rationale
+
+
+class ExactTeacher:
+    def __init__(self, problems: dict[str, Problem], name: str = "exact-world") -> None:
+        self.problems = problems
+        self.model = name
+
+    def complete(self, requests: Sequence[ChatRequest], on_result: ResultCallback,
+                 on_start: StartCallback | None = None) -> None:
+        for index, request in enumerate(requests):
+            on_result(index, self.answer(request))
+
+    def answer(self, request: ChatRequest) -> ChatResponse:
+        purpose, problem = request.meta.get("purpose"), self.problems.get(str(request.meta.get("example_id")))
+        if problem is None:
+            return ChatResponse(None, error=f"the exact teacher knows no world problem {request.meta.get('example_id')!r}")
+        if purpose in ("cot", "consistency"):
+            return ChatResponse(rationale(problem))
+        spec = make_probe(problem, str(request.meta.get("rule")))
+        if purpose == "probe":
+            # A rule that cannot apply to this problem gets a reply the probe stage records as invalid.
+            return ChatResponse(probe_reply_json(spec) if spec else "This rule does not apply to this problem.")
+        if purpose == "probe_answer" and spec is not None:
+            return ChatResponse(spec.rationale)
+        return ChatResponse(None, error=f"the exact teacher does not answer {purpose!r} requests")

@@ -1,0 +1,93 @@
+"""`exgrpo run`: validation before work, the plan, stage skipping, --from, a change redoing what follows,
+resuming after a failed stage, and the paper recipes' dry runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from exgrpo.config import build_config
+from exgrpo.errors import ConfigError
+from exgrpo.pipeline import STAGES, RunConfig, plan, run
+
+REPO = Path(__file__).parents[1]
+
+
+def micro_recipe(run_dir: Path) -> dict[str, Any]:
+    """The quickstart recipe shrunk to seconds: a handful of problems, a 1-layer student, 2 steps each."""
+    recipe = yaml.safe_load((REPO / "configs" / "quickstart.yaml").read_text())
+    recipe.update(run_dir=str(run_dir), world={"seed": 0, "train_size": 6, "test_size": 2, "ood_size": 2},
+                  student={"hidden_size": 32, "num_layers": 1, "num_heads": 2, "vocab_size": 400,
+                           "pretrain_epochs": 1})
+    recipe["probe"]["difficulty"]["max_new_tokens"] = 8
+    recipe["sft"].update(epochs=1, max_length=512, report_to=["none"])
+    recipe["train"].update(max_steps=2, max_new_tokens=8, report_to=["none"])
+    recipe["eval"].update(max_new_tokens=8)
+    return recipe
+
+
+def statuses(config: RunConfig, from_stage: str | None = None) -> dict[str, str]:
+    seen: dict[str, str] = {}
+    run(config, from_stage, on_stage=lambda stage, status: seen.__setitem__(stage, status))
+    return seen
+
+
+@pytest.mark.slow
+def test_stages_run_once_skip_on_rerun_and_redo_from_a_stage(tmp_path: Path) -> None:
+    config = build_config(RunConfig, micro_recipe(tmp_path / "run"), "test")
+    first = statuses(config)
+    assert list(first) == STAGES and all(status.startswith("done") for status in first.values())
+    report = (tmp_path / "run" / "report" / "report.md").read_text()
+    assert "| EI + ExGRPO |" in report and (tmp_path / "run" / "report" / "results.png").stat().st_size > 1000
+    manifest = json.loads((tmp_path / "run" / "probe" / "manifest.json").read_text())
+    assert manifest["outputs"]["datasets"]["world_train"]["questions"] == 24
+    assert set(statuses(config).values()) == {"skipped (done)"}
+    redo = statuses(config, from_stage="train")
+    assert [redo[s] for s in ("world", "base", "probe", "sft")] == ["skipped (done)"] * 4
+    assert all(redo[s].startswith("done") for s in ("train", "eval", "report"))
+    changed = micro_recipe(tmp_path / "run")
+    changed["train"]["learning_rate"] = 1e-4  # a new train config redoes train and what follows
+    after = statuses(build_config(RunConfig, changed, "test"))
+    assert after["sft"] == "skipped (done)" and after["train"].startswith("done")
+
+
+@pytest.mark.slow
+def test_a_failed_run_resumes_at_the_stage_that_failed(tmp_path: Path) -> None:
+    recipe = micro_recipe(tmp_path / "run")
+    broken = build_config(RunConfig, recipe, "test")
+    broken.eval.max_new_tokens = 0  # an invalid eval config, only noticed when the eval stage builds it
+    with pytest.raises(ConfigError):
+        run(broken)
+    assert [stage for stage, _, done in plan(build_config(RunConfig, recipe, "test")) if done] == \
+        ["world", "base", "probe", "sft", "train"]
+    resumed = statuses(build_config(RunConfig, recipe, "test"))
+    assert resumed["train"] == "skipped (done)" and resumed["eval"].startswith("done")
+
+
+def test_config_errors_name_the_section_and_field(tmp_path: Path) -> None:
+    recipe = micro_recipe(tmp_path / "run")
+    recipe["train"]["exgrpo"]["k_partial"] = 5
+    with pytest.raises(ConfigError, match=r"train section.*k_partial"):
+        build_config(RunConfig, recipe, "test").stage_configs()
+    recipe = micro_recipe(tmp_path / "run")
+    recipe["base_model"] = "some/model"
+    with pytest.raises(ConfigError, match="exactly one of `student`"):
+        build_config(RunConfig, recipe, "test")
+
+
+@pytest.mark.parametrize("recipe", sorted((REPO / "configs" / "paper").glob("*.yaml")), ids=lambda p: p.name)
+def test_paper_recipes_dry_run_without_loading_models(recipe: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "exgrpo.cli", "run", str(recipe), "--dry-run"],
+                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert all(stage in result.stdout for stage in STAGES)
+    config = build_config(RunConfig, yaml.safe_load(recipe.read_text()), str(recipe))
+    stages = config.stage_configs()
+    assert stages["sft"].lora is not None and stages["sft"].lora.r == 32
+    assert len(stages["eval"]["base"].datasets) == 12
