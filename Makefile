@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | sha256sum | cut -c1-12)
 QUICKSTART_DIR ?= runs/quickstart
 
-.PHONY: setup test lint quickstart benchmarks probe-report probe-report-doc clean
+.PHONY: setup test lint quickstart quickstart-docs benchmarks probe-report probe-report-doc clean
 
 setup: $(STAMP)
 
@@ -24,11 +24,14 @@ test: setup
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 
-# Until the synthetic-world quickstart lands (issue 5): build a tiny student offline and evaluate it.
+# The whole method offline on a CPU: synthetic world, exact teacher, tiny student (see docs/quickstart.md).
 quickstart: setup
-	$(BIN)/exgrpo tiny-model $(QUICKSTART_DIR)/tiny-student --corpus-datasets gsm8k,arc_challenge,strategyqa
-	$(BIN)/exgrpo eval --model $(QUICKSTART_DIR)/tiny-student --datasets gsm8k,arc_challenge,strategyqa,boolq \
-		--limit 16 --max-new-tokens 48 --output-dir $(QUICKSTART_DIR)/eval
+	$(BIN)/exgrpo quickstart --run-dir $(QUICKSTART_DIR)
+
+# The same, and rewrite docs/quickstart.md (+ .png) from the run.
+quickstart-docs: setup
+	rm -rf $(QUICKSTART_DIR)
+	$(BIN)/exgrpo quickstart --run-dir $(QUICKSTART_DIR) --docs docs/quickstart.md
 
 benchmarks: setup
 	$(BIN)/python benchmarks/eval_throughput.py

@@ -211,6 +211,7 @@ def run_command(
 @app.command("quickstart")
 def quickstart_command(
     run_dir: Annotated[Path | None, typer.Option(help="Where the run goes (default: runs/quickstart).")] = None,
+    docs: Annotated[Path | None, typer.Option(help="Also write the results page here (markdown + PNG beside it).")] = None,
 ) -> None:
     """The whole method offline on a CPU in minutes: a synthetic reasoning world, its exact teacher, a tiny
     student trained from scratch; ends with a table (base, SFT, EI + ExGRPO) and a plot.
@@ -227,7 +228,13 @@ def quickstart_command(
         recipe["run_dir"] = str(run_dir)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
         yaml.safe_dump(recipe, handle)
+    started = time.time()
     run_command(Path(handle.name), from_stage=None, dry_run=False)
+    if docs is not None:
+        from exgrpo.report import write_docs_page
+
+        write_docs_page(Path(recipe["run_dir"]), docs, seconds=time.time() - started)
+        console.print(f"Results page written to {docs}")
 
 
 def _progress() -> Progress:

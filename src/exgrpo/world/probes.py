@@ -34,8 +34,9 @@ The rules as done here (the choices each rule makes):
 - R10 causal: numbers: one step removed (a reversed problem keeps its given final value); dates and logic: one
   step negated (later <-> earlier, same <-> flip), since removing it would leave the asked event or property
   undefined. "Would the answer then be V?", with V the original answer or the changed problem's, half each
-  (removing a step almost always changes the answer). Only steps whose sentence occurs once, and only changes
-  that keep the numbers valid; None when no step qualifies (never in generated worlds).
+  (removing a step almost always changes the answer). A repeated step sentence is named by which time it is
+  said; a change that would make a count negative (or a reversed start not whole) is never asked, and None
+  is returned only when every change would (never in generated worlds).
 """
 
 from __future__ import annotations
@@ -189,6 +190,9 @@ def _fresh_labels(problem: Problem, rng: random.Random) -> list[str]:
     """New event words (dates) or property words (logic) for the steps, drawn as the generator draws them."""
     pool = (ITEMS["date"] if problem.kind == "date" else PROPERTIES)[_uses_held_out_words(problem)]
     count = len(problem.steps)
+    unused = [word for word in pool if word not in {step.label for step in problem.steps}]
+    if count <= len(unused):
+        return rng.sample(unused, count)
     if count <= len(pool):
         return rng.sample(pool, count)
     return [rng.choice(pool) + f" {i + 1}" for i in range(count)]
