@@ -58,16 +58,29 @@ def test_stages_run_once_skip_on_rerun_and_redo_from_a_stage(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_a_failed_run_resumes_at_the_stage_that_failed(tmp_path: Path) -> None:
-    recipe = micro_recipe(tmp_path / "run")
-    broken = build_config(RunConfig, recipe, "test")
-    broken.eval.max_new_tokens = 0  # an invalid eval config, only noticed when the eval stage builds it
-    with pytest.raises(ConfigError):
-        run(broken)
-    assert [stage for stage, _, done in plan(build_config(RunConfig, recipe, "test")) if done] == \
-        ["world", "base", "probe", "sft", "train"]
-    resumed = statuses(build_config(RunConfig, recipe, "test"))
+def test_a_run_that_dies_in_a_stage_resumes_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import exgrpo.pipeline as pipeline
+
+    config = build_config(RunConfig, micro_recipe(tmp_path / "run"), "test")
+
+    def dies(_: RunConfig) -> dict[str, Any]:
+        raise RuntimeError("killed")
+
+    monkeypatch.setitem(pipeline.STAGE_FUNCTIONS, "eval", dies)
+    with pytest.raises(RuntimeError, match="killed"):
+        run(config)
+    assert [stage for stage, _, done in plan(config) if done] == ["world", "base", "probe", "sft", "train"]
+    monkeypatch.undo()
+    resumed = statuses(config)
     assert resumed["train"] == "skipped (done)" and resumed["eval"].startswith("done")
+
+
+def test_an_invalid_section_stops_the_run_before_any_stage(tmp_path: Path) -> None:
+    config = build_config(RunConfig, micro_recipe(tmp_path / "run"), "test")
+    config.eval.max_new_tokens = 0  # only the eval stage's own config would notice
+    with pytest.raises(ConfigError, match="eval section"):
+        run(config)
+    assert not (tmp_path / "run").exists()
 
 
 def test_config_errors_name_the_section_and_field(tmp_path: Path) -> None:

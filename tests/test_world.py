@@ -1,0 +1,122 @@
+"""The synthetic world: determinism, split disjointness, what each held-out split changes, exact answers,
+the exact teacher behind the probe stage, and the base student's weak prior."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from exgrpo.config import ProbeConfig
+from exgrpo.data.answers import check_example
+from exgrpo.data.registry import load_examples
+from exgrpo.inversion.pipeline import run_probe
+from exgrpo.world.datasets import register_world, world_problems, write_world
+from exgrpo.world.generate import HELD_OUT_NAMES, SPLITS, TRAIN_NAMES, generate_world, to_example
+from exgrpo.world.program import question_text, rationale
+
+WORLD = generate_world(seed=3, train_size=40, test_size=15, ood_size=15)
+
+
+def independent_answer(problem) -> str:
+    """Solve from the structure with plain Python, not with program.py's solver."""
+    value = problem.start
+    for step in problem.steps:
+        if step.op in ("add", "sub"):
+            value = value + step.amount if step.op == "add" else value - step.amount
+        elif step.op == "mul":
+            value = value * 2
+        elif step.op in ("later", "earlier"):
+            value = value + timedelta(days=step.amount if step.op == "later" else -step.amount)
+        elif step.op == "flip":
+            value = not value
+    if problem.family == "choice":
+        return "ABCD"[problem.options.index(value)]
+    if problem.family == "budget":
+        return "yes" if value >= problem.price else "no"
+    shown = problem.start if problem.reversed else value
+    if isinstance(shown, bool):
+        return "yes" if shown else "no"
+    return shown.strftime("%m/%d/%Y") if hasattr(shown, "strftime") else str(shown)
+
+
+def test_generation_is_seeded_and_deterministic() -> None:
+    again = generate_world(seed=3, train_size=40, test_size=15, ood_size=15)
+    assert {s: [question_text(p) for p in ps] for s, ps in WORLD.items()} == \
+        {s: [question_text(p) for p in ps] for s, ps in again.items()}
+    other = generate_world(seed=4, train_size=40, test_size=15, ood_size=15)
+    assert [question_text(p) for p in other["train"]] != [question_text(p) for p in WORLD["train"]]
+
+
+def test_no_evaluation_question_occurs_in_training() -> None:
+    train = {question_text(p) for p in WORLD["train"]}
+    for split, problems in WORLD.items():
+        texts = [question_text(p) for p in problems]
+        assert len(set(texts)) == len(texts), f"{split} repeats a question"
+        if split != "train":
+            assert not train & set(texts), f"{split} shares questions with train"
+
+
+def test_held_out_splits_change_what_they_say() -> None:
+    assert {len(p.steps) for p in WORLD["train"]} == {1, 2, 3}
+    assert {len(p.steps) for p in WORLD["ood_steps"]} == {4, 5}
+    assert {p.style.name for p in WORLD["train"]} <= set(TRAIN_NAMES)
+    assert {p.style.name for p in WORLD["ood_surface"]} <= set(HELD_OUT_NAMES)
+    assert all(p.style.variant == 1 for p in WORLD["ood_surface"])
+    assert all(p.reversed for p in WORLD["ood_reversed"])
+    assert {p.family for p in WORLD["ood_budget"]} == {"budget"}
+    assert not {p.family for p in WORLD["train"]} & {"budget"}  # a family seen only at test time
+    assert set(SPLITS) == set(WORLD)
+
+
+def test_answers_and_rationales_are_exact() -> None:
+    for split, problems in WORLD.items():
+        for problem in problems:
+            example = to_example(problem, split)
+            assert example.answer == independent_answer(problem)
+            assert check_example(rationale(problem), example).correct
+
+
+def test_world_files_load_through_the_registry(tmp_path: Path) -> None:
+    counts = write_world(tmp_path, seed=3, train_size=10, test_size=5, ood_size=5)
+    names = register_world(tmp_path)
+    assert counts["world_train"] == 40 and counts["world_ood_reversed"] == 5
+    assert counts["world_ei_test"] > 5 * 4 * 8  # the probes of the test questions, most rules apply
+    for name in names:
+        examples = load_examples(name)
+        assert len(examples) == counts[name]
+        assert all(e.answer.strip() for e in examples)
+
+
+def test_the_exact_teacher_makes_every_probe_consistent(tmp_path: Path) -> None:
+    write_world(tmp_path / "world", seed=3, train_size=5, test_size=2, ood_size=2)
+    register_world(tmp_path / "world")
+    config = ProbeConfig(datasets=["world_train"], output_dir=tmp_path / "probe",
+                         teacher={"kind": "exact", "world": {"seed": 3, "train_size": 5, "test_size": 2, "ood_size": 2}})
+    stats = run_probe(config)
+    rules = stats["rules"]
+    assert stats["datasets"]["world_train"]["teacher_wrong"] == 0
+    assert all(row["mismatched"] == 0 and row["inconsistent"] == 0 for row in rules.values())
+    one_step = sum(len(p.steps) == 1 for p in world_problems(3, 5, 2, 2).values() if p.id.startswith("train-"))
+    assert rules["R2"]["invalid"] == one_step  # R2 needs a step that is not the last
+    assert all(rules[r]["invalid"] == 0 for r in ("R1", "R4", "R5", "R6", "R7", "R8", "R9", "R10"))
+
+
+@pytest.mark.slow
+def test_the_base_student_has_a_weak_prior(tmp_path: Path) -> None:
+    from exgrpo.data.prompts import build_messages
+    from exgrpo.evaluation.generation import TransformersGenerator, load_model_and_tokenizer
+    from exgrpo.world.student import build_base_student
+
+    train = generate_world(seed=0, train_size=40, test_size=20, ood_size=5)
+    path = build_base_student(tmp_path, train["train"], hidden_size=128, num_layers=2, num_heads=2, vocab_size=600,
+                              pretrain_epochs=6, learning_rate=2e-3, batch_size=16, seed=0)
+    model, tokenizer = load_model_and_tokenizer(str(path))
+    tests = [to_example(p, "test") for p in train["test"]]
+    outputs = TransformersGenerator(model, tokenizer, batch_size=40).generate(
+        [build_messages(e) for e in tests], max_new_tokens=16)
+    parsed = sum(check_example(o.text, e).parsed for o, e in zip(outputs, tests, strict=True))
+    correct = sum(check_example(o.text, e).correct for o, e in zip(outputs, tests, strict=True))
+    assert parsed >= len(tests) // 2  # it learned the answer format
+    assert 0 < correct < 0.6 * len(tests)  # low but not zero: not the reasoning
