@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -138,15 +138,10 @@ def sft_command(
 
     Rerunning continues from the newest checkpoint in OUTPUT_DIR. The model is saved to OUTPUT_DIR/final.
     """
-    from exgrpo.config import SFTStageConfig, load_config
+    from exgrpo.config import SFTStageConfig
     from exgrpo.training.sft import run_sft
 
-    try:
-        sft_config = load_config(SFTStageConfig, config, {"max_steps": max_steps, "output_dir": output_dir})
-        final = run_sft(sft_config)
-    except ExgrpoError as error:
-        _fail(error)
-    console.print(f"SFT model saved to {final}")
+    _train_stage(SFTStageConfig, run_sft, config, {"max_steps": max_steps, "output_dir": output_dir}, "SFT model")
 
 
 @app.command("train")
@@ -161,15 +156,21 @@ def train_command(
     Logs go to TensorBoard (OUTPUT_DIR/runs) unless report_to says otherwise. Rerunning continues from
     the newest checkpoint. The model is saved to OUTPUT_DIR/final.
     """
-    from exgrpo.config import TrainConfig, load_config
+    from exgrpo.config import TrainConfig
     from exgrpo.training.train import run_train
 
+    _train_stage(TrainConfig, run_train, config, {"max_steps": max_steps, "output_dir": output_dir}, "ExGRPO model")
+
+
+def _train_stage(config_class: Any, runner: Any, config: Path, overrides: dict[str, Any], what: str) -> None:
+    """Load and validate a training stage's config, run it, say where the model went."""
+    from exgrpo.config import load_config
+
     try:
-        train_config = load_config(TrainConfig, config, {"max_steps": max_steps, "output_dir": output_dir})
-        final = run_train(train_config)
+        final = runner(load_config(config_class, config, overrides))
     except ExgrpoError as error:
         _fail(error)
-    console.print(f"ExGRPO model saved to {final}")
+    console.print(f"{what} saved to {final}")
 
 
 @app.command("run")
