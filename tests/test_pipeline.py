@@ -27,7 +27,7 @@ def micro_recipe(run_dir: Path) -> dict[str, Any]:
                            "pretrain_epochs": 1})
     recipe["probe"]["difficulty"]["max_new_tokens"] = 8
     recipe["sft"].update(epochs=1, max_length=512, report_to=["none"])
-    recipe["train"].update(max_steps=2, max_new_tokens=8, report_to=["none"])
+    recipe["train"].update(max_steps=2, max_new_tokens=8, report_to=["none"], logging_steps=1)
     recipe["eval"].update(max_new_tokens=8)
     return recipe
 
@@ -55,6 +55,10 @@ def test_stages_run_once_skip_on_rerun_and_redo_from_a_stage(tmp_path: Path) -> 
     changed["train"]["learning_rate"] = 1e-4  # a new train config redoes train and what follows
     after = statuses(build_config(RunConfig, changed, "test"))
     assert after["sft"] == "skipped (done)" and after["train"].startswith("done")
+    # ... from scratch: the old configuration's checkpoints are not resumed
+    history = json.loads((tmp_path / "run" / "train" / "log_history.json").read_text())
+    assert [round(e["learning_rate"], 8) for e in history if "learning_rate" in e][0] == 1e-4
+    assert (tmp_path / "run" / "teacher_cache.jsonl").exists()  # paid teacher calls outlive any stage
 
 
 @pytest.mark.slow

@@ -94,6 +94,8 @@ class RunConfig(StrictModel):
         difficulty = values.setdefault("difficulty", {})
         if difficulty.get("enabled", False):
             difficulty.setdefault("student", self.base_path())
+        # The teacher cache lives outside the stage folder: redoing the stage must never lose a paid call.
+        values.setdefault("cache_path", self.run_dir / "teacher_cache.jsonl")
         return build_config(ProbeConfig, {**values, "output_dir": self.run_dir / "probe"}, "probe section")
 
     def sft_config(self) -> SFTStageConfig:
@@ -210,6 +212,20 @@ def plan(config: RunConfig) -> list[tuple[str, str, bool]]:
     return rows
 
 
+def _prepare_stage_dir(stage_dir: Path, digest: str, fresh: bool) -> None:
+    """Resume a stage only into work done with the same configuration (a killed run); otherwise start clean,
+    so that checkpoints or predictions of another configuration are never taken for this one's."""
+    import shutil
+
+    started = stage_dir / "started.json"
+    recorded = json.loads(started.read_text()).get("config_hash") if started.exists() else None
+    manifest = stage_dir / "manifest.json"
+    finished = json.loads(manifest.read_text()).get("config_hash") if manifest.exists() else None
+    if fresh or (recorded not in (None, digest)) or (finished not in (None, digest)):
+        shutil.rmtree(stage_dir, ignore_errors=True)
+    atomic_write_json(started, {"config_hash": digest})
+
+
 def run(config: RunConfig, from_stage: str | None = None,
         on_stage: Callable[[str, str], None] | None = None) -> dict[str, dict[str, Any]]:
     """Run the stages that are not done (or from `from_stage` on); returns each stage's manifest."""
@@ -218,12 +234,14 @@ def run(config: RunConfig, from_stage: str | None = None,
     redo = set(STAGES[STAGES.index(from_stage):]) if from_stage else set()
     manifests = {}
     for stage, digest, done in plan(config):
-        manifest_path = config.run_dir / stage / "manifest.json"
+        stage_dir = config.run_dir / stage
+        manifest_path = stage_dir / "manifest.json"
         if done and stage not in redo:
             if on_stage:
                 on_stage(stage, "skipped (done)")
             manifests[stage] = json.loads(manifest_path.read_text())
             continue
+        _prepare_stage_dir(stage_dir, digest, fresh=stage in redo)
         if on_stage:
             on_stage(stage, "running")
         started = time.time()
