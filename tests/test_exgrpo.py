@@ -165,3 +165,13 @@ def test_cli_sft_then_train_end_to_end(tiny_model_path: Path, tmp_path: Path) ->
         assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "exgrpo" / "final" / "model.safetensors").exists()
     assert "ExGRPO model saved to" in result.stdout
+
+
+def test_per_scenario_advantages_reach_the_loss_batch(toy_sft_model: tuple[Path, Path], tmp_path: Path) -> None:
+    model, ei = toy_sft_model
+    trainer = build_trainer(train_config(model, ei, tmp_path, exgrpo={
+        "k": 1, "rollouts_full": 2, "rollouts_partial": 2, "per_scenario_advantages": True}))
+    trainer.model.train()
+    batch = next(b for b in (_sampled(trainer, seed) for seed in range(20)) if b["advantages"].abs().sum() > 0)
+    advantages = batch["advantages"].view(2, 2, 2)  # question, scenario, rollout
+    assert torch.allclose(advantages.sum(dim=2), torch.zeros(2, 2), atol=1e-5)  # zero mean within each scenario

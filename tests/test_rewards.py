@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exgrpo.training.rewards import FULL, PARTIAL, dsu_bonus, outcome_reward
+from exgrpo.training.rewards import FULL, PARTIAL, dsu_bonus, outcome_reward, per_scenario_advantages
 
 A, B = FULL, PARTIAL
 
@@ -39,3 +39,13 @@ def test_outcome_reward_reads_the_final_answer_with_the_checker() -> None:
                              answer=["yes", "yes", "B", "42"], answer_type=["yes_no", "yes_no", "letter", "number"],
                              choices=[None, None, ["x", "y"], None])
     assert rewards == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_per_scenario_advantages_normalise_a_and_b_apart() -> None:
+    rewards = [1.5, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0]
+    scenarios = [A, A, B, B, A, A, B, B]
+    advantages = per_scenario_advantages(rewards, scenarios, group_size=4)
+    spread = 1.5 / 2**0.5  # sample std of (1.5, 0)
+    assert advantages[:2] == pytest.approx([0.75 / (spread + 1e-4), -0.75 / (spread + 1e-4)])
+    assert advantages[2:4] == [0.0, 0.0]  # B all equal: no signal, whatever A did
+    assert advantages[4:6] == [0.0, 0.0] and advantages[6] == pytest.approx(-advantages[7]) and advantages[6] > 0

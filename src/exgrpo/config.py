@@ -264,6 +264,7 @@ class ExGRPOSettings(StrictModel):
     dsu_nu: float = Field(1.0, gt=0, description="(ours) the bonus fires when P_full > nu * P_partial")
     aux_weight: float = Field(0.1, ge=0, description="(ours) lambda_aux: weight of the auxiliary SFT loss")
     format_reward: float = Field(0.0, ge=0, description="(ours) reward for a parsable final answer")
+    per_scenario_advantages: bool = Field(False, description="(ours) normalise A and B rollouts separately")
 
     def partial_probes(self) -> int:
         return self.k // 2 if self.k_partial is None else self.k_partial

@@ -28,6 +28,7 @@ from exgrpo.training.rewards import (
     dsu_bonus_reward,
     format_reward,
     outcome_reward,
+    per_scenario_advantages,
 )
 from exgrpo.training.rollout import Rollout, TransformersSampler, VLLMSampler, plan_rollouts, roll_out
 
@@ -127,7 +128,19 @@ class ExGRPOTrainer(GRPOTrainer):
             rewards[start : start + size, bonus_column] = torch.tensor(bonus, dtype=rewards.dtype)
             groups.append(group)
         self._log_dsu(groups, rewards[:, outcome], scenarios)
+        self._gathered = (rewards.clone(), scenarios)  # for per-scenario advantages, if asked for
         return rewards
+
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        output = super()._generate_and_score_completions(inputs)
+        if self.exgrpo.per_scenario_advantages:
+            rewards, scenarios = self._gathered
+            total = (rewards * self.reward_weights.to(rewards.device).unsqueeze(0)).nansum(dim=1).tolist()
+            advantages = per_scenario_advantages(total, scenarios, self.num_generations)
+            start = self.accelerator.process_index * len(inputs)
+            output["advantages"] = torch.tensor(advantages[start : start + len(inputs)],
+                                                dtype=output["advantages"].dtype, device=output["advantages"].device)
+        return output
 
     def _log_dsu(self, groups: list[Any], outcomes: torch.Tensor, scenarios: list[str]) -> None:
         metrics = self._metrics["train" if self.model.training else "eval"]

@@ -55,3 +55,22 @@ def dsu_bonus(outcomes: Sequence[float], scenarios: Sequence[str], delta: float,
     fired = bool(full) and bool(partial) and p_full > nu * p_partial
     bonus = [delta if fired and s == FULL and o > 0 else 0.0 for o, s in zip(outcomes, scenarios, strict=True)]
     return bonus, GroupDSU(p_full, p_partial, fired)
+
+
+def per_scenario_advantages(rewards: Sequence[float], scenarios: Sequence[str], group_size: int) -> list[float]:
+    """(ours, an option) Advantages normalised within each question's A rollouts and, apart, its B rollouts,
+    instead of over the whole group: (reward - mean) / (std + 1e-4), as TRL does for a group."""
+    import statistics
+
+    advantages = [0.0] * len(rewards)
+    for start in range(0, len(rewards), group_size):
+        for scenario in (FULL, PARTIAL):
+            rows = [i for i in range(start, start + group_size) if scenarios[i] == scenario]
+            if not rows:
+                continue
+            values = [rewards[i] for i in rows]
+            mean = sum(values) / len(values)
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0  # TRL's nanstd is the sample std
+            for i in rows:
+                advantages[i] = (rewards[i] - mean) / (spread + 1e-4)
+    return advantages
