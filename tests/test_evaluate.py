@@ -130,3 +130,19 @@ def test_cli_errors_are_one_clear_line_with_exit_code_2(tmp_path: Path) -> None:
     typo.write_text("model: m\nmax_new_token: 5\n")
     result = _cli("eval", "--config", str(typo), cwd=tmp_path)
     assert result.returncode == 2 and "max_new_token: Extra inputs are not permitted" in result.stderr
+
+
+def test_a_model_retrained_in_the_same_folder_is_evaluated_again(tiny_model_path: Path, tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    from exgrpo.evaluation.evaluate import prediction_fingerprint
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_path, model)
+    config = EvalConfig(model=str(model), datasets=["gsm8k"], output_dir=tmp_path / "out")
+    before = prediction_fingerprint(config, "gsm8k", "test")
+    assert prediction_fingerprint(config, "gsm8k", "test") == before
+    weights = model / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1_000_000))  # rewritten
+    assert prediction_fingerprint(config, "gsm8k", "test") != before

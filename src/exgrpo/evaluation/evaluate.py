@@ -51,10 +51,20 @@ class DatasetResult:
 ProgressCallback = Callable[[str, int, int], None]
 
 
+def model_identity(model: str) -> str:
+    """A local model folder is identified by its weight files' names, sizes and times (a model retrained into
+    the same folder is another model); a hub id by itself."""
+    folder = Path(model)
+    if not folder.is_dir():
+        return model
+    weights = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".pt"))
+    return json.dumps([str(folder.resolve())] + [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in weights])
+
+
 def prediction_fingerprint(config: EvalConfig, dataset: str, split: str) -> str:
     """What makes a stored prediction reusable: same model, data, prompt and decoding."""
     entry = get_entry(dataset)
-    key = {"model": config.model, "dataset": dataset, "split": split, "source": config.source,
+    key = {"model": model_identity(config.model), "dataset": dataset, "split": split, "source": config.source,
            "max_new_tokens": config.max_new_tokens, "system_prompt": config.system_prompt, "prompt": entry.prompt,
            "schema": PREDICTION_SCHEMA_VERSION}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
