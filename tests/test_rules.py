@@ -7,7 +7,7 @@ import json
 import pytest
 
 from exgrpo.data.schema import AnswerType, Example
-from exgrpo.inversion.rules import Rejection, all_rules, extract_json_object, parse_probe_reply
+from exgrpo.inversion.rules import Rejection, all_rules, ei_rules, extract_json_object, parse_probe_reply
 
 ORIGINAL = Example(id="q1", question="Tom has 3 apples and buys 4 more. How many apples has he?", answer="7",
                    answer_type=AnswerType.number, source="toy")
@@ -20,7 +20,8 @@ def reply(**fields: object) -> str:
 
 def test_ten_rules_with_the_papers_named_ones() -> None:
     rules = all_rules()
-    assert list(rules) == [f"R{i}" for i in range(1, 11)]
+    assert ei_rules() == [f"R{i}" for i in range(1, 11)]
+    assert [rule for rule in rules if rule not in ei_rules()] == ["RP"]  # a baseline's augmentation
     assert rules["R1"].name == "counterfactual" and rules["R10"].name == "causal"
     assert all(len(rule.instruction) > 50 for rule in rules.values())
     assert rules["R5"].allowed_answer_types() == [AnswerType.letter]

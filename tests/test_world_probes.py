@@ -21,7 +21,7 @@ from exgrpo.world.generate import generate_world, to_example
 from exgrpo.world.probes import ProbeSpec, make_probe, probe_reply_json
 from exgrpo.world.program import Problem
 
-RULES = [f"R{i}" for i in range(1, 11)]
+RULES = [f"R{i}" for i in range(1, 11)] + ["RP"]  # RP: the Rephrase-Question baseline's augmentation
 WORLD = generate_world(seed=0, train_size=30, test_size=10, ood_size=10)
 
 
@@ -296,6 +296,15 @@ def check_analogy(problem: Problem, original: Example, spec: ProbeSpec) -> None:
     assert (spec.choices is not None) == (problem.family == "choice")
 
 
+def check_rephrase(problem: Problem, original: Example, spec: ProbeSpec) -> None:
+    assert_answers(spec, spec.question)
+    assert spec.answer == original.answer and spec.choices == original.choices  # the same problem...
+    before, after = parse_problem(original.question), parse_problem(spec.question)
+    assert (after.known, after.steps, after.reversed, after.price) == (before.known, before.steps, before.reversed,
+                                                                        before.price)
+    assert (after.name, after.labels) != (before.name, before.labels)  # ...told differently
+
+
 def _restated(original: Example, spec: ProbeSpec) -> str:
     assert spec.question.startswith(original.question + " "), "the probe restates the question first"
     return spec.question[len(original.question) + 1:]
@@ -381,7 +390,8 @@ def check_causal(problem: Problem, original: Example, spec: ProbeSpec) -> None:
 
 CHECKS = {"R1": check_counterfactual, "R2": check_explanatory_challenge, "R3": check_decomposition,
           "R4": check_reverse_reasoning, "R5": check_principle, "R6": check_analogy, "R7": check_contrast,
-          "R8": check_premise_relevance, "R9": check_error_detection, "R10": check_causal}
+          "R8": check_premise_relevance, "R9": check_error_detection, "R10": check_causal,
+          "RP": check_rephrase}
 
 
 def probes(rule: str) -> list[tuple[Problem, Example, ProbeSpec | None]]:
@@ -439,9 +449,9 @@ def test_rationales_check_and_probes_stand_alone(rule: str) -> None:
         assert check_answer(spec.rationale, spec.answer, spec.answer_type, spec.choices).correct
         assert any(c.isdigit() for c in spec.rationale) or problem.kind == "bool"  # it shows the computation
         assert spec.question != original.question
-        if problem.kind != "date" and rule not in ("R6", "R5"):
+        if problem.kind != "date" and rule not in ("R6", "R5", "RP"):
             assert problem.style.name in spec.question
-        if problem.kind == "date" and rule != "R6":
+        if problem.kind == "date" and rule not in ("R6", "RP"):
             assert any(step.label in spec.question for step in problem.steps)
 
 

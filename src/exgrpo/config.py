@@ -176,7 +176,8 @@ class ProbeConfig(DatasetSelection):
     limit: int | None = Field(None, gt=0, description="first N questions of each dataset")
     teacher: TeacherConfig
     probe_teacher: TeacherConfig | None = Field(None, description="writes and answers probes; default: teacher")
-    rules: list[str] = Field(default_factory=lambda: [f"R{i}" for i in range(1, 11)], min_length=1)
+    rules: list[str] = Field(default_factory=lambda: [f"R{i}" for i in range(1, 11)], min_length=1,
+                             description="EI rules R1-R10; RP (rephrase) is the Rephrase-Question baseline's")
     max_tokens: int = Field(1024, gt=0, description="teacher tokens per answer")
     probe_max_tokens: int = Field(1024, gt=0, description="teacher tokens per probe (JSON) reply")
     json_retries: int = Field(2, ge=0, description="repair requests after an invalid probe reply")
@@ -236,6 +237,8 @@ class TrainingRun(StrictModel):
     report_to: list[str] = Field(default_factory=lambda: ["tensorboard"], description="tensorboard, wandb, none")
     resume: bool = Field(True, description="continue from the newest checkpoint in output_dir if there is one")
     max_steps: int = Field(-1, description="optimizer steps; -1 = by epochs (SFT)")
+    data_fraction: float = Field(1.0, gt=0, le=1, description="train on this fraction of the EI questions "
+                                 "(a fixed, nested subset: the data-efficiency study)")
 
     def ei_path(self) -> Path:
         return self.ei_data / "ei.jsonl" if self.ei_data.is_dir() else self.ei_data
@@ -251,6 +254,9 @@ class SFTStageConfig(TrainingRun):
     include_probes: bool = Field(True, description="one example per kept probe with the teacher's response")
     dialogues_per_question: int = Field(1, ge=0, description="(ours) probe dialogues in the ExGRPO format")
     dialogue_probes: int = Field(5, ge=0, description="(ours) probes per SFT dialogue, like ExGRPO's k")
+    format: Literal["standard", "step_by_step", "revthink"] = Field(
+        "standard", description="standard (EI-SFT, SKD, Rephrase/Question-Aug), or a multi-task baseline's format")
+    probe_rules: list[str] | None = Field(None, description="train only on probes of these rules (default: all kept)")
 
 
 class ExGRPOSettings(StrictModel):
@@ -279,6 +285,7 @@ class ExGRPOSettings(StrictModel):
 class TrainConfig(TrainingRun):
     """`exgrpo train`: ExGRPO on TRL's GRPOTrainer, starting from (and KL-anchored to) the SFT checkpoint."""
 
+    method: Literal["exgrpo"] = Field("exgrpo", description="exgrpo (also vanilla GRPO: k=0, no B rollouts) or distill")
     output_dir: Path = Path("runs/exgrpo")
     learning_rate: float = Field(1e-5, gt=0)
     max_steps: int = Field(100, gt=0)
@@ -294,6 +301,24 @@ class TrainConfig(TrainingRun):
 
     def rollouts_per_question(self) -> int:
         return self.exgrpo.rollouts_full + self.exgrpo.rollouts_partial
+
+
+class DistillStageConfig(TrainingRun):
+    """On-policy distillation (GKD, Agarwal et al. 2024) with TRL's DistillationTrainer: the student samples
+    answers to the EI questions and learns the teacher model's next-token distribution on them. A baseline;
+    the teacher model must share the student's tokenizer."""
+
+    method: Literal["distill"]
+    teacher_model: str = Field(description="teacher model (id or folder) with the student's vocabulary")
+    output_dir: Path = Path("runs/distill")
+    learning_rate: float = Field(1e-5, gt=0)
+    max_steps: int = Field(100, gt=0)
+    beta: float = Field(0.5, ge=0, le=1, description="generalised JSD: 0 forward KL, 0.5 JSD, 1 reverse KL")
+    max_new_tokens: int = Field(128, gt=0, description="student tokens per sampled answer")
+    temperature: float = Field(1.0, gt=0)
+
+
+RLStageConfig = Annotated[TrainConfig | DistillStageConfig, Field(discriminator="method")]
 
 
 def check_dataset_names(names: list[str]) -> list[str]:

@@ -21,8 +21,10 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from exgrpo.config import (
+    DistillStageConfig,
     EvalConfig,
     ProbeConfig,
+    RLStageConfig,
     SFTStageConfig,
     StrictModel,
     TrainConfig,
@@ -34,6 +36,7 @@ from exgrpo.files import atomic_write_json
 
 STAGES = ["world", "base", "probe", "sft", "train", "eval", "report"]
 MODELS = {"base": "the base student", "sft": "SFT on EI data", "exgrpo": "EI + ExGRPO"}
+ModelName = Literal["base", "sft", "exgrpo"]
 
 
 class StudentConfig(StrictModel):
@@ -56,22 +59,34 @@ class EvalSection(StrictModel):
     max_new_tokens: int = Field(128, gt=0)
     batch_size: int = Field(32, gt=0)
     backend: Literal["auto", "transformers", "vllm"] = "auto"
+    models: list[ModelName] | None = Field(None, description="which of base, sft, exgrpo to evaluate; "
+                                            "default: the base and every model this run trains")
 
 
 class RunConfig(StrictModel):
+    """One run of the method or of a baseline: a baseline is this pipeline with another configuration
+    (`sft: null` skips SFT, `train: null` skips RL, `train.method: distill` is on-policy distillation)."""
+
     run_dir: Path
+    name: str | None = Field(None, description="the method this run trains (a baseline's name), for reports")
     world: WorldConfig | None = Field(None, description="the synthetic world; null for real benchmarks")
     student: StudentConfig | None = Field(None, description="build a tiny student here")
     base_model: str | None = Field(None, description="or start from this model (hub id or folder)")
     probe: dict[str, Any]
-    sft: dict[str, Any] = Field(default_factory=dict)
-    train: dict[str, Any] = Field(default_factory=dict)
+    sft: dict[str, Any] | None = Field(default_factory=dict, description="null: no SFT stage")
+    sft_model: str | None = Field(None, description="no SFT stage: train from this SFT model (another run's)")
+    train: dict[str, Any] | None = Field(default_factory=dict, description="null: no RL stage")
     eval: EvalSection
 
     @model_validator(mode="after")
     def _one_student(self) -> RunConfig:
         if (self.student is None) == (self.base_model is None):
             raise ValueError("give exactly one of `student` (build a tiny one) and `base_model`")
+        if self.sft is not None and self.sft_model is not None:
+            raise ValueError("give at most one of `sft` (train here) and `sft_model` (reuse one)")
+        unavailable = set(self.eval.models or ()) - set(self.trained_models())
+        if unavailable:
+            raise ValueError(f"eval.models: this run has no {', '.join(sorted(unavailable))} model")
         if self.world is not None:
             from exgrpo.world.datasets import register_world
 
@@ -83,9 +98,23 @@ class RunConfig(StrictModel):
     def base_path(self) -> str:
         return str(self.run_dir / "base" / "final") if self.student is not None else str(self.base_model)
 
+    def trained_models(self) -> list[str]:
+        """The models this run has: the base, its SFT model (trained or reused), its RL model."""
+        has_sft = self.sft is not None or self.sft_model is not None
+        return ["base"] + ["sft"] * has_sft + ["exgrpo"] * (self.train is not None)
+
+    def evaluated_models(self) -> list[str]:
+        return list(self.eval.models) if self.eval.models is not None else self.trained_models()
+
+    def model_titles(self) -> dict[str, str]:
+        """Report titles of the evaluated models."""
+        titles = dict(MODELS) if self.name is None else {
+            "base": MODELS["base"], "sft": f"{self.name}: after SFT", "exgrpo": f"{self.name}: after RL"}
+        return {model: titles[model] for model in self.evaluated_models()}
+
     def model_paths(self) -> dict[str, str]:
-        return {"base": self.base_path(), "sft": str(self.run_dir / "sft" / "final"),
-                "exgrpo": str(self.run_dir / "train" / "final")}
+        sft = self.sft_model or (str(self.run_dir / "sft" / "final") if self.sft is not None else self.base_path())
+        return {"base": self.base_path(), "sft": sft, "exgrpo": str(self.run_dir / "train" / "final")}
 
     def probe_config(self) -> ProbeConfig:
         values = json.loads(json.dumps(self.probe))  # a copy
@@ -98,14 +127,27 @@ class RunConfig(StrictModel):
         values.setdefault("cache_path", self.run_dir / "teacher_cache.jsonl")
         return build_config(ProbeConfig, {**values, "output_dir": self.run_dir / "probe"}, "probe section")
 
-    def sft_config(self) -> SFTStageConfig:
+    def sft_config(self) -> SFTStageConfig | None:
+        if self.sft is None:
+            return None
         return build_config(SFTStageConfig, {**self.sft, "model": self.base_path(), "output_dir": self.run_dir / "sft",
                                              "ei_data": self.run_dir / "probe" / "ei.jsonl"}, "sft section")
 
-    def train_config(self) -> TrainConfig:
-        return build_config(TrainConfig, {**self.train, "model": self.model_paths()["sft"],
-                                          "output_dir": self.run_dir / "train",
-                                          "ei_data": self.run_dir / "probe" / "ei.jsonl"}, "train section")
+    def train_config(self) -> TrainConfig | DistillStageConfig | None:
+        """The RL stage (ExGRPO, or a baseline's vanilla GRPO or on-policy distillation), from the SFT model
+        (or from the base where there is no SFT: RL without warm-up)."""
+        if self.train is None:
+            return None
+        from pydantic import TypeAdapter, ValidationError
+
+        from exgrpo.config import format_validation_error
+
+        values = {"method": "exgrpo", **self.train, "model": self.model_paths()["sft"],
+                  "output_dir": self.run_dir / "train", "ei_data": self.run_dir / "probe" / "ei.jsonl"}
+        try:
+            return TypeAdapter(RLStageConfig).validate_python(values)
+        except ValidationError as error:
+            raise ConfigError(format_validation_error(error, "train section")) from None
 
     def eval_config(self, model: str) -> EvalConfig:
         datasets = self.eval.datasets + ([self.eval.ei_test] if self.eval.ei_test else [])
@@ -117,8 +159,8 @@ class RunConfig(StrictModel):
     def stage_configs(self) -> dict[str, Any]:
         """Every stage's resolved configuration: building them is the validation."""
         return {"world": self.world, "base": self.student or self.base_model, "probe": self.probe_config(),
-                "sft": self.sft_config(), "train": self.train_config(),
-                "eval": {model: self.eval_config(model) for model in MODELS}, "report": self.eval}
+                "sft": self.sft_config() or {"model": self.model_paths()["sft"]}, "train": self.train_config(),
+                "eval": {model: self.eval_config(model) for model in self.evaluated_models()}, "report": self.eval}
 
 
 def _hash(value: Any) -> str:
@@ -166,20 +208,30 @@ def stage_probe(config: RunConfig) -> dict[str, Any]:
 def stage_sft(config: RunConfig) -> dict[str, Any]:
     from exgrpo.training.sft import run_sft
 
-    return {"model": str(run_sft(config.sft_config()))}
+    sft = config.sft_config()
+    if sft is None:
+        return {"skipped": "no sft section", "model": config.model_paths()["sft"]}
+    return {"model": str(run_sft(sft))}
 
 
 def stage_train(config: RunConfig) -> dict[str, Any]:
+    train = config.train_config()
+    if train is None:
+        return {"skipped": "no train section"}
+    if isinstance(train, DistillStageConfig):
+        from exgrpo.training.distill import run_distill
+
+        return {"model": str(run_distill(train))}
     from exgrpo.training.train import run_train
 
-    return {"model": str(run_train(config.train_config()))}
+    return {"model": str(run_train(train))}
 
 
 def stage_eval(config: RunConfig) -> dict[str, Any]:
     from exgrpo.evaluation.evaluate import evaluate
 
     summary = {}
-    for model in MODELS:
+    for model in config.evaluated_models():
         report = evaluate(config.eval_config(model))
         summary[model] = {row["name"]: row["accuracy"]["value"] for row in report["datasets"]}
     return summary

@@ -20,10 +20,8 @@ def _cell(estimate: dict[str, float] | None) -> str:
 
 def collect(config: RunConfig) -> dict[str, dict[str, Any]]:
     """Held-in, held-out and EI-Test accuracy (with CIs) per model, from the eval reports."""
-    from exgrpo.pipeline import MODELS
-
     results = {}
-    for model in MODELS:
+    for model in config.evaluated_models():
         report = json.loads((config.run_dir / "eval" / model / "report.json").read_text())
         ei_test = next((row for row in report["datasets"] if row["name"] == config.eval.ei_test), None)
         results[model] = {
@@ -45,40 +43,37 @@ def training_curves(config: RunConfig) -> dict[str, list[tuple[int, float]]]:
     return curves
 
 
-def markdown(results: dict[str, dict[str, Any]], seconds: dict[str, float]) -> str:
-    from exgrpo.pipeline import MODELS
-
+def markdown(results: dict[str, dict[str, Any]], seconds: dict[str, float], titles: dict[str, str]) -> str:
     lines = ["| model | held-in | held-out | EI-Test |", "|---|---|---|---|"]
-    for model, title in MODELS.items():
+    for model, title in titles.items():
         row = results[model]
         lines.append(f"| {title} | {_cell(row['held_in'])} | {_cell(row['held_out'])} | {_cell(row['ei_test'])} |")
-    datasets = list(results["base"]["datasets"])
-    lines += ["", "| dataset | " + " | ".join(MODELS.values()) + " |", "|---|" + "---|" * len(MODELS)]
+    datasets = list(next(iter(results.values()))["datasets"])
+    lines += ["", "| dataset | " + " | ".join(titles.values()) + " |", "|---|" + "---|" * len(titles)]
     for name in datasets:
-        lines.append(f"| {name} | " + " | ".join(_cell(results[m]["datasets"].get(name)) for m in MODELS) + " |")
+        lines.append(f"| {name} | " + " | ".join(_cell(results[m]["datasets"].get(name)) for m in titles) + " |")
     total = sum(seconds.values())
     lines += ["", "Wall time per stage: " + ", ".join(f"{stage} {s:.0f} s" for stage, s in seconds.items())
               + f"; total {total:.0f} s ({total / 60:.1f} min)."]
     return "\n".join(lines) + "\n"
 
 
-def plot(results: dict[str, dict[str, Any]], curves: dict[str, list[tuple[int, float]]], path: Path) -> None:
+def plot(results: dict[str, dict[str, Any]], curves: dict[str, list[tuple[int, float]]], path: Path,
+         titles: dict[str, str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    from exgrpo.pipeline import MODELS
-
     figure, (bars, lines) = plt.subplots(1, 2, figsize=(12, 4.5))
     groups = [("held_in", "held-in"), ("held_out", "held-out"), ("ei_test", "EI-Test")]
-    width = 0.8 / len(MODELS)
-    for i, (model, title) in enumerate(MODELS.items()):
+    width = 0.8 / len(titles)
+    for i, (model, title) in enumerate(titles.items()):
         values = [results[model][key] for key, _ in groups]
         heights = [v["value"] if v else 0 for v in values]
         errors = [[v["value"] - v["low"] if v else 0 for v in values], [v["high"] - v["value"] if v else 0 for v in values]]
         bars.bar([g + i * width for g in range(len(groups))], heights, width, yerr=errors, capsize=3, label=title)
-    bars.set_xticks([g + width * (len(MODELS) - 1) / 2 for g in range(len(groups))], [t for _, t in groups])
+    bars.set_xticks([g + width * (len(titles) - 1) / 2 for g in range(len(groups))], [t for _, t in groups])
     bars.set_ylabel("accuracy (%), 95% CI")
     bars.set_ylim(0, 100)
     bars.legend()
@@ -106,8 +101,9 @@ def write_run_report(config: RunConfig) -> dict[str, Any]:
         if manifest.exists():
             seconds[stage] = json.loads(manifest.read_text())["seconds"]
     atomic_write_json(config.run_dir / "report" / "results.json", results)
-    atomic_write_text(config.run_dir / "report" / "report.md", markdown(results, seconds))
-    plot(results, training_curves(config), config.run_dir / "report" / "results.png")
+    titles = config.model_titles()
+    atomic_write_text(config.run_dir / "report" / "report.md", markdown(results, seconds, titles))
+    plot(results, training_curves(config), config.run_dir / "report" / "results.png", titles)
     return {"models": {m: {k: r[k] for k in ("held_in", "held_out", "ei_test")} for m, r in results.items()}}
 
 

@@ -30,6 +30,7 @@ class Rule(BaseModel):
     name: str
     instruction: str
     answer_types: Literal["any"] | list[AnswerType] = "any"
+    kind: Literal["ei", "augmentation"] = "ei"  # augmentation: a baseline's question rewrite, not an EI rule
 
     def allowed_answer_types(self) -> list[AnswerType]:
         return PROBE_ANSWER_TYPES if self.answer_types == "any" else list(self.answer_types)
@@ -39,6 +40,11 @@ class Rule(BaseModel):
 def all_rules() -> dict[str, Rule]:
     text = resources.files("exgrpo.inversion").joinpath("rules.yaml").read_text(encoding="utf-8")
     return {rule["id"]: Rule.model_validate(rule) for rule in yaml.safe_load(text)}
+
+
+def ei_rules() -> list[str]:
+    """The ids of the ten Explanatory Inversion rules (the default of `exgrpo probe`)."""
+    return [rule.id for rule in all_rules().values() if rule.kind == "ei"]
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,13 @@ from typing import Any
 
 from exgrpo.config import SFTStageConfig
 from exgrpo.training.common import last_checkpoint, peft_config, save_final_model, trainer_arguments
-from exgrpo.training.dialogues import load_ei_questions, sft_conversations
+from exgrpo.training.sft_data import sft_examples
 
 
 def build_sft_dataset(config: SFTStageConfig) -> Any:
     import datasets
 
-    questions = load_ei_questions(config.ei_path())
-    conversations = sft_conversations(questions, config.include_probes, config.dialogues_per_question,
-                                      config.dialogue_probes, seed=config.seed)
-    return datasets.Dataset.from_list(conversations)
+    return datasets.Dataset.from_list(sft_examples(config))
 
 
 def run_sft(config: SFTStageConfig, callbacks: list[Any] | None = None) -> Path:

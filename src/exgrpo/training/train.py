@@ -7,7 +7,7 @@ from typing import Any
 
 from exgrpo.config import TrainConfig
 from exgrpo.training.common import last_checkpoint, peft_config, save_final_model, trainer_arguments
-from exgrpo.training.dialogues import load_ei_questions
+from exgrpo.training.sft_data import training_questions
 
 
 def grpo_arguments(config: TrainConfig) -> Any:
@@ -35,7 +35,7 @@ def build_trainer(config: TrainConfig, callbacks: list[Any] | None = None) -> An
         tokenizer.pad_token = tokenizer.eos_token
     # The model is passed by name: TRL loads the policy and, with beta > 0, the reference from the same
     # checkpoint, so the KL anchors the policy to the SFT model it starts from.
-    return ExGRPOTrainer(model=config.model, args=grpo_arguments(config), questions=load_ei_questions(config.ei_path()),
+    return ExGRPOTrainer(model=config.model, args=grpo_arguments(config), questions=training_questions(config),
                          settings=config.exgrpo, max_new_tokens=config.max_new_tokens, processing_class=tokenizer,
                          peft_config=peft_config(config.lora), callbacks=callbacks)
 

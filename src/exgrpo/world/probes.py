@@ -37,6 +37,8 @@ The rules as done here (the choices each rule makes):
   (removing a step almost always changes the answer). A repeated step sentence is named by which time it is
   said; a change that would make a count negative (or a reversed start not whole) is never asked, and None
   is returned only when every change would (never in generated worlds).
+- RP rephrase (not an EI rule: the Rephrase-Question baseline's augmentation): the same problem told of
+  another name, item and event/property words; same numbers and operations, same answer.
 """
 
 from __future__ import annotations
@@ -590,8 +592,22 @@ def causal(problem: Problem, rng: random.Random) -> ProbeSpec | None:
     return ProbeSpec(question, AnswerType.yes_no, answer, solution)
 
 
+# ---------------------------------------------------------------- RP rephrase (a baseline's augmentation)
+
+
+def rephrase(problem: Problem, rng: random.Random) -> ProbeSpec | None:
+    """The same problem (numbers, steps, answer) told of another name, item and event or property words."""
+    item = _other_item(problem, rng) if problem.style.item else ""
+    style = replace(problem.style, name=_other_name(problem, rng), item=item)
+    steps = problem.steps
+    if problem.kind != "number":
+        steps = tuple(replace(step, label=label) for step, label in zip(steps, _fresh_labels(problem, rng), strict=True))
+    return _solved(problem.with_changes(id=f"{problem.id}#rephrase", style=style, steps=steps))
+
+
 RULE_PROBES: dict[str, Callable[[Problem, random.Random], ProbeSpec | None]] = {
     "R1": counterfactual, "R2": explanatory_challenge, "R3": decomposition, "R4": reverse_reasoning,
     "R5": principle, "R6": analogy, "R7": contrast, "R8": premise_relevance, "R9": error_detection, "R10": causal,
+    "RP": rephrase,
 }
 

@@ -1,0 +1,36 @@
+"""On-policy distillation (the GKD baseline) with TRL's DistillationTrainer, resumable like the other stages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from exgrpo.config import DistillStageConfig
+from exgrpo.errors import ConfigError
+from exgrpo.training.common import last_checkpoint, peft_config, save_final_model, trainer_arguments
+from exgrpo.training.sft_data import training_questions
+
+
+def run_distill(config: DistillStageConfig, callbacks: list[Any] | None = None) -> Path:
+    import datasets
+    from transformers import AutoTokenizer
+    from trl import DistillationConfig, DistillationTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    teacher_tokenizer = AutoTokenizer.from_pretrained(config.teacher_model)
+    if teacher_tokenizer.get_vocab() != tokenizer.get_vocab():
+        # TRL compares vocabulary sizes only; same-size vocabularies that differ would distil noise.
+        raise ConfigError(f"teacher_model {config.teacher_model}: its tokenizer is not the student's "
+                          f"({config.model}); on-policy distillation needs a shared vocabulary")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    prompts = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": q.prompt}]}
+                                          for q in training_questions(config)])
+    arguments = DistillationConfig(**trainer_arguments(config), beta=config.beta, temperature=config.temperature,
+                                   max_completion_length=config.max_new_tokens)
+    trainer = DistillationTrainer(model=config.model, teacher_model=config.teacher_model, args=arguments,
+                                  train_dataset=prompts, processing_class=tokenizer,
+                                  peft_config=peft_config(config.lora), callbacks=callbacks)
+    trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
+    return save_final_model(trainer, config.output_dir, config.merge_adapter)
