@@ -239,6 +239,8 @@ class TrainingRun(StrictModel):
     max_steps: int = Field(-1, description="optimizer steps; -1 = by epochs (SFT)")
     data_fraction: float = Field(1.0, gt=0, le=1, description="train on this fraction of the EI questions "
                                  "(a fixed, nested subset: the data-efficiency study)")
+    probe_rules: list[str] | None = Field(None, description="train on probes of these rules only; default: the ten "
+                                          "EI rules (an augmentation such as RP only when named)")
 
     def ei_path(self) -> Path:
         return self.ei_data / "ei.jsonl" if self.ei_data.is_dir() else self.ei_data
@@ -256,7 +258,6 @@ class SFTStageConfig(TrainingRun):
     dialogue_probes: int = Field(5, ge=0, description="(ours) probes per SFT dialogue, like ExGRPO's k")
     format: Literal["standard", "step_by_step", "revthink"] = Field(
         "standard", description="standard (EI-SFT, SKD, Rephrase/Question-Aug), or a multi-task baseline's format")
-    probe_rules: list[str] | None = Field(None, description="train only on probes of these rules (default: all kept)")
 
 
 class ExGRPOSettings(StrictModel):

@@ -25,8 +25,12 @@ def run_distill(config: DistillStageConfig, callbacks: list[Any] | None = None) 
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
-    prompts = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": q.prompt}]}
-                                          for q in training_questions(config)])
+    questions = training_questions(config)
+    if len(questions) < config.per_device_batch_size:
+        # TRL's generation batches would be empty: training would "finish" after 0 steps without a word.
+        raise ConfigError(f"{config.ei_path()}: {len(questions)} questions, fewer than per_device_batch_size "
+                          f"({config.per_device_batch_size}); lower the batch size")
+    prompts = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": q.prompt}]} for q in questions])
     arguments = DistillationConfig(**trainer_arguments(config), beta=config.beta, temperature=config.temperature,
                                    max_completion_length=config.max_new_tokens)
     trainer = DistillationTrainer(model=config.model, teacher_model=config.teacher_model, args=arguments,

@@ -46,12 +46,16 @@ def select_fraction(questions: Sequence[EIQuestion], fraction: float) -> list[EI
 
 
 def training_questions(config: TrainingRun) -> list[EIQuestion]:
-    return select_fraction(load_ei_questions(config.ei_path()), config.data_fraction)
+    """The EI questions a stage trains on: its fraction, with the probes of its rules."""
+    questions = select_fraction(load_ei_questions(config.ei_path()), config.data_fraction)
+    return keep_probe_rules(questions, config.probe_rules)
 
 
 def keep_probe_rules(questions: Sequence[EIQuestion], rules: Sequence[str] | None) -> list[EIQuestion]:
-    if rules is None:
-        return list(questions)
+    """Only the probes of `rules` (default: the ten EI rules, never a baseline's augmentation)."""
+    from exgrpo.inversion.rules import ei_rules
+
+    rules = ei_rules() if rules is None else rules
     return [EIQuestion(q.example, q.teacher_response, tuple(p for p in q.probes if probe_rule(p[0].id) in rules))
             for q in questions]
 
@@ -81,7 +85,7 @@ def revthink_examples(questions: Sequence[EIQuestion]) -> list[dict[str, Any]]:
 
 def sft_examples(config: SFTStageConfig) -> list[dict[str, Any]]:
     """The SFT stage's examples (TRL conversational format) for the configured format."""
-    questions = keep_probe_rules(training_questions(config), config.probe_rules)
+    questions = training_questions(config)
     if config.format == "step_by_step":
         return step_by_step_examples(questions)
     if config.format == "revthink":

@@ -1,0 +1,49 @@
+"""The scale-model study (docs/results.md): EI + ExGRPO against the baselines on the synthetic world.
+
+    python benchmarks/scale_model.py run --seed 0 [--seed 1 ...] [--method skd ...]
+    python benchmarks/scale_model.py report [--page docs/results.md]
+
+`run` trains and evaluates every method of configs/study/study.yaml for the given seeds (resumable: a rerun
+skips finished stages); `report` reads whatever runs have finished and writes the results page and plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from exgrpo.study import Study, run_seed
+
+SPEC = Path(__file__).resolve().parent.parent / "configs" / "study" / "study.yaml"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spec", type=Path, default=SPEC, help="the study spec (default: configs/study/study.yaml)")
+    parser.add_argument("--run-root", type=Path, default=None, help="where the runs go (default: the spec's)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="train and evaluate every method for the given seeds")
+    run.add_argument("--seed", type=int, action="append", help="a seed of the spec (repeatable; default: all)")
+    run.add_argument("--method", action="append", help="only these methods (repeatable; default: all, in order)")
+    report = commands.add_parser("report", help="write the results page from the finished runs")
+    report.add_argument("--page", type=Path, default=Path("docs/results.md"))
+    arguments = parser.parse_args()
+
+    study = Study(arguments.spec, arguments.run_root)
+    if arguments.command == "run":
+        for seed in arguments.seed or study.seeds:
+            started = time.time()
+            run_seed(study, seed, arguments.method, log=lambda line: print(time.strftime("%H:%M:%S"), line, flush=True))
+            print(f"seed {seed} done in {time.time() - started:.0f} s", flush=True)
+        return 0
+    from exgrpo.study_report import write_results_page
+
+    write_results_page(study, arguments.page, " ".join(["python", "benchmarks/scale_model.py", *sys.argv[1:]]))
+    print(f"wrote {arguments.page}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

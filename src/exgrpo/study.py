@@ -1,0 +1,145 @@
+"""The scale-model study: a spec (configs/study/study.yaml) of methods, each an `exgrpo run` configuration,
+run for several seeds into <run_root>/seed<S>/<method>/, sharing what methods have in common.
+
+The spec's `common` section is deep-merged with each method's overrides (null removes a stage). Keys the
+study reads itself and removes before the run config is built:
+- title: the method's name in the report;
+- data_fraction: set on both training stages (the data-efficiency runs);
+- sft_model_from: M: no SFT stage, RL starts from method M's SFT model (ablations share one EI-SFT);
+- own_base: build this run's own base student (otherwise the seed's first method's base is reused);
+- compute_match: M: SFT epochs chosen so that the student trains on as many tokens as method M did;
+- train.teacher_model_from: M: the distillation teacher is method M's SFT model (a train section of another
+  method than exgrpo replaces the common one instead of being merged into it).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from exgrpo.config import load_yaml
+from exgrpo.errors import ConfigError
+from exgrpo.files import atomic_write_text
+
+STUDY_KEYS = ("title", "data_fraction", "sft_model_from", "own_base", "compute_match")
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+class Study:
+    def __init__(self, spec_path: str | Path, run_root: str | Path | None = None) -> None:
+        self.spec_path = Path(spec_path)
+        spec = load_yaml(self.spec_path)
+        for key in ("common", "methods", "seeds"):
+            if key not in spec:
+                raise ConfigError(f"{self.spec_path}: the study spec needs a `{key}` section")
+        self.common: dict[str, Any] = spec["common"]
+        self.methods: dict[str, dict[str, Any]] = spec["methods"]
+        self.seeds: list[int] = list(spec["seeds"])
+        self.run_root = Path(run_root or spec.get("run_root", "runs/study"))
+        self.first = next(iter(self.methods))
+        for name, method in self.methods.items():
+            for key in ("sft_model_from", "compute_match"):
+                if key in method and method[key] not in self.methods:
+                    raise ConfigError(f"{self.spec_path}: methods.{name}.{key}: no method {method[key]!r}")
+
+    def run_dir(self, seed: int, method: str) -> Path:
+        return self.run_root / f"seed{seed}" / method
+
+    def title(self, method: str) -> str:
+        return self.methods[method].get("title", method)
+
+    def run_values(self, method: str, seed: int, sft_epochs: float | None = None) -> dict[str, Any]:
+        """The method's `exgrpo run` configuration for a seed, as a plain mapping (validated by RunConfig)."""
+        spec = self.methods[method]
+        values = deep_merge(self.common, {k: v for k, v in spec.items() if k not in STUDY_KEYS})
+        if isinstance(spec.get("train"), dict) and spec["train"].get("method", "exgrpo") != "exgrpo":
+            values["train"] = copy.deepcopy(spec["train"])  # another RL method shares none of ExGRPO's settings
+        values["run_dir"] = str(self.run_dir(seed, method))
+        values["name"] = self.title(method)
+        first = self.run_dir(seed, self.first)
+        if values.get("student") is not None:
+            values["student"]["seed"] = seed
+        if method != self.first and not spec.get("own_base"):
+            values.pop("student", None)
+            values["base_model"] = str(first / "base" / "final")
+            values["probe"]["cache_path"] = str(first.parent / f"{self.first}" / "teacher_cache.jsonl")
+        for stage in ("sft", "train"):
+            if values.get(stage) is not None:
+                values[stage]["seed"] = seed
+                if "data_fraction" in spec:
+                    values[stage]["data_fraction"] = spec["data_fraction"]
+        if "sft_model_from" in spec:
+            values["sft_model"] = str(self.run_dir(seed, spec["sft_model_from"]) / "sft" / "final")
+        train = values.get("train")
+        if train is not None and "teacher_model_from" in train:
+            train["teacher_model"] = str(self.run_dir(seed, train.pop("teacher_model_from")) / "sft" / "final")
+        if sft_epochs is not None:
+            values["sft"]["epochs"] = sft_epochs
+        values["eval"].setdefault("models", ["exgrpo" if train is not None else "sft"])
+        return values
+
+    def run_config(self, method: str, seed: int, sft_epochs: float | None = None) -> Any:
+        from exgrpo.config import build_config
+        from exgrpo.pipeline import RunConfig
+
+        return build_config(RunConfig, self.run_values(method, seed, sft_epochs), f"{self.spec_path}: methods.{method}")
+
+
+def student_tokens(run_dir: Path) -> dict[str, float]:
+    """Tokens the student trained on (TRL's num_tokens: every input token of every step), per stage."""
+    tokens = {}
+    for stage in ("sft", "train"):
+        path = run_dir / stage / "log_history.json"
+        if path.exists():
+            counted = [entry["num_tokens"] for entry in json.loads(path.read_text()) if "num_tokens" in entry]
+            if counted:
+                tokens[stage] = float(counted[-1])
+    return tokens
+
+
+def compute_matched_epochs(study: Study, method: str, seed: int) -> float:
+    """SFT epochs that give `method` as many student training tokens as its compute_match target used (its own
+    SFT data's tokens per epoch measured by the tokenizer over TRL's chat template)."""
+    from transformers import AutoTokenizer
+
+    from exgrpo.training.sft_data import sft_examples
+
+    target_method = study.methods[method]["compute_match"]
+    target_dir = study.run_dir(seed, target_method)
+    target = sum(student_tokens(target_dir).values())
+    if target_method in {m for m, s in study.methods.items() if "sft_model_from" in s}:
+        raise ConfigError("compute_match must name a method that trains its own SFT model")
+    config = study.run_config(method, seed)
+    # Its probe stage has not run yet; every method of a seed probes alike, so the first method's data is its.
+    sft = config.sft_config().model_copy(update={"ei_data": study.run_dir(seed, study.first) / "probe" / "ei.jsonl"})
+    tokenizer = AutoTokenizer.from_pretrained(config.base_path())
+    per_epoch = sum(len(tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=False))
+                    for example in sft_examples(sft))
+    return round(max(target / per_epoch, 1.0), 2)
+
+
+def run_seed(study: Study, seed: int, methods: list[str] | None = None, log: Any = print) -> None:
+    """Every method (or the named ones) for one seed, in the spec's order; finished stages are skipped."""
+    from exgrpo.pipeline import run
+
+    for method in methods or list(study.methods):
+        epochs = compute_matched_epochs(study, method, seed) if "compute_match" in study.methods[method] else None
+        config = study.run_config(method, seed, epochs)
+        config.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(config.run_dir / "config.yaml",
+                          yaml.safe_dump(study.run_values(method, seed, epochs), sort_keys=False))
+        log(f"seed {seed} {method}: {config.run_dir}")
+        run(config, on_stage=lambda stage, status, m=method: log(f"  seed {seed} {m} {stage}: {status}"))
