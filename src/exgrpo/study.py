@@ -131,6 +131,22 @@ def compute_matched_epochs(study: Study, method: str, seed: int) -> float:
     return round(max(target / per_epoch, 1.0), 2)
 
 
+def evaluate_checkpoints(study: Study, seed: int, datasets: list[str]) -> dict[int, float]:
+    """Held-out accuracy of every saved checkpoint of the first method's RL stage (the DSU diagnostics),
+    into its run's diagnostics/ folder (resumable like any evaluation); step -> average accuracy."""
+    from exgrpo.evaluation.evaluate import evaluate
+
+    config = study.run_config(study.first, seed)
+    accuracy = {}
+    for checkpoint in sorted((config.run_dir / "train").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
+        eval_config = config.eval_config("exgrpo").model_copy(update={
+            "model": str(checkpoint), "datasets": datasets,
+            "output_dir": config.run_dir / "diagnostics" / checkpoint.name})
+        report = evaluate(eval_config)
+        accuracy[int(checkpoint.name.split("-")[1])] = report["averages"]["held_out"]["accuracy"]["value"]
+    return accuracy
+
+
 def run_seed(study: Study, seed: int, methods: list[str] | None = None, log: Any = print) -> None:
     """Every method (or the named ones) for one seed, in the spec's order; finished stages are skipped."""
     from exgrpo.pipeline import run
@@ -143,3 +159,6 @@ def run_seed(study: Study, seed: int, methods: list[str] | None = None, log: Any
                           yaml.safe_dump(study.run_values(method, seed, epochs), sort_keys=False))
         log(f"seed {seed} {method}: {config.run_dir}")
         run(config, on_stage=lambda stage, status, m=method: log(f"  seed {seed} {m} {stage}: {status}"))
+        if method == study.first:
+            held_out = [d for d in config.eval.datasets if d != "world_test"]
+            log(f"  seed {seed} {method} checkpoints, held-out accuracy: {evaluate_checkpoints(study, seed, held_out)}")

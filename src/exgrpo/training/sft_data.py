@@ -76,7 +76,8 @@ def revthink_examples(questions: Sequence[EIQuestion]) -> list[dict[str, Any]]:
     examples = []
     for question in questions:
         examples.append(_turn(question.prompt, question.teacher_response))
-        for probe, response in question.probes[:1]:  # the backward question (R4 probes)
+        backward_probes = [(p, r) for p, r in question.probes if probe_rule(p.id) == "R4"]
+        for probe, response in backward_probes[:1]:  # the backward question: the R4 (reverse reasoning) probe
             backward = EIQuestion(probe, response, ())
             examples += [_turn(BACKWARD_QUESTION_TASK + question.prompt, probe.question),
                          _turn(backward.prompt, response)]
@@ -89,7 +90,7 @@ def sft_examples(config: SFTStageConfig) -> list[dict[str, Any]]:
     if config.format == "step_by_step":
         return step_by_step_examples(questions)
     if config.format == "revthink":
-        if not any(q.probes for q in questions):
+        if not any(probe_rule(p.id) == "R4" for q in questions for p, _ in q.probes):
             raise ConfigError(f"{config.ei_path()}: the revthink format needs R4 (reverse reasoning) probes; "
                               "probe with rules: [R4] and set probe_rules: [R4]")
         return revthink_examples(questions)
