@@ -129,6 +129,19 @@ def test_revthink_without_backward_probes_is_a_config_error(tmp_path: Path) -> N
         sft_examples(sft_config(ei, format="revthink", probe_rules=["R4"]))
 
 
+def test_answer_aug_trains_on_every_rationale_of_a_question(tmp_path: Path) -> None:
+    ei = write_toy_ei(tmp_path / "ei.jsonl")
+    records = [json.loads(line) for line in ei.read_text().splitlines()]
+    for record in records:
+        record["extra_responses"] = [f"Another way for {record['id']}. The answer is {record['answer']}."]
+    ei.write_text("".join(json.dumps(record) + "\n" for record in records))
+    plain = sft_examples(sft_config(ei, include_probes=False, dialogues_per_question=0))
+    augmented = sft_examples(sft_config(ei, include_probes=False, dialogues_per_question=0, extra_rationales=True))
+    assert len(augmented) == 2 * len(plain) == 2 * len(records)
+    extra = [e["messages"] for e in augmented if e["messages"][1]["content"].startswith("Another way")]
+    assert [m[0] for m in extra] == [m["messages"][0] for m in plain]  # the same question, another rationale
+
+
 def test_revthink_takes_only_reverse_reasoning_probes_as_backward_questions(ei: Path, tmp_path: Path) -> None:
     examples = sft_examples(sft_config(ei, format="revthink"))  # default rules: R1 and R4 probes are kept
     backward = [e["messages"][1]["content"] for e in examples

@@ -212,7 +212,7 @@ def test_the_request_sent_is_the_chat_request() -> None:
     messages = ({"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2 + 2?"})
     with LoopbackChatServer(in_order(then=Reply("four is the answer"))) as server:
         teacher = teacher_for(server, extra_body={"top_k": 5})
-        plain, json_mode = complete(teacher, [ChatRequest(messages, max_tokens=7, temperature=0.7),
+        plain, json_mode = complete(teacher, [ChatRequest(messages, max_tokens=7, temperature=0.7, seed=3),
                                               ChatRequest(messages[1:], max_tokens=64, json_mode=True,
                                                           meta={"purpose": "probe"})])
         bodies = sorted(server.requests, key=lambda body: body["max_tokens"])
@@ -220,6 +220,7 @@ def test_the_request_sent_is_the_chat_request() -> None:
     assert bodies[0]["messages"] == list(messages)
     assert (bodies[0]["max_tokens"], bodies[0]["temperature"]) == (7, 0.7)
     assert "response_format" not in bodies[0]
+    assert bodies[0]["seed"] == 3 and "seed" not in bodies[1]  # a sampled request's number, sent as OpenAI's seed
     assert bodies[1]["messages"] == list(messages[1:])
     assert (bodies[1]["max_tokens"], bodies[1]["temperature"]) == (64, 0.0)
     assert bodies[1]["response_format"] == {"type": "json_object"}

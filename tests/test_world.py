@@ -103,6 +103,25 @@ def test_the_exact_teacher_makes_every_probe_consistent(tmp_path: Path) -> None:
     assert all(rules[r]["invalid"] == 0 for r in ("R1", "R4", "R5", "R6", "R7", "R8", "R9", "R10"))
 
 
+def test_answer_aug_samples_are_other_correct_rationales_paid_once(tmp_path: Path) -> None:
+    from exgrpo.training.dialogues import load_ei_questions
+
+    write_world(tmp_path / "world", seed=3, train_size=3, test_size=2, ood_size=2)
+    register_world(tmp_path / "world")
+    config = ProbeConfig(datasets=["world_train"], output_dir=tmp_path / "probe", rules=["R1"], answer_samples=2,
+                         teacher={"kind": "exact", "world": {"seed": 3, "train_size": 3, "test_size": 2, "ood_size": 2}})
+    first = run_probe(config)
+    questions = load_ei_questions(tmp_path / "probe" / "ei.jsonl")
+    assert questions and all(len(q.extra_responses) == 2 for q in questions)
+    for question in questions:
+        assert question.teacher_response not in question.extra_responses
+        assert all(check_example(text, question.example).correct for text in question.extra_responses)
+    # Samples are distinct calls of the cache (seeded): a rerun pays for none of them again.
+    assert first["teachers"]["teacher"]["calls"] >= 3 * len(questions)
+    again = run_probe(config)
+    assert again["teachers"]["teacher"]["calls"] == 0
+
+
 @pytest.mark.slow
 def test_the_base_student_has_a_weak_prior(tmp_path: Path) -> None:
     from exgrpo.data.prompts import build_messages

@@ -182,6 +182,9 @@ class ProbeConfig(DatasetSelection):
     probe_max_tokens: int = Field(1024, gt=0, description="teacher tokens per probe (JSON) reply")
     json_retries: int = Field(2, ge=0, description="repair requests after an invalid probe reply")
     consistency_filter: bool = True
+    answer_samples: int = Field(0, ge=0, description="(the Answer-Aug baseline) extra sampled teacher rationales "
+                                "per question; the correct ones are kept in the EI record's extra_responses")
+    answer_temperature: float = Field(0.7, ge=0, description="sampling temperature of those extra rationales")
     difficulty: DifficultyFilterConfig = Field(default_factory=lambda: DifficultyFilterConfig(enabled=False))
     output_dir: Path = Path("runs/probe")
     cache_path: Path | None = Field(None, description="teacher call cache; default: output_dir/teacher_cache.jsonl")
@@ -254,6 +257,8 @@ class SFTStageConfig(TrainingRun):
     epochs: float = Field(3.0, gt=0)
     max_length: int = Field(1024, gt=0)
     include_probes: bool = Field(True, description="one example per kept probe with the teacher's response")
+    extra_rationales: bool = Field(False, description="(the Answer-Aug baseline) one example per extra teacher "
+                                   "rationale (probe with answer_samples)")
     dialogues_per_question: int = Field(1, ge=0, description="(ours) probe dialogues in the ExGRPO format")
     dialogue_probes: int = Field(5, ge=0, description="(ours) probes per SFT dialogue, like ExGRPO's k")
     format: Literal["standard", "step_by_step", "revthink"] = Field(

@@ -208,6 +208,8 @@ def teacher_tokens(config: Any) -> int:
     count = 0
     for question in training_questions(sft):
         count += len(tokenizer(question.teacher_response)["input_ids"])
+        if sft.extra_rationales:
+            count += sum(len(tokenizer(text)["input_ids"]) for text in question.extra_responses)
         if uses_probes:
             count += sum(len(tokenizer(p.question + " " + r)["input_ids"]) for p, r in question.probes)
     return count
@@ -226,7 +228,7 @@ def method_row(study: Study, method: str) -> Row:
 
 
 def main_rows(study: Study) -> list[Row]:
-    baselines = ["skd", "step_by_step", "rephrase", "question_aug", "revthink", "skd_grpo", "gkd"]
+    baselines = ["skd", "step_by_step", "rephrase", "question_aug", "answer_aug", "revthink", "skd_grpo", "gkd"]
     return [ZERO_SHOT] + [method_row(study, m) for m in baselines if m in study.methods] + [EI_SFT, OURS]
 
 

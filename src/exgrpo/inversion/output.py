@@ -26,6 +26,7 @@ def ei_record(question: QuestionState) -> dict[str, Any]:
     consistent = question.consistent()
     return {
         "schema_version": EI_SCHEMA_VERSION, **example.to_dict(), "teacher_response": question.teacher_response,
+        "extra_responses": question.extra_responses,
         "probes": [{"rule": o.rule.id, "rule_name": o.rule.name, **_probe_fields(o)} for o in consistent],
         "difficulty": {"consistent": len(consistent),
                        "solved": sum(bool(o.student_solved) for o in consistent) if consistent else 0},

@@ -60,6 +60,7 @@ class QuestionState:
     example: Example
     teacher_response: str | None = None
     status: str = "pending"  # teacher_wrong | no_consistent_probes | too_easy | above_max_solved | kept
+    extra_responses: list[str] = field(default_factory=list)  # Answer-Aug: other correct teacher rationales
     outcomes: list[ProbeOutcome] = field(default_factory=list)
 
     def consistent(self) -> list[ProbeOutcome]:
@@ -114,6 +115,15 @@ def run_probe(config: ProbeConfig, on_progress: ProgressCallback | None = None) 
         if not check_example(response.text or "", question.example).correct:
             question.status = "teacher_wrong"
     answered = [q for q in questions if q.status == "pending"]
+    if config.answer_samples:  # the Answer-Aug baseline: more rationales of the same questions, correct ones kept
+        samples = [(q, s) for q in answered for s in range(1, config.answer_samples + 1)]
+        responses = waves.ask(teacher, "teacher samples more rationales", [
+            build.cot_request(q.example, config.max_tokens, sample, config.answer_temperature) for q, sample in samples])
+        for (question, _), response in zip(samples, responses, strict=True):
+            text = response.text or ""
+            known = [question.teacher_response, *question.extra_responses]
+            if check_example(text, question.example).correct and text not in known:
+                question.extra_responses.append(text)
 
     # Stage 1a: one probe per rule, with bounded repair rounds for replies that fail validation.
     outcomes = [ProbeOutcome(q.example, rule) for q in answered for rule in rules]

@@ -47,9 +47,13 @@ def _meta(purpose: str, example: Example, rule: Rule | None = None, **extra: obj
             **({"rule": rule.id} if rule else {}), **extra}
 
 
-def cot_request(example: Example, max_tokens: int) -> ChatRequest:
-    """Stage 0: the teacher answers the original question with its reasoning (the eval prompt)."""
-    return ChatRequest(messages=tuple(build_messages(example)), max_tokens=max_tokens, meta=_meta("cot", example))
+def cot_request(example: Example, max_tokens: int, sample: int = 0, temperature: float = 0.0) -> ChatRequest:
+    """Stage 0: the teacher answers the original question with its reasoning (the eval prompt). Samples 1, 2...
+    (the Answer-Aug baseline's extra rationales) are seeded, sampled calls of the same prompt."""
+    if sample == 0:
+        return ChatRequest(messages=tuple(build_messages(example)), max_tokens=max_tokens, meta=_meta("cot", example))
+    return ChatRequest(messages=tuple(build_messages(example)), max_tokens=max_tokens, temperature=temperature,
+                       seed=sample, meta=_meta("cot", example, sample=sample))
 
 
 def probe_request(example: Example, rationale: str, rule: Rule, max_tokens: int) -> ChatRequest:

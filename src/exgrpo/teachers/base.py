@@ -21,14 +21,16 @@ class ChatRequest:
     max_tokens: int
     temperature: float = 0.0
     json_mode: bool = False  # ask for a JSON object (OpenAI `response_format`)
+    seed: int | None = None  # a sampled request's number (OpenAI `seed`): samples of one prompt are distinct calls
     # Why the request is made (purpose, example id, rule...): lets replay and exact teachers answer it,
     # and is not part of the cache key: the same question asked for another reason is the same call.
     meta: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def payload(self) -> dict[str, Any]:
         # float(): temperature 0 and 0.0 are the same request, and must be the same cache key.
-        return {"messages": list(self.messages), "max_tokens": self.max_tokens, "temperature": float(self.temperature),
-                "json_mode": self.json_mode}
+        payload = {"messages": list(self.messages), "max_tokens": self.max_tokens,
+                   "temperature": float(self.temperature), "json_mode": self.json_mode}
+        return payload if self.seed is None else {**payload, "seed": self.seed}  # unseeded keys stay as they were
 
 
 def request_key(model: str, request: ChatRequest) -> str:

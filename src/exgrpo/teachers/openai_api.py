@@ -73,6 +73,8 @@ class OpenAITeacher:
                                      "max_tokens": request.max_tokens, "temperature": request.temperature}
         if request.json_mode:
             arguments["response_format"] = {"type": "json_object"}
+        if request.seed is not None:
+            arguments["seed"] = request.seed
         if self.extra_body:
             arguments["extra_body"] = self.extra_body
         try:

@@ -28,6 +28,7 @@ class EIQuestion:
     example: Example
     teacher_response: str
     probes: tuple[tuple[Example, str], ...]  # (probe, the teacher's response to it)
+    extra_responses: tuple[str, ...] = ()  # other correct teacher rationales (the Answer-Aug baseline)
 
     @property
     def prompt(self) -> str:
@@ -44,7 +45,8 @@ def load_ei_questions(path: str | Path) -> list[EIQuestion]:
                 (Example(id=p["id"], question=p["question"], answer=p["answer"], answer_type=AnswerType(p["answer_type"]),
                          source=example.source, choices=tuple(p["choices"]) or None), p["teacher_response"])
                 for p in record.get("probes", []))
-            questions.append(EIQuestion(example, record["teacher_response"], probes))
+            questions.append(EIQuestion(example, record["teacher_response"], probes,
+                                        tuple(record.get("extra_responses", ()))))
         except (KeyError, ValueError, TypeError) as error:
             raise DataError(f"not an EI record ({type(error).__name__}: {error})", path, line) from None
     if not questions:
@@ -75,12 +77,16 @@ def dialogue_messages(probes: Sequence[tuple[Example, str]], question: EIQuestio
 
 
 def sft_conversations(questions: Sequence[EIQuestion], include_probes: bool, dialogues_per_question: int,
-                      dialogue_probes: int, seed: int = 0) -> list[dict[str, Any]]:
+                      dialogue_probes: int, seed: int = 0, extra_rationales: bool = False) -> list[dict[str, Any]]:
     """SFT examples (TRL conversational format): Q with the teacher's answer, every kept probe with the
-    teacher's answer, and (ours) probe dialogues in exactly the format ExGRPO rolls out."""
+    teacher's answer, and (ours) probe dialogues in exactly the format ExGRPO rolls out; with
+    extra_rationales (Answer-Aug), Q with each other rationale of the teacher too."""
     examples = []
     for question in questions:
         examples.append({"messages": dialogue_messages([], question)})
+        if extra_rationales:
+            examples += [{"messages": dialogue_messages([], EIQuestion(question.example, response, ()))}
+                         for response in question.extra_responses]
         if include_probes:
             examples += [{"messages": dialogue_messages([], _as_question(probe, response))}
                          for probe, response in question.probes]

@@ -7,7 +7,7 @@ output (teacher rationales + probes of the chosen rules):
 - standard (the method's EI-SFT, and SKD with include_probes=false): Q -> the teacher's rationale, each kept
   probe -> the teacher's answer, and probe dialogues in the format ExGRPO rolls out. With `probe_rules`
   [RP] it is the Rephrase-Question baseline, with [R6] (analogy: a new question of the same kind) the
-  Question-Aug baseline.
+  Question-Aug baseline; with extra_rationales (probe with answer_samples) the Answer-Aug baseline.
 - step_by_step (Distilling step-by-step, Hsieh et al. 2023): multi-task; the prompt -> the answer alone
   (the label task, what evaluation asks), "[rationale]" + prompt -> the teacher's rationale.
 - revthink (RevThink, Chen et al. 2025): multi-task over forward and backward reasoning with R4 probes:
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from exgrpo.config import SFTStageConfig, TrainingRun
@@ -56,8 +57,7 @@ def keep_probe_rules(questions: Sequence[EIQuestion], rules: Sequence[str] | Non
     from exgrpo.inversion.rules import ei_rules
 
     rules = ei_rules() if rules is None else rules
-    return [EIQuestion(q.example, q.teacher_response, tuple(p for p in q.probes if probe_rule(p[0].id) in rules))
-            for q in questions]
+    return [replace(q, probes=tuple(p for p in q.probes if probe_rule(p[0].id) in rules)) for q in questions]
 
 
 def _turn(user: str, assistant: str) -> dict[str, Any]:
@@ -95,4 +95,4 @@ def sft_examples(config: SFTStageConfig) -> list[dict[str, Any]]:
                               "probe with rules: [R4] and set probe_rules: [R4]")
         return revthink_examples(questions)
     return sft_conversations(questions, config.include_probes, config.dialogues_per_question, config.dialogue_probes,
-                             seed=config.seed)
+                             seed=config.seed, extra_rationales=config.extra_rationales)

@@ -212,8 +212,40 @@ def undo_line(after: Value, step: Step) -> str:
     return f"{render_value(after)} {symbol} {step.amount}{unit} = {render_value(before)}."
 
 
-def rationale(problem: Problem) -> str:
-    """The exact step-by-step solution, ending with the sentence the checker reads first."""
+_WORDED_STEP = {"add": "Adding {a} gives {v}.", "sub": "Taking away {a} leaves {v}.", "mul": "Doubling gives {v}.",
+                "later": "{a} days later is {v}.", "earlier": "{a} days earlier is {v}.", "same": "After {l}: {v}.",
+                "flip": "After {l}: {v}."}
+_WORDED_UNDO = {"add": "Removing {a} gives {v}.", "sub": "Adding back {a} gives {v}.", "mul": "Halving gives {v}.",
+                "later": "{a} days earlier is {v}.", "earlier": "{a} days later is {v}.", "same": "Before {l}: {v}.",
+                "flip": "Before {l}: {v}."}
+
+
+def worded_rationale(problem: Problem) -> str:
+    """The same exact solution in words instead of equations: another reasoning path's wording (Answer-Aug)."""
+    values = problem.values()
+    if problem.reversed:
+        lines, value = [f"Undo the steps from {render_value(values[-1])}."], values[-1]
+        for step in reversed(problem.steps):
+            value = undo(value, step)
+            lines.append(_WORDED_UNDO[step.op].format(a=step.amount, v=render_value(value), l=step.label))
+    else:
+        lines = [f"We begin with {render_value(problem.start)}."]
+        lines += [_WORDED_STEP[step.op].format(a=step.amount, v=render_value(values[i + 1]), l=step.label)
+                  for i, step in enumerate(problem.steps)]
+        if problem.family == "budget":
+            relation = "is at least" if values[-1] >= problem.price else "is less than"
+            lines.append(f"{values[-1]} {relation} {problem.price}.")
+    return " ".join([*lines, final_answer_sentence(problem.answer, problem.answer_type)])
+
+
+def rationale(problem: Problem, variant: int = 0) -> str:
+    """The exact step-by-step solution, ending with the sentence the checker reads first. Variants (the exact
+    teacher's sampled rationales, for the Answer-Aug baseline): 1 in words, 2 with numbered steps."""
+    if variant == 1:
+        return worded_rationale(problem)
+    if variant == 2:
+        lines = rationale(problem).split(". ")
+        return ". ".join([lines[0], *(f"Step {i}: {line}" for i, line in enumerate(lines[1:-1], 1)), lines[-1]])
     values = problem.values()
     if problem.reversed:
         lines = [f"Work back from {render_value(values[-1])}."]

@@ -28,7 +28,10 @@ class ExactTeacher:
         purpose, problem = request.meta.get("purpose"), self.problems.get(str(request.meta.get("example_id")))
         if problem is None:
             return ChatResponse(None, error=f"the exact teacher knows no world problem {request.meta.get('example_id')!r}")
-        if purpose in ("cot", "consistency"):
+        if purpose == "cot":  # sampled rationales (Answer-Aug) are worded differently, as a sampling LLM's are
+            return ChatResponse(rationale(problem, variant=(int(request.meta.get("sample", 0)) - 1) % 2 + 1
+                                          if request.meta.get("sample") else 0))
+        if purpose == "consistency":
             return ChatResponse(rationale(problem))
         spec = make_probe(problem, str(request.meta.get("rule")))
         if purpose == "probe":
