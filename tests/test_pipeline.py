@@ -108,3 +108,14 @@ def test_paper_recipes_dry_run_without_loading_models(recipe: Path) -> None:
     stages = config.stage_configs()
     assert stages["sft"].lora is not None and stages["sft"].lora.r == 32
     assert len(stages["eval"]["base"].datasets) == 12
+
+
+def test_only_settings_that_differ_from_defaults_are_hashed(tmp_path: Path) -> None:
+    """An option a newer exgrpo adds (default = the old behaviour) must not redo every finished run."""
+    recipe = micro_recipe(tmp_path / "run")
+    hashes = [digest for _, digest, _ in plan(build_config(RunConfig, recipe, "test"))]
+    recipe["sft"]["extra_rationales"] = False  # spelled out, at its default
+    assert [digest for _, digest, _ in plan(build_config(RunConfig, recipe, "test"))] == hashes
+    recipe["sft"]["extra_rationales"] = True
+    changed = [digest for _, digest, _ in plan(build_config(RunConfig, recipe, "test"))]
+    assert changed[:3] == hashes[:3] and all(a != b for a, b in zip(changed[3:], hashes[3:], strict=True))

@@ -163,11 +163,14 @@ class RunConfig(StrictModel):
                 "eval": {model: self.eval_config(model) for model in self.evaluated_models()}, "report": self.eval}
 
 
+def _settings(value: Any) -> Any:
+    # Only settings that differ from their defaults: an option added by a newer exgrpo (with a default that
+    # keeps the old behaviour) must not make every finished run look changed and redo it.
+    return json.loads(value.model_dump_json(exclude_defaults=True)) if hasattr(value, "model_dump_json") else value
+
+
 def _hash(value: Any) -> str:
-    if hasattr(value, "model_dump_json"):
-        value = json.loads(value.model_dump_json())
-    elif isinstance(value, dict):
-        value = {k: json.loads(v.model_dump_json()) if hasattr(v, "model_dump_json") else v for k, v in value.items()}
+    value = {k: _settings(v) for k, v in value.items()} if isinstance(value, dict) else _settings(value)
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
