@@ -49,6 +49,7 @@ class Study:
         self.methods: dict[str, dict[str, Any]] = spec["methods"]
         self.seeds: list[int] = list(spec["seeds"])
         self.run_root = Path(run_root or spec.get("run_root", "runs/study"))
+        self.notes: dict[str, str] = spec.get("notes", {})  # per page section: what the numbers cannot say
         self.first = next(iter(self.methods))
         for name, method in self.methods.items():
             for key in ("sft_model_from", "compute_match"):

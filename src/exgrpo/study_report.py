@@ -384,6 +384,10 @@ def goals(page: Page, study: Study) -> list[str]:
     return lines
 
 
+def _note(study: Study, section: str) -> list[str]:
+    return [study.notes[section].strip(), ""] if section in study.notes else []
+
+
 def write_results_page(study: Study, page_path: Path, command: str) -> None:
     page = Page(study, page_path)
     page.images.mkdir(parents=True, exist_ok=True)
@@ -434,7 +438,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> None:
               "tokenizer; what an API teacher would have been paid to write; the exact teacher here is free).",
               "Student training tokens: TRL's `num_tokens` (every input token of every step, SFT + RL). GKD also",
               "runs its teacher model over every student token it trains on.", "",
-              *page.compute_table(compute_rows), ""]
+              *page.compute_table(compute_rows), "", *_note(study, "compute")]
     if "skd_compute_matched" in study.methods:
         matched = method_row(study, "skd_compute_matched")
         lines += ["Compute-matched comparison (SKD trained for as many student tokens as EI + ExGRPO):", "",
