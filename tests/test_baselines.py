@@ -263,7 +263,7 @@ def test_the_first_method_builds_its_student_with_the_seed(study: Study, tmp_pat
     assert values["student"]["seed"] == 2 and "base_model" not in values
     assert values["run_dir"] == str(tmp_path / "seed2" / "ei_exgrpo")
     assert values["sft"]["seed"] == values["train"]["seed"] == 2
-    assert "cache_path" not in values["probe"]  # its own run's cache
+    assert values["probe"]["cache_path"] == str(tmp_path / "teacher_cache.jsonl")  # one for the whole study
     assert "student" in study.common and "seed" not in study.common["student"]
 
 
@@ -272,7 +272,7 @@ def test_later_methods_reuse_the_first_methods_base_and_teacher_cache(study: Stu
     first = tmp_path / "seed1" / "ei_exgrpo"
     assert "student" not in values
     assert values["base_model"] == str(first / "base" / "final")
-    assert values["probe"]["cache_path"] == str(first / "teacher_cache.jsonl")
+    assert values["probe"]["cache_path"] == str(tmp_path / "teacher_cache.jsonl")
     assert values["train"] is None and values["eval"]["models"] == ["sft"]
     assert values["sft"]["include_probes"] is False
     assert values["sft"]["epochs"] == study.common["sft"]["epochs"]  # common settings merged in
@@ -280,7 +280,7 @@ def test_later_methods_reuse_the_first_methods_base_and_teacher_cache(study: Stu
 
 def test_own_base_methods_build_their_own_student(study: Study) -> None:
     values = study.run_values("teacher_model", 1)
-    assert "base_model" not in values and "cache_path" not in values["probe"]
+    assert "base_model" not in values
     assert values["student"]["seed"] == 1
     assert values["student"]["hidden_size"] == study.methods["teacher_model"]["student"]["hidden_size"]
 
@@ -320,3 +320,13 @@ def test_every_method_of_the_spec_is_a_valid_run(study: Study) -> None:
         assert config.name == study.title(method)
         stages = config.stage_configs()  # building every stage's config is the validation
         assert set(stages["eval"]) == set(config.evaluated_models()) and stages["eval"]
+
+
+def test_the_paper_study_builds_every_method_without_a_world(tmp_path: Path) -> None:
+    study = Study(SPEC.parent / "paper_qwen2.5-7b.yaml", run_root=tmp_path)
+    for method in study.methods:
+        config = study.run_config(method, 1)
+        assert config.base_model == "Qwen/Qwen2.5-7B-Instruct" and config.world is None  # no tiny student to share
+        assert config.probe_config().cache_path == tmp_path / "teacher_cache.jsonl"
+        config.stage_configs()  # every stage validates
+    assert study.run_config("gkd", 0).train_config().teacher_model == "Qwen/Qwen2.5-32B-Instruct"

@@ -119,3 +119,11 @@ def test_only_settings_that_differ_from_defaults_are_hashed(tmp_path: Path) -> N
     recipe["sft"]["extra_rationales"] = True
     changed = [digest for _, digest, _ in plan(build_config(RunConfig, recipe, "test"))]
     assert changed[:3] == hashes[:3] and all(a != b for a, b in zip(changed[3:], hashes[3:], strict=True))
+
+
+def test_where_the_teacher_cache_lives_changes_no_stage(tmp_path: Path) -> None:
+    recipe = micro_recipe(tmp_path / "run")
+    hashes = [digest for _, digest, _ in plan(build_config(RunConfig, recipe, "test"))]
+    recipe["probe"]["cache_path"] = str(tmp_path / "elsewhere" / "cache.jsonl")
+    recipe["sft"]["logging_steps"] = 7
+    assert [digest for _, digest, _ in plan(build_config(RunConfig, recipe, "test"))] == hashes

@@ -163,10 +163,16 @@ class RunConfig(StrictModel):
                 "eval": {model: self.eval_config(model) for model in self.evaluated_models()}, "report": self.eval}
 
 
+# Where files go and how progress is reported change no result: moving the teacher cache must not redo a stage.
+OPERATIONAL = {"cache_path", "report_to", "logging_steps"}
+
+
 def _settings(value: Any) -> Any:
     # Only settings that differ from their defaults: an option added by a newer exgrpo (with a default that
     # keeps the old behaviour) must not make every finished run look changed and redo it.
-    return json.loads(value.model_dump_json(exclude_defaults=True)) if hasattr(value, "model_dump_json") else value
+    if not hasattr(value, "model_dump_json"):
+        return value
+    return json.loads(value.model_dump_json(exclude_defaults=True, exclude=OPERATIONAL & set(type(value).model_fields)))
 
 
 def _hash(value: Any) -> str:

@@ -1,5 +1,7 @@
 """The scale-model study: a spec (configs/study/study.yaml) of methods, each an `exgrpo run` configuration,
-run for several seeds into <run_root>/seed<S>/<method>/, sharing what methods have in common.
+run for several seeds into <run_root>/seed<S>/<method>/, sharing what methods have in common: one teacher
+cache (<run_root>/teacher_cache.jsonl: no call is paid twice across methods and seeds), and per seed the
+first method's tiny base student.
 
 The spec's `common` section is deep-merged with each method's overrides (null removes a stage). Keys the
 study reads itself and removes before the run config is built:
@@ -73,10 +75,11 @@ class Study:
         first = self.run_dir(seed, self.first)
         if values.get("student") is not None:
             values["student"]["seed"] = seed
-        if method != self.first and not spec.get("own_base"):
-            values.pop("student", None)
+        # One teacher cache for the whole study: the teacher's calls do not depend on the method or the seed.
+        values["probe"]["cache_path"] = str(self.run_root / "teacher_cache.jsonl")
+        if method != self.first and not spec.get("own_base") and values.get("student") is not None:
+            values.pop("student")  # a tiny student is built once per seed, by the first method
             values["base_model"] = str(first / "base" / "final")
-            values["probe"]["cache_path"] = str(first.parent / f"{self.first}" / "teacher_cache.jsonl")
         for stage in ("sft", "train"):
             if values.get(stage) is not None:
                 values[stage]["seed"] = seed

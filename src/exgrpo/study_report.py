@@ -22,9 +22,6 @@ from exgrpo.evaluation.metrics import Estimate
 from exgrpo.files import atomic_write_text
 from exgrpo.study import Study, student_tokens
 
-HELD_IN = ["world_test"]
-HELD_OUT = ["world_ood_steps", "world_ood_surface", "world_ood_reversed", "world_ood_budget"]
-EI_TEST = "world_ei_test"
 RESAMPLES = 2000
 
 
@@ -99,10 +96,19 @@ def cell(estimate: Estimate | None) -> str:
 
 class Page:
     def __init__(self, study: Study, page: Path) -> None:
+        from exgrpo.config import expand_dataset_names
+        from exgrpo.data.registry import get_entry
+
         self.study = study
         self.results = Results(study)
         self.page = page
         self.images = page.parent / "results"
+        config = study.run_config(study.first, study.seeds[0])  # (registers a synthetic world's datasets)
+        names = expand_dataset_names(config.eval.datasets)
+        self.held_in = [name for name in names if get_entry(name).group == "held_in"]
+        self.held_out = [name for name in names if get_entry(name).group == "held_out"]
+        self.ei_test = [config.eval.ei_test] if config.eval.ei_test else []
+        self.world = config.world is not None  # question ids name their family
 
     def estimate(self, row: Row, datasets: list[str], keep: Any = None, seeds: list[int] | None = None,
                  minus: Row | None = None) -> Estimate | None:
@@ -121,12 +127,12 @@ class Page:
         lines = ["| method | seeds | held-in | held-out | EI-Test |", "|---|---|---|---|---|"]
         for row in rows:
             seeds = self.results.seeds(row)
-            lines.append(f"| {row.title} | {len(seeds)} | {cell(self.estimate(row, HELD_IN))} | "
-                         f"{cell(self.estimate(row, HELD_OUT))} | {cell(self.estimate(row, [EI_TEST]))} |")
+            lines.append(f"| {row.title} | {len(seeds)} | {cell(self.estimate(row, self.held_in))} | "
+                         f"{cell(self.estimate(row, self.held_out))} | {cell(self.estimate(row, self.ei_test))} |")
         return lines
 
     def dataset_table(self, rows: list[Row]) -> list[str]:
-        datasets = HELD_IN + HELD_OUT
+        datasets = self.held_in + self.held_out
         lines = ["| method | " + " | ".join(d.removeprefix("world_") for d in datasets) + " |",
                  "|---|" + "---|" * len(datasets)]
         for row in rows:
@@ -139,7 +145,7 @@ class Page:
         for row in rows:
             cells = []
             for name in families:
-                datasets = [d for d in HELD_IN + HELD_OUT if self._has_family(row, d, name)]
+                datasets = [d for d in self.held_in + self.held_out if self._has_family(row, d, name)]
                 cells.append(cell(self.estimate(row, datasets, keep=lambda i, n=name: family(i) == n)) if datasets
                              else "n/a")
             lines.append(f"| {row.title} | " + " | ".join(cells) + " |")
@@ -255,7 +261,7 @@ def _plot_main(page: Page, rows: list[Row], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = [("held-in", HELD_IN), ("held-out", HELD_OUT), ("EI-Test", [EI_TEST])]
+    groups = [("held-in", page.held_in), ("held-out", page.held_out), ("EI-Test", page.ei_test)]
     figure, axis = plt.subplots(figsize=(13, 4.8))
     width = 0.8 / len(rows)
     for i, row in enumerate(rows):
@@ -279,7 +285,7 @@ def _plot_fractions(page: Page, curves: dict[str, list[tuple[float, Row]]], path
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for axis, (group, datasets) in zip(axes, [("held-in", HELD_IN), ("held-out", HELD_OUT)], strict=True):
+    for axis, (group, datasets) in zip(axes, [("held-in", page.held_in), ("held-out", page.held_out)], strict=True):
         for name, points in curves.items():
             found = [(f, page.estimate(row, datasets)) for f, row in points]
             found = [(f, e) for f, e in found if e is not None]
@@ -298,10 +304,11 @@ def _plot_fractions(page: Page, curves: dict[str, list[tuple[float, Row]]], path
     plt.close(figure)
 
 
-def dsu_curves(study: Study) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
+def dsu_curves(page: Page) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
     """Per step: the DSU bonus firing rate (logged) and the held-out accuracy of the checkpoints, per seed."""
     from exgrpo.study import evaluate_checkpoints
 
+    study = page.study
     fired: dict[int, list[float]] = {}
     held_out: dict[int, list[float]] = {}
     for seed in study.seeds:
@@ -314,7 +321,7 @@ def dsu_curves(study: Study) -> tuple[dict[int, list[float]], dict[int, list[flo
                 fired.setdefault(entry["step"], []).append(entry["exgrpo/dsu_fired"])
         sft_report = json.loads((run_dir / "eval" / "sft" / "report.json").read_text())
         held_out.setdefault(0, []).append(sft_report["averages"]["held_out"]["accuracy"]["value"])
-        for step, value in evaluate_checkpoints(study, seed, HELD_OUT).items():
+        for step, value in evaluate_checkpoints(study, seed, page.held_out).items():
             held_out.setdefault(step, []).append(value)
     return fired, held_out
 
@@ -358,15 +365,15 @@ def goals(page: Page, study: Study) -> list[str]:
         if method not in study.methods:
             continue
         other = method_row(study, method)
-        ours, theirs = page.estimate(OURS, HELD_OUT), page.estimate(other, HELD_OUT)
+        ours, theirs = page.estimate(OURS, page.held_out), page.estimate(other, page.held_out)
         lines.append(_goal(_separated(ours, theirs),
                            f"EI + ExGRPO beats {other.title} on the held-out average with non-overlapping 95% CIs: "
-                           f"{cell(ours)} vs {cell(theirs)}; paired difference {page.difference(OURS, other, HELD_OUT)}."))
+                           f"{cell(ours)} vs {cell(theirs)}; paired difference {page.difference(OURS, other, page.held_out)}."))
     ladder = [row for row in ablation_rows(study)[1:] if row.method != "rl_no_sft"]  # that one is off the ladder
     steps = []
     all_up: bool | None = True
     for before, after in zip(ladder, ladder[1:], strict=False):
-        difference = page.estimate(after, HELD_OUT, minus=before)
+        difference = page.estimate(after, page.held_out, minus=before)
         if difference is None:
             all_up = None
             continue
@@ -377,11 +384,23 @@ def goals(page: Page, study: Study) -> list[str]:
                        + "; ".join(steps)))
     quarter = next((row for f, row in fraction_rows(study, study.first) if f == 0.25), None)
     if quarter is not None and "skd" in study.methods:
-        difference = page.estimate(quarter, HELD_OUT, minus=method_row(study, "skd"))
+        difference = page.estimate(quarter, page.held_out, minus=method_row(study, "skd"))
         met = None if difference is None else difference.value >= 0
         lines.append(_goal(met, f"EI + ExGRPO with 25% of the questions matches or beats SKD with 100% on the held-out "
                            f"average: difference {cell(difference)} (points; 'matches' read as a mean difference >= 0)."))
     return lines
+
+
+def _scale(study: Study) -> list[str]:
+    world, student = study.common.get("world"), study.common.get("student")
+    if world is None or student is None:
+        return [f"**Models.** Student `{study.common.get('base_model')}`; the teacher and data as configured."]
+    return [f"**Scale.** The synthetic world ({world['train_size']} training questions per family, 4 families; "
+            f"{world['test_size']} held-in test questions per family; {world['ood_size']} per family in each held-out",
+            f"set), its exact teacher, and a {student['num_layers']}-layer, hidden-{student['hidden_size']} Llama "
+            "student trained from scratch (see docs/world.md). This is a scale model of the paper's setting, not a",
+            "reproduction of its numbers: `configs/study/paper_qwen2.5-7b.yaml` is the same study with a 7B student",
+            "and a real teacher."]
 
 
 def _note(study: Study, section: str) -> list[str]:
@@ -393,45 +412,39 @@ def write_results_page(study: Study, page_path: Path, command: str) -> None:
     page.images.mkdir(parents=True, exist_ok=True)
     main, ablation = main_rows(study), ablation_rows(study)
     curves = {"SKD": fraction_rows(study, "skd"), "EI + ExGRPO": fraction_rows(study, study.first)}
-    fired, held_out = dsu_curves(study)
+    fired, held_out = dsu_curves(page)
     _plot_main(page, main, page.images / "main.png")
     _plot_fractions(page, curves, page.images / "data_efficiency.png")
     if fired:
         _plot_dsu(fired, held_out, page.images / "dsu.png")
-    world, student = study.common["world"], study.common["student"]
     teacher = Row(study.title("teacher_model"), "teacher_model", "sft") if "teacher_model" in study.methods else None
     compute_rows = [r for r in main if r.model != "base"] + [
         method_row(study, m) for m in ("skd_compute_matched",) if m in study.methods]
     lines = [
         "# Results: EI + ExGRPO against distillation baselines (the scale-model study)", "",
-        f"Written by `{command}` from the runs of `configs/study/study.yaml` (reproduce: "
-        "`python benchmarks/scale_model.py run` then `python benchmarks/scale_model.py report`).",
+        f"Written by `{command}` from the runs of `{os.path.relpath(study.spec_path)}` (reproduce: "
+        f"`python benchmarks/scale_model.py --spec {os.path.relpath(study.spec_path)} run`, then `... report`).",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU. Seeds: {study.seeds} (seeds change the",
         "student's initialisation and every training seed; the world, and so the test questions, is shared).", "",
-        f"**Scale.** The synthetic world ({world['train_size']} training questions per family, 4 families; "
-        f"{world['test_size']} held-in test questions per family; {world['ood_size']} per family in each held-out set),",
-        f"its exact teacher, and a {student['num_layers']}-layer, hidden-{student['hidden_size']} Llama student "
-        "trained from scratch (see docs/world.md). This is",
-        "a scale model of the paper's setting, not a reproduction of its numbers: a 7B student and a real teacher",
-        "are the configs in configs/paper/.", "",
+        *_scale(study), "",
         "Accuracy (%) with 95% CIs from a bootstrap over seeds and questions. Held-in: new questions of the training",
         "families. Held-out: more steps, unseen names and templates, reversed arithmetic, the never-trained budget",
         "family. EI-Test: the ten rules' probes of the held-in test questions.", "",
         "## Goals (the paper's claims, scaled)", "", *goals(page, study), "",
         "## Main table", "", *page.accuracy_table(main), "", "![main](results/main.png)", "",
         "Per test set:", "", *page.dataset_table(main), "", "Per family (all test sets):", "",
-        *page.family_table(main), "",
+        *(page.family_table(main) if page.world else ["(question ids carry no family here)"]), "",
     ]
     if teacher is not None:
         lines += [f"GKD's teacher model (a larger student SFT'd on the teacher's rationales): "
-                  f"held-in {cell(page.estimate(teacher, HELD_IN))}, held-out {cell(page.estimate(teacher, HELD_OUT))}.",
+                  f"held-in {cell(page.estimate(teacher, page.held_in))}, held-out {cell(page.estimate(teacher, page.held_out))}.",
                   ""]
     lines += ["## Ablation", "", *page.accuracy_table(ablation), "",
               "## Data efficiency", "", "| method | fraction | held-in | held-out |", "|---|---|---|---|"]
     for name, points in curves.items():
         for fraction, row in points:
-            lines.append(f"| {name} | {fraction:g} | {cell(page.estimate(row, HELD_IN))} | "
-                         f"{cell(page.estimate(row, HELD_OUT))} |")
+            lines.append(f"| {name} | {fraction:g} | {cell(page.estimate(row, page.held_in))} | "
+                         f"{cell(page.estimate(row, page.held_out))} |")
     lines += ["", "![data efficiency](results/data_efficiency.png)", "",
               "## Compute", "",
               "Teacher-written tokens: the rationales, probes and probe answers a method's SFT data holds (student",
@@ -443,8 +456,8 @@ def write_results_page(study: Study, page_path: Path, command: str) -> None:
         matched = method_row(study, "skd_compute_matched")
         lines += ["Compute-matched comparison (SKD trained for as many student tokens as EI + ExGRPO):", "",
                   *page.accuracy_table([method_row(study, "skd"), matched, OURS]), "",
-                  f"EI + ExGRPO minus compute-matched SKD, held-out: {page.difference(OURS, matched, HELD_OUT)}; "
-                  f"held-in: {page.difference(OURS, matched, HELD_IN)}.", ""]
+                  f"EI + ExGRPO minus compute-matched SKD, held-out: {page.difference(OURS, matched, page.held_out)}; "
+                  f"held-in: {page.difference(OURS, matched, page.held_in)}.", ""]
     if fired:
         lines += ["## DSU diagnostics", "",
                   "The fraction of questions whose correct full-dialogue rollouts got the DSU bonus, over training, and",
