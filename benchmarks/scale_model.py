@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from exgrpo.study import Study, run_seed
+from exgrpo.study.spec import Study, run_seed
 
 SPEC = Path(__file__).resolve().parent.parent / "configs" / "study" / "study.yaml"
 
@@ -38,7 +38,7 @@ def main() -> int:
             run_seed(study, seed, arguments.method, log=lambda line: print(time.strftime("%H:%M:%S"), line, flush=True))
             print(f"seed {seed} done in {time.time() - started:.0f} s", flush=True)
         return 0
-    from exgrpo.study_report import write_results_page
+    from exgrpo.study.page import write_results_page
 
     write_results_page(study, arguments.page, " ".join(["python", "benchmarks/scale_model.py", *sys.argv[1:]]))
     print(f"wrote {arguments.page}")

@@ -17,8 +17,8 @@ from exgrpo.data.answers import final_answer_sentence
 from exgrpo.data.prompts import build_prompt
 from exgrpo.errors import ConfigError
 from exgrpo.pipeline import RunConfig
-from exgrpo.study import Study, deep_merge
-from exgrpo.study_report import family, pooled_bootstrap
+from exgrpo.study.spec import Study, deep_merge
+from exgrpo.study.tables import family, pooled_bootstrap
 from exgrpo.training.dialogues import load_ei_questions
 from exgrpo.training.sft_data import (
     BACKWARD_QUESTION_TASK,

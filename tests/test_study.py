@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from exgrpo.study import Study, run_seed
-from exgrpo.study_report import write_results_page
+from exgrpo.study.page import write_results_page
+from exgrpo.study.spec import Study, run_seed
 
 REPO = Path(__file__).parents[1]
 

@@ -1,0 +1,193 @@
+"""The study's results page (docs/results.md): which rows each table has, the goals, the page itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from exgrpo.evaluation.metrics import Estimate
+from exgrpo.files import atomic_write_text
+from exgrpo.study.plots import plot_dsu, plot_fractions, plot_main
+from exgrpo.study.spec import Study
+from exgrpo.study.tables import Page, Row, cell
+
+ZERO_SHOT = Row("Zero-shot (base student)", "ei_exgrpo", "base")
+EI_SFT = Row("EI data, plain SFT (no RL)", "ei_exgrpo", "sft")
+OURS = Row("EI + ExGRPO (ours)", "ei_exgrpo", "exgrpo")
+
+
+def method_row(study: Study, method: str) -> Row:
+    config_train = study.methods[method].get("train", study.common.get("train"))
+    return Row(study.title(method), method, "exgrpo" if config_train is not None else "sft")
+
+
+def main_rows(study: Study) -> list[Row]:
+    baselines = ["skd", "step_by_step", "rephrase", "question_aug", "answer_aug", "revthink", "skd_grpo", "gkd"]
+    return [ZERO_SHOT] + [method_row(study, m) for m in baselines if m in study.methods] + [EI_SFT, OURS]
+
+
+def ablation_rows(study: Study) -> list[Row]:
+    steps = [m for m in ("rl_no_sft", "ei_rl_outcome", "ei_rl_aux") if m in study.methods]
+    return [ZERO_SHOT, Row("SFT only (EI data)", "ei_exgrpo", "sft")] + [
+        Row(study.title(method), method, "exgrpo") for method in steps] + [
+        Row("+ DSU bonus = full ExGRPO", "ei_exgrpo", "exgrpo")]
+
+
+def fraction_rows(study: Study, method: str) -> list[tuple[float, Row]]:
+    rows = [(float(spec["data_fraction"]), method_row(study, name)) for name, spec in study.methods.items()
+            if name.startswith(method + "_f") and "data_fraction" in spec]
+    full = OURS if method == study.first else method_row(study, method)
+    return sorted(rows, key=lambda pair: pair[0]) + [(1.0, full)]
+
+
+
+
+def dsu_curves(page: Page) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
+    """Per step: the DSU bonus firing rate (logged) and the held-out accuracy of the checkpoints, per seed."""
+    from exgrpo.study.spec import evaluate_checkpoints
+
+    study = page.study
+    fired: dict[int, list[float]] = {}
+    held_out: dict[int, list[float]] = {}
+    for seed in study.seeds:
+        run_dir = study.run_dir(seed, study.first)
+        history = run_dir / "train" / "log_history.json"
+        if not (run_dir / "eval" / "exgrpo" / "report.json").exists() or not history.exists():
+            continue
+        for entry in json.loads(history.read_text()):
+            if "exgrpo/dsu_fired" in entry:
+                fired.setdefault(entry["step"], []).append(entry["exgrpo/dsu_fired"])
+        sft_report = json.loads((run_dir / "eval" / "sft" / "report.json").read_text())
+        held_out.setdefault(0, []).append(sft_report["averages"]["held_out"]["accuracy"]["value"])
+        for step, value in evaluate_checkpoints(study, seed, page.held_out).items():
+            held_out.setdefault(step, []).append(value)
+    return fired, held_out
+
+
+
+# ---------------------------------------------------------------- the page
+
+
+def _goal(met: bool | None, text: str) -> str:
+    mark = "not measured yet" if met is None else "met" if met else "NOT met"
+    return f"- **{mark}**: {text}"
+
+
+def _separated(a: Estimate | None, b: Estimate | None) -> bool | None:
+    return None if a is None or b is None else a.low > b.high
+
+
+def goals(page: Page, study: Study) -> list[str]:
+    lines = []
+    for method in ("skd", "revthink"):
+        if method not in study.methods:
+            continue
+        other = method_row(study, method)
+        ours, theirs = page.estimate(OURS, page.held_out), page.estimate(other, page.held_out)
+        lines.append(_goal(_separated(ours, theirs),
+                           f"EI + ExGRPO beats {other.title} on the held-out average with non-overlapping 95% CIs: "
+                           f"{cell(ours)} vs {cell(theirs)}; paired difference {page.difference(OURS, other, page.held_out)}."))
+    ladder = [row for row in ablation_rows(study)[1:] if row.method != "rl_no_sft"]  # that one is off the ladder
+    steps = []
+    all_up: bool | None = True
+    for before, after in zip(ladder, ladder[1:], strict=False):
+        difference = page.estimate(after, page.held_out, minus=before)
+        if difference is None:
+            all_up = None
+            continue
+        if all_up is not None:
+            all_up = all_up and difference.value > 0
+        steps.append(f"{after.title}: {cell(difference)}")
+    lines.append(_goal(all_up, "each ablation step adds held-out accuracy (paired differences, points): "
+                       + "; ".join(steps)))
+    quarter = next((row for f, row in fraction_rows(study, study.first) if f == 0.25), None)
+    if quarter is not None and "skd" in study.methods:
+        difference = page.estimate(quarter, page.held_out, minus=method_row(study, "skd"))
+        met = None if difference is None else difference.value >= 0
+        lines.append(_goal(met, f"EI + ExGRPO with 25% of the questions matches or beats SKD with 100% on the held-out "
+                           f"average: difference {cell(difference)} (points; 'matches' read as a mean difference >= 0)."))
+    return lines
+
+
+def _scale(study: Study) -> list[str]:
+    world, student = study.common.get("world"), study.common.get("student")
+    if world is None or student is None:
+        return [f"**Models.** Student `{study.common.get('base_model')}`; the teacher and data as configured."]
+    return [f"**Scale.** The synthetic world ({world['train_size']} training questions per family, 4 families; "
+            f"{world['test_size']} held-in test questions per family; {world['ood_size']} per family in each held-out",
+            f"set), its exact teacher, and a {student['num_layers']}-layer, hidden-{student['hidden_size']} Llama "
+            "student trained from scratch (see docs/world.md). This is a scale model of the paper's setting, not a",
+            "reproduction of its numbers: `configs/study/paper_qwen2.5-7b.yaml` is the same study with a 7B student",
+            "and a real teacher."]
+
+
+def _note(study: Study, section: str) -> list[str]:
+    return [study.notes[section].strip(), ""] if section in study.notes else []
+
+
+def write_results_page(study: Study, page_path: Path, command: str) -> None:
+    page = Page(study, page_path)
+    page.images.mkdir(parents=True, exist_ok=True)
+    main, ablation = main_rows(study), ablation_rows(study)
+    curves = {"SKD": fraction_rows(study, "skd"), "EI + ExGRPO": fraction_rows(study, study.first)}
+    fired, held_out = dsu_curves(page)
+    plot_main(page, main, page.images / "main.png")
+    plot_fractions(page, curves, page.images / "data_efficiency.png")
+    if fired:
+        plot_dsu(fired, held_out, page.images / "dsu.png")
+    teacher = Row(study.title("teacher_model"), "teacher_model", "sft") if "teacher_model" in study.methods else None
+    compute_rows = [r for r in main if r.model != "base"] + [
+        method_row(study, m) for m in ("skd_compute_matched",) if m in study.methods]
+    lines = [
+        "# Results: EI + ExGRPO against distillation baselines (the scale-model study)", "",
+        f"Written by `{command}` from the runs of `{os.path.relpath(study.spec_path)}` (reproduce: "
+        f"`python benchmarks/scale_model.py --spec {os.path.relpath(study.spec_path)} run`, then `... report`).",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU. Seeds: {study.seeds} (seeds change the",
+        "student's initialisation and every training seed; the world, and so the test questions, is shared).", "",
+        *_scale(study), "",
+        "Accuracy (%) with 95% CIs from a bootstrap over seeds and questions. Held-in: new questions of the training",
+        "families. Held-out: more steps, unseen names and templates, reversed arithmetic, the never-trained budget",
+        "family. EI-Test: the ten rules' probes of the held-in test questions.", "",
+        "## Goals (the paper's claims, scaled)", "", *goals(page, study), "",
+        "## Main table", "", *page.accuracy_table(main), "", "![main](results/main.png)", "",
+        "Per test set:", "", *page.dataset_table(main), "", "Per family (all test sets):", "",
+        *(page.family_table(main) if page.world else ["(question ids carry no family here)"]), "",
+    ]
+    if teacher is not None:
+        lines += [f"GKD's teacher model (a larger student SFT'd on the teacher's rationales): "
+                  f"held-in {cell(page.estimate(teacher, page.held_in))}, held-out {cell(page.estimate(teacher, page.held_out))}.",
+                  ""]
+    lines += ["## Ablation", "", *page.accuracy_table(ablation), "",
+              "## Data efficiency", "", "| method | fraction | held-in | held-out |", "|---|---|---|---|"]
+    for name, points in curves.items():
+        for fraction, row in points:
+            lines.append(f"| {name} | {fraction:g} | {cell(page.estimate(row, page.held_in))} | "
+                         f"{cell(page.estimate(row, page.held_out))} |")
+    lines += ["", "![data efficiency](results/data_efficiency.png)", "",
+              "## Compute", "",
+              "Teacher-written tokens: the rationales, probes and probe answers a method's SFT data holds (student",
+              "tokenizer; what an API teacher would have been paid to write; the exact teacher here is free).",
+              "Student training tokens: TRL's `num_tokens` (every input token of every step, SFT + RL). GKD also",
+              "runs its teacher model over every student token it trains on.", "",
+              *page.compute_table(compute_rows), "", *_note(study, "compute")]
+    if "skd_compute_matched" in study.methods:
+        matched = method_row(study, "skd_compute_matched")
+        lines += ["Compute-matched comparison (SKD trained for as many student tokens as EI + ExGRPO):", "",
+                  *page.accuracy_table([method_row(study, "skd"), matched, OURS]), "",
+                  f"EI + ExGRPO minus compute-matched SKD, held-out: {page.difference(OURS, matched, page.held_out)}; "
+                  f"held-in: {page.difference(OURS, matched, page.held_in)}.", ""]
+    if fired:
+        lines += ["## DSU diagnostics", "",
+                  "The fraction of questions whose correct full-dialogue rollouts got the DSU bonus, over training, and",
+                  "the held-out accuracy of the checkpoints (step 0: the EI-SFT model), mean over seeds.", "",
+                  "| step | " + " | ".join(str(s) for s in sorted(held_out)) + " |",
+                  "|---|" + "---|" * len(held_out),
+                  "| held-out accuracy | " + " | ".join(f"{np.mean(held_out[s]):.1f}" for s in sorted(held_out)) + " |",
+                  "", "| step | " + " | ".join(str(s) for s in sorted(fired)) + " |", "|---|" + "---|" * len(fired),
+                  "| DSU firing rate | " + " | ".join(f"{np.mean(fired[s]):.2f}" for s in sorted(fired)) + " |", "",
+                  "![dsu](results/dsu.png)", ""]
+    atomic_write_text(page_path, "\n".join(lines))

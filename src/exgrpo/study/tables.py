@@ -1,0 +1,220 @@
+"""The study's tables: accuracy with CIs pooled over seeds and questions, and compute per method.
+
+Accuracy of a method = mean over its seeds and the questions of a dataset; a group (held-in, held-out) is the
+mean of its datasets. CIs are percentile bootstraps that resample seeds and, within each dataset, questions
+(the same questions for every seed: one world), so they carry both training-seed and question variance.
+Differences between two methods resample both with the same draws, pairing seeds (a seed's methods share
+its base student) and questions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exgrpo.evaluation.metrics import Estimate
+from exgrpo.study.spec import Study, student_tokens
+
+RESAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Row:
+    """A line of a table: a method's model (zero-shot and EI-SFT are models of the ei_exgrpo runs)."""
+
+    title: str
+    method: str
+    model: str
+
+
+def _predictions(path: Path) -> dict[str, bool]:
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {record["id"]: bool(record["correct"]) for record in records}
+
+
+class Results:
+    """Per-question correctness of every finished (method, model, seed)."""
+
+    def __init__(self, study: Study) -> None:
+        self.study = study
+        self.cache: dict[tuple[str, str, int], dict[str, dict[str, bool]] | None] = {}
+
+    def load(self, row: Row, seed: int) -> dict[str, dict[str, bool]] | None:
+        key = (row.method, row.model, seed)
+        if key not in self.cache:
+            folder = self.study.run_dir(seed, row.method) / "eval" / row.model
+            report = folder / "report.json"
+            self.cache[key] = None
+            if report.exists():
+                self.cache[key] = {p.stem: _predictions(p) for p in sorted((folder / "predictions").glob("*.jsonl"))}
+        return self.cache[key]
+
+    def seeds(self, *rows: Row) -> list[int]:
+        return [s for s in self.study.seeds if all(self.load(row, s) is not None for row in rows)]
+
+    def matrix(self, row: Row, seeds: list[int], dataset: str, keep: Any = None) -> np.ndarray:
+        """[seed, question] correctness, questions in id order (optionally those whose id passes `keep`)."""
+        runs = [self.load(row, s)[dataset] for s in seeds]  # type: ignore[index]
+        ids = sorted(i for i in runs[0] if keep is None or keep(i))
+        return np.array([[run[i] for i in ids] for run in runs], dtype=float)
+
+
+def pooled_bootstrap(groups: list[np.ndarray], seed: int = 0) -> Estimate | None:
+    """Mean over groups of each [seed, question] matrix's mean; seeds resampled jointly, questions per group."""
+    groups = [g for g in groups if g.size]
+    if not groups:
+        return None
+    rng = np.random.default_rng(seed)
+    n_seeds = groups[0].shape[0]
+    seed_picks = rng.integers(0, n_seeds, size=(RESAMPLES, n_seeds))
+    totals = np.zeros(RESAMPLES)
+    for group in groups:
+        question_picks = rng.integers(0, group.shape[1], size=(RESAMPLES, group.shape[1]))
+        question_means = group[:, question_picks].mean(axis=2)  # [seed, resample]
+        totals += np.take_along_axis(question_means.T, seed_picks, axis=1).mean(axis=1)
+    totals /= len(groups)
+    low, high = np.percentile(totals, [2.5, 97.5])
+    return Estimate(float(np.mean([g.mean() for g in groups])), float(low), float(high))
+
+
+def family(question_id: str) -> str:
+    return question_id.split("#")[0].split("-")[1]
+
+
+def cell(estimate: Estimate | None) -> str:
+    if estimate is None:
+        return "n/a"
+    return f"{100 * estimate.value:.1f} [{100 * estimate.low:.1f}, {100 * estimate.high:.1f}]"
+
+
+class Page:
+    def __init__(self, study: Study, page: Path) -> None:
+        from exgrpo.config import expand_dataset_names
+        from exgrpo.data.registry import get_entry
+
+        self.study = study
+        self.results = Results(study)
+        self.page = page
+        self.images = page.parent / "results"
+        config = study.run_config(study.first, study.seeds[0])  # (registers a synthetic world's datasets)
+        names = expand_dataset_names(config.eval.datasets)
+        self.held_in = [name for name in names if get_entry(name).group == "held_in"]
+        self.held_out = [name for name in names if get_entry(name).group == "held_out"]
+        self.ei_test = [config.eval.ei_test] if config.eval.ei_test else []
+        self.world = config.world is not None  # question ids name their family
+
+    def estimate(self, row: Row, datasets: list[str], keep: Any = None, seeds: list[int] | None = None,
+                 minus: Row | None = None) -> Estimate | None:
+        seeds = seeds if seeds is not None else self.results.seeds(row, *([minus] if minus else []))
+        if not seeds:
+            return None
+        groups = []
+        for dataset in datasets:
+            matrix = self.results.matrix(row, seeds, dataset, keep)
+            if minus is not None:
+                matrix = matrix - self.results.matrix(minus, seeds, dataset, keep)
+            groups.append(matrix)
+        return pooled_bootstrap(groups)
+
+    def accuracy_table(self, rows: list[Row]) -> list[str]:
+        lines = ["| method | seeds | held-in | held-out | EI-Test |", "|---|---|---|---|---|"]
+        for row in rows:
+            seeds = self.results.seeds(row)
+            lines.append(f"| {row.title} | {len(seeds)} | {cell(self.estimate(row, self.held_in))} | "
+                         f"{cell(self.estimate(row, self.held_out))} | {cell(self.estimate(row, self.ei_test))} |")
+        return lines
+
+    def dataset_table(self, rows: list[Row]) -> list[str]:
+        datasets = self.held_in + self.held_out
+        lines = ["| method | " + " | ".join(d.removeprefix("world_") for d in datasets) + " |",
+                 "|---|" + "---|" * len(datasets)]
+        for row in rows:
+            lines.append(f"| {row.title} | " + " | ".join(cell(self.estimate(row, [d])) for d in datasets) + " |")
+        return lines
+
+    def family_table(self, rows: list[Row]) -> list[str]:
+        families = ["arith", "date", "logic", "choice", "budget"]
+        lines = ["| method | " + " | ".join(families) + " |", "|---|" + "---|" * len(families)]
+        for row in rows:
+            cells = []
+            for name in families:
+                datasets = [d for d in self.held_in + self.held_out if self._has_family(row, d, name)]
+                cells.append(cell(self.estimate(row, datasets, keep=lambda i, n=name: family(i) == n)) if datasets
+                             else "n/a")
+            lines.append(f"| {row.title} | " + " | ".join(cells) + " |")
+        return lines
+
+    def _has_family(self, row: Row, dataset: str, name: str) -> bool:
+        seeds = self.results.seeds(row)
+        return bool(seeds) and any(family(i) == name for i in self.results.load(row, seeds[0])[dataset])  # type: ignore[index]
+
+    def difference(self, a: Row, b: Row, datasets: list[str]) -> str:
+        estimate = self.estimate(a, datasets, minus=b)
+        if estimate is None:
+            return "n/a"
+        verdict = "above" if estimate.low > 0 else "below" if estimate.high < 0 else "no difference resolved"
+        return f"{cell(estimate)} ({verdict})"
+
+    # ------------------------------------------------------------ compute
+
+    def compute_row(self, row: Row) -> list[str] | None:
+        """Teacher-written tokens trained on, student training tokens and training wall time (mean over seeds)."""
+        seeds = self.results.seeds(row)
+        if not seeds or row.model == "base":
+            return None
+        spec = self.study.methods[row.method]
+        source = spec.get("sft_model_from", row.method)  # the method that trained its SFT model
+        teacher, student, seconds = [], [], []
+        for seed in seeds:
+            own, shared = self.study.run_dir(seed, row.method), self.study.run_dir(seed, source)
+            parts = [(shared, "sft")] + ([(own, "train")] if row.model == "exgrpo" else [])
+            student.append(sum(student_tokens(folder).get(stage, 0) for folder, stage in parts))
+            seconds.append(sum(_stage_seconds(folder, stage) for folder, stage in parts))
+            teacher.append(teacher_tokens(self.study.run_config(source, seed)))
+        return [f"{np.mean(teacher):,.0f}", f"{np.mean(student):,.0f}", f"{np.mean(seconds):.0f}"]
+
+    def compute_table(self, rows: list[Row]) -> list[str]:
+        lines = ["| method | teacher-written tokens trained on | student training tokens | training wall time (s) |",
+                 "|---|---|---|---|"]
+        for row in rows:
+            values = self.compute_row(row)
+            if values is not None:
+                lines.append(f"| {row.title} | " + " | ".join(values) + " |")
+        return lines
+
+
+def _stage_seconds(run_dir: Path, stage: str) -> float:
+    manifest = run_dir / stage / "manifest.json"
+    if not manifest.exists():
+        return 0.0
+    manifest_data = json.loads(manifest.read_text())
+    return 0.0 if "skipped" in manifest_data.get("outputs", {}) else float(manifest_data["seconds"])
+
+
+def teacher_tokens(config: Any) -> int:
+    """Tokens (student tokenizer) of the teacher-written text an SFT stage trains on: rationales, and the probes
+    with their answers where its format uses them. What an API teacher would have been paid to write."""
+    from transformers import AutoTokenizer
+
+    from exgrpo.training.sft_data import training_questions
+
+    sft = config.sft_config()
+    if sft is None:
+        return 0
+    tokenizer = AutoTokenizer.from_pretrained(config.base_path())
+    uses_probes = sft.format == "revthink" or (sft.format == "standard" and (
+        sft.include_probes or sft.dialogues_per_question > 0))
+    count = 0
+    for question in training_questions(sft):
+        count += len(tokenizer(question.teacher_response)["input_ids"])
+        if sft.extra_rationales:
+            count += sum(len(tokenizer(text)["input_ids"]) for text in question.extra_responses)
+        if uses_probes:
+            count += sum(len(tokenizer(p.question + " " + r)["input_ids"]) for p, r in question.probes)
+    return count
+
+
