@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from exgrpo.config import build_config
+from exgrpo.config import DistillStageConfig, build_config
 from exgrpo.errors import ConfigError
 from exgrpo.pipeline import STAGES, RunConfig, plan, run
 
@@ -127,3 +127,44 @@ def test_where_the_teacher_cache_lives_changes_no_stage(tmp_path: Path) -> None:
     recipe["probe"]["cache_path"] = str(tmp_path / "elsewhere" / "cache.jsonl")
     recipe["sft"]["logging_steps"] = 7
     assert [digest for _, digest, _ in plan(build_config(RunConfig, recipe, "test"))] == hashes
+
+
+# ---------------------------------------------------------------- baselines as run configurations
+
+
+def run_values(tmp_path: Path, **values: Any) -> dict[str, Any]:
+    return {"run_dir": str(tmp_path / "run"), "base_model": "base/model", "world": None, "probe": {},
+            "eval": {"datasets": ["world_test"]}, **values}
+
+
+def test_a_run_trains_or_reuses_its_sft_model_not_both(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="at most one of `sft`"):
+        build_config(RunConfig, run_values(tmp_path, sft={"epochs": 1}, sft_model="other/sft"), "x")
+    config = build_config(RunConfig, run_values(tmp_path, sft=None, sft_model="other/sft"), "x")
+    assert config.model_paths()["sft"] == "other/sft"
+    assert config.trained_models() == ["base", "sft", "exgrpo"]
+    assert config.train_config().model == "other/sft"
+
+
+def test_eval_models_must_be_models_the_run_has(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no exgrpo model"):
+        build_config(RunConfig, run_values(tmp_path, train=None, eval={"datasets": ["world_test"],
+                                                                       "models": ["exgrpo"]}), "x")
+
+
+def test_without_sft_rl_starts_from_the_base_model(tmp_path: Path) -> None:
+    config = build_config(RunConfig, run_values(tmp_path, sft=None), "x")
+    assert config.model_paths()["sft"] == config.base_path() == "base/model"
+    assert config.trained_models() == ["base", "exgrpo"]
+    assert config.sft_config() is None
+    assert config.train_config().model == "base/model"
+
+
+def test_distill_train_section_builds_a_distillation_stage(tmp_path: Path) -> None:
+    config = build_config(RunConfig, run_values(tmp_path, train={"method": "distill", "teacher_model": "t"}), "x")
+    stage = config.train_config()
+    assert isinstance(stage, DistillStageConfig)
+    assert stage.teacher_model == "t" and stage.model == config.model_paths()["sft"]
+    exgrpo_only = run_values(tmp_path, train={"method": "distill", "teacher_model": "t", "questions_per_step": 2})
+    with pytest.raises(ConfigError, match=r"(?s)train section.*questions_per_step"):
+        build_config(RunConfig, exgrpo_only, "x").train_config()

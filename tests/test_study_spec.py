@@ -1,0 +1,105 @@
+"""The study spec: common settings merged with each method's, shared stages, every method a valid run."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from exgrpo.config import DistillStageConfig
+from exgrpo.study.spec import Study, deep_merge
+
+SPEC = Path(__file__).parent.parent / "configs" / "study" / "study.yaml"
+
+
+def test_deep_merge_merges_nested_sections_without_touching_its_inputs() -> None:
+    base = {"a": {"x": 1, "y": {"z": 2}}, "b": {"c": 1}, "d": [1]}
+    override = {"a": {"y": {"w": 3}}, "b": None, "e": {"f": 4}}
+    before = copy.deepcopy((base, override))
+    merged = deep_merge(base, override)
+    assert merged == {"a": {"x": 1, "y": {"z": 2, "w": 3}}, "b": None, "d": [1], "e": {"f": 4}}
+    merged["a"]["y"]["z"] = 0
+    merged["d"].append(2)
+    merged["e"]["f"] = 0
+    assert (base, override) == before
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> Study:
+    return Study(SPEC, run_root=tmp_path)
+
+
+def test_the_first_method_builds_its_student_with_the_seed(study: Study, tmp_path: Path) -> None:
+    assert study.first == "ei_exgrpo"
+    values = study.run_values("ei_exgrpo", 2)
+    assert values["student"]["seed"] == 2 and "base_model" not in values
+    assert values["run_dir"] == str(tmp_path / "seed2" / "ei_exgrpo")
+    assert values["sft"]["seed"] == values["train"]["seed"] == 2
+    assert values["probe"]["cache_path"] == str(tmp_path / "teacher_cache.jsonl")  # one for the whole study
+    assert "student" in study.common and "seed" not in study.common["student"]
+
+
+def test_later_methods_reuse_the_first_methods_base_and_teacher_cache(study: Study, tmp_path: Path) -> None:
+    values = study.run_values("skd", 1)
+    first = tmp_path / "seed1" / "ei_exgrpo"
+    assert "student" not in values
+    assert values["base_model"] == str(first / "base" / "final")
+    assert values["probe"]["cache_path"] == str(tmp_path / "teacher_cache.jsonl")
+    assert values["train"] is None and values["eval"]["models"] == ["sft"]
+    assert values["sft"]["include_probes"] is False
+    assert values["sft"]["epochs"] == study.common["sft"]["epochs"]  # common settings merged in
+
+
+def test_own_base_methods_build_their_own_student(study: Study) -> None:
+    values = study.run_values("teacher_model", 1)
+    assert "base_model" not in values
+    assert values["student"]["seed"] == 1
+    assert values["student"]["hidden_size"] == study.methods["teacher_model"]["student"]["hidden_size"]
+
+
+def test_sft_model_from_reuses_another_methods_sft_model(study: Study, tmp_path: Path) -> None:
+    values = study.run_values("ei_rl_outcome", 0)
+    assert values["sft"] is None
+    assert values["sft_model"] == str(tmp_path / "seed0" / "ei_exgrpo" / "sft" / "final")
+    assert "sft_model_from" not in values and "title" not in values
+    exgrpo = values["train"]["exgrpo"]
+    assert exgrpo["dsu_delta"] == exgrpo["aux_weight"] == 0.0
+    assert exgrpo["k"] == study.common["train"]["exgrpo"]["k"]
+
+
+def test_data_fraction_lands_on_both_training_stages(study: Study) -> None:
+    fraction = study.methods["ei_exgrpo_f0.25"]["data_fraction"]
+    values = study.run_values("ei_exgrpo_f0.25", 0)
+    assert values["sft"]["data_fraction"] == values["train"]["data_fraction"] == fraction
+    assert "data_fraction" not in values
+    assert "data_fraction" not in study.run_values("ei_exgrpo", 0)["sft"]
+
+
+def test_gkd_replaces_the_exgrpo_train_section_and_takes_its_teacher(study: Study, tmp_path: Path) -> None:
+    values = study.run_values("gkd", 1)
+    train = values["train"]
+    assert train["method"] == "distill"
+    assert "exgrpo" not in train and "questions_per_step" not in train and "teacher_model_from" not in train
+    assert train["teacher_model"] == str(tmp_path / "seed1" / "teacher_model" / "sft" / "final")
+    assert values["sft_model"] == str(tmp_path / "seed1" / "skd" / "sft" / "final")
+    assert study.run_values("gkd", 1) == values  # resolving does not consume the spec
+    assert isinstance(study.run_config("gkd", 1).train_config(), DistillStageConfig)
+
+
+def test_every_method_of_the_spec_is_a_valid_run(study: Study) -> None:
+    for method in study.methods:
+        config = study.run_config(method, 0)
+        assert config.name == study.title(method)
+        stages = config.stage_configs()  # building every stage's config is the validation
+        assert set(stages["eval"]) == set(config.evaluated_models()) and stages["eval"]
+
+
+def test_the_paper_study_builds_every_method_without_a_world(tmp_path: Path) -> None:
+    study = Study(SPEC.parent / "paper_qwen2.5-7b.yaml", run_root=tmp_path)
+    for method in study.methods:
+        config = study.run_config(method, 1)
+        assert config.base_model == "Qwen/Qwen2.5-7B-Instruct" and config.world is None  # no tiny student to share
+        assert config.probe_config().cache_path == tmp_path / "teacher_cache.jsonl"
+        config.stage_configs()  # every stage validates
+    assert study.run_config("gkd", 0).train_config().teacher_model == "Qwen/Qwen2.5-32B-Instruct"
