@@ -16,17 +16,19 @@ def plot_main(page: Page, rows: list[Row], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     groups = [("held-in", page.held_in), ("held-out", page.held_out), ("EI-Test", page.ei_test)]
-    figure, axis = plt.subplots(figsize=(13, 4.8))
+    figure, axis = plt.subplots(figsize=(13, 6))
     width = 0.8 / len(rows)
+    colours = plt.cm.tab20(np.linspace(0, 1, 20))  # tab10 would repeat colours past ten methods
     for i, row in enumerate(rows):
         estimates = [page.estimate(row, datasets) for _, datasets in groups]
         values = [100 * e.value if e else 0 for e in estimates]
         errors = [[100 * (e.value - e.low) if e else 0 for e in estimates], [100 * (e.high - e.value) if e else 0
                                                                              for e in estimates]]
-        axis.bar([g + i * width for g in range(len(groups))], values, width, yerr=errors, capsize=2, label=row.title)
+        axis.bar([g + i * width for g in range(len(groups))], values, width, yerr=errors, capsize=2, label=row.title,
+                 color=colours[(2 * i) % 20 + (2 * i) // 20])
     axis.set_xticks([g + width * (len(rows) - 1) / 2 for g in range(len(groups))], [name for name, _ in groups])
     axis.set_ylabel("accuracy (%), 95% CI over seeds and questions")
-    axis.legend(fontsize=7, ncol=2)
+    axis.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -73,7 +75,7 @@ def plot_dsu(fired: dict[int, list[float]], held_out: dict[int, list[float]], pa
     points = sorted(held_out)
     other.plot(points, [np.mean(held_out[s]) for s in points], marker="o", color="tab:blue", label="held-out accuracy")
     other.set_ylabel("held-out accuracy (%), mean over seeds")
-    figure.legend(loc="upper right", fontsize=8)
+    figure.legend(loc="lower left", bbox_to_anchor=(0.1, 0.12), fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
