@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from exgrpo.study.page import write_results_page
+from exgrpo.study.page import main_rows, write_results_page
 from exgrpo.study.spec import Study, run_seed
+from exgrpo.study.tables import Page
 
 REPO = Path(__file__).parents[1]
 
@@ -77,3 +78,8 @@ def test_every_method_of_the_study_trains_and_evaluates(tmp_path: Path) -> None:
             assert study.title(method) in text, method
     assert "n/a" not in text.split("## Ablation")[0].split("## Main table")[1]  # every main row has numbers
     assert all((page.parent / "results" / name).stat().st_size > 1000 for name in ("main.png", "data_efficiency.png"))
+    # Per-seed accuracy: with one seed it is the pooled estimate's value, and the page shows it.
+    tables = Page(study, page)
+    for row in main_rows(study):
+        assert tables.seed_means(row, tables.held_out)[0] == pytest.approx(tables.estimate(row, tables.held_out).value)
+    assert "| method | seed 0 |" in text

@@ -154,6 +154,8 @@ def write_results_page(study: Study, page_path: Path, command: str) -> None:
         "family. EI-Test: the ten rules' probes of the held-in test questions.", "",
         "## Goals (the paper's claims, scaled)", "", *goals(page, study), "",
         "## Main table", "", *page.accuracy_table(main), "", "![main](results/main.png)", "",
+        "Held-out accuracy of each seed (where a CI is wide, this shows which seed it comes from):", "",
+        *page.seed_table(main, page.held_out), "", *_note(study, "main"),
         "Per test set:", "", *page.dataset_table(main), "", "Per family (all test sets):", "",
         *(page.family_table(main) if page.world else ["(question ids carry no family here)"]), "",
     ]

@@ -128,6 +128,21 @@ class Page:
                          f"{cell(self.estimate(row, self.held_out))} | {cell(self.estimate(row, self.ei_test))} |")
         return lines
 
+    def seed_means(self, row: Row, datasets: list[str]) -> dict[int, float]:
+        """Accuracy of each finished seed (mean over the datasets of their question means): shows which seed a
+        wide CI comes from, e.g. a student that collapsed."""
+        return {seed: float(np.mean([self.results.matrix(row, [seed], d).mean() for d in datasets]))
+                for seed in self.results.seeds(row)}
+
+    def seed_table(self, rows: list[Row], datasets: list[str]) -> list[str]:
+        seeds = self.study.seeds
+        lines = ["| method | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---|" + "---|" * len(seeds)]
+        for row in rows:
+            means = self.seed_means(row, datasets)
+            lines.append(f"| {row.title} | " + " | ".join(f"{100 * means[s]:.1f}" if s in means else "n/a"
+                                                         for s in seeds) + " |")
+        return lines
+
     def dataset_table(self, rows: list[Row]) -> list[str]:
         datasets = self.held_in + self.held_out
         lines = ["| method | " + " | ".join(d.removeprefix("world_") for d in datasets) + " |",
