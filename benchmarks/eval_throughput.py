@@ -1,80 +1,97 @@
-"""Eval generation throughput: exgrpo's generation helper against plain `model.generate` on the same prompts.
+"""Eval generation throughput: useful generated tokens/s of `exgrpo eval` against plain `model.generate`.
 
-    python benchmarks/eval_throughput.py [--model PATH] [--prompts 64] [--batch-size 16] [--max-new-tokens 64]
+    python benchmarks/eval_throughput.py --model smollm2-135m-instruct [--per-dataset 16] [--dtype auto]
 
-Without --model it builds the tiny Llama student (4 layers, hidden 256) offline. Both sides get the same
-chat-templated GSM8K prompts (or built-in ones when the data is absent), the same batch size and the same
-greedy decoding; the plain side batches the prompts in their given order with left padding. Prints
-generated tokens/s for each and the ratio (goal: >= 0.9), median of --repeats runs.
+One process, one model (loaded in the dtype `--dtype` means on this machine). The ceiling: plain
+`model.generate` at batch 32 and a fixed length (every row generates exactly --fixed-tokens tokens, so
+every token is useful). Then `exgrpo eval` itself (the eval driver, greedy, --max-new-tokens) on the first
+--per-dataset questions of --datasets, with continuous batching and, for comparison, with plain batched
+`generate` (rows wait for the longest answer of their batch). Useful tokens are those up to and including
+the end-of-turn token. Prints tokens/s for each and `useful tok/s ratio: X` (goal: >= 0.7).
+Without --model it builds the tiny Llama student offline.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
+from exgrpo.config import EvalConfig
 from exgrpo.data.prompts import build_messages
+from exgrpo.data.registry import get_entry, load_examples
+from exgrpo.evaluation.evaluate import evaluate
 from exgrpo.evaluation.generation import TransformersGenerator, load_model_and_tokenizer
 from exgrpo.models.tiny import build_tiny_model
 
-
-def benchmark_conversations(count: int) -> list[list[dict[str, str]]]:
-    from exgrpo.data.registry import load_examples
-    from exgrpo.errors import DataError
-
-    try:
-        return [build_messages(example) for example in load_examples("gsm8k", limit=count)]
-    except DataError:
-        return [[{"role": "user", "content": f"What is {i} plus {i * 7}? " * (1 + i % 4)}] for i in range(count)]
+DEFAULT_DATASETS = "gsm8k,commonsenseqa,strategyqa,arc_challenge,anli,openbookqa"
 
 
-def plain_generate(model, tokenizer, conversations, batch_size: int, max_new_tokens: int, stop_ids: list[int]) -> int:
-    """The baseline: chat template, pad a batch as given, model.generate; returns generated tokens."""
+def fixed_length_rate(generator: TransformersGenerator, conversations: list, batch_size: int, tokens: int) -> float:
+    """Plain model.generate, one batch, every row forced to `tokens` new tokens: the hardware's ceiling."""
+    tokenizer, model = generator.tokenizer, generator.model
     texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations]
-    generated = 0
-    for start in range(0, len(texts), batch_size):
-        batch = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
-        with torch.inference_mode():
-            output = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop_ids,
-                                    pad_token_id=tokenizer.pad_token_id)
-        for row in output[:, batch["input_ids"].shape[1] :].tolist():
-            generated += next((i + 1 for i, token in enumerate(row) if token in stop_ids), len(row))
-    return generated
+    batch = tokenizer(texts[:batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        output = model.generate(**batch, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False,
+                                pad_token_id=tokenizer.pad_token_id)
+    generated = output.shape[0] * (output.shape[1] - batch["input_ids"].shape[1])
+    return generated / (time.perf_counter() - start)
+
+
+def eval_rate(generator: TransformersGenerator, datasets: list[str], per_dataset: int, max_new_tokens: int,
+              batch_size: int, scratch: str) -> tuple[float, int]:
+    """`exgrpo eval` (the driver, predictions written to a scratch folder): useful tokens/s and tokens."""
+    config = EvalConfig(model="benchmark", datasets=datasets, limit=per_dataset, max_new_tokens=max_new_tokens,
+                        batch_size=batch_size, output_dir=Path(scratch))
+    start = time.perf_counter()
+    report = evaluate(config, generator=generator)
+    seconds = time.perf_counter() - start
+    tokens = sum(row["generated_tokens"] for row in report["datasets"])
+    return tokens / seconds, tokens
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="model folder or hub id (default: build the tiny student)")
-    parser.add_argument("--prompts", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model", help="model name, folder or hub id (default: build the tiny student)")
+    parser.add_argument("--datasets", default=DEFAULT_DATASETS)
+    parser.add_argument("--per-dataset", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=512)
+    parser.add_argument("--fixed-tokens", type=int, default=64)
+    parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32"])
+    parser.add_argument("--skip-plain-eval", action="store_true", help="do not time eval with plain generate")
     args = parser.parse_args()
+    datasets = [name.strip() for name in args.datasets.split(",") if name.strip()]
 
     with tempfile.TemporaryDirectory() as scratch:
         model_path = args.model or str(build_tiny_model(f"{scratch}/tiny", hidden_size=256, num_layers=4, num_heads=4))
-        model, tokenizer = load_model_and_tokenizer(model_path)
+        model, tokenizer = load_model_and_tokenizer(model_path, dtype=args.dtype)
         generator = TransformersGenerator(model, tokenizer, batch_size=args.batch_size)
-        conversations = benchmark_conversations(args.prompts)
-        stop_ids = generator.stop_token_ids()
-        ours_rates, plain_rates = [], []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            tokens = sum(g.num_tokens for g in generator.generate(conversations, args.max_new_tokens))
-            ours_rates.append(tokens / (time.perf_counter() - start))
-            start = time.perf_counter()
-            tokens = plain_generate(model, tokenizer, conversations, args.batch_size, args.max_new_tokens, stop_ids)
-            plain_rates.append(tokens / (time.perf_counter() - start))
-    ours, plain = statistics.median(ours_rates), statistics.median(plain_rates)
-    print(f"model: {args.model or 'tiny llama (4 layers, hidden 256)'}; {len(conversations)} prompts, "
-          f"batch {args.batch_size}, {args.max_new_tokens} new tokens, median of {args.repeats}")
-    print(f"exgrpo generation helper : {ours:8.1f} tokens/s")
-    print(f"plain model.generate     : {plain:8.1f} tokens/s")
-    print(f"ratio (goal >= 0.9)      : {ours / plain:8.2f}")
+        conversations = [build_messages(example, get_entry(name).prompt) for name in datasets
+                         for example in load_examples(name, limit=max(1, args.batch_size // len(datasets) + 1))]
+        ceiling = fixed_length_rate(generator, conversations, args.batch_size, args.fixed_tokens)
+        ours, tokens = eval_rate(generator, datasets, args.per_dataset, args.max_new_tokens, args.batch_size,
+                                 f"{scratch}/continuous")
+        plain = None
+        if not args.skip_plain_eval:
+            generator.continuous = False
+            plain, _ = eval_rate(generator, datasets, args.per_dataset, args.max_new_tokens, args.batch_size,
+                                 f"{scratch}/plain")
+    print(f"model: {args.model or 'tiny llama (4 layers, hidden 256)'}, dtype {model.dtype}, "
+          f"torch threads {torch.get_num_threads()}")
+    print(f"eval set: {args.per_dataset} questions of each of {', '.join(datasets)}; batch {args.batch_size}, "
+          f"up to {args.max_new_tokens} new tokens, greedy; {tokens} useful tokens generated")
+    print(f"plain generate, batch {args.batch_size}, fixed {args.fixed_tokens} tokens : {ceiling:8.1f} tok/s")
+    print(f"exgrpo eval, continuous batching            : {ours:8.1f} useful tok/s")
+    if plain is not None:
+        print(f"exgrpo eval, plain batched generate         : {plain:8.1f} useful tok/s "
+              f"(ratio {plain / ceiling:.2f})")
+    print(f"useful tok/s ratio: {ours / ceiling:.2f}  (goal >= 0.7)")
 
 
 if __name__ == "__main__":

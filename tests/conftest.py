@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,21 @@ def toy_sft_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
     final = run_sft(SFTStageConfig(model=str(base), ei_data=ei, output_dir=root / "sft", epochs=10, learning_rate=3e-3,
                                    report_to=["none"], per_device_batch_size=8, save_steps=10_000, logging_steps=50))
     return final, ei
+
+
+@pytest.fixture(scope="session")
+def smollm2_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The real student, SmolLM2-135M-Instruct, converted from its wheel once per session into a fresh cache
+    (EXGRPO_CACHE points there for the whole session, so every test resolves the name to this folder)."""
+    from exgrpo.models.named import resolve_model
+
+    cache = tmp_path_factory.mktemp("exgrpo-cache")
+    previous = os.environ.get("EXGRPO_CACHE")
+    os.environ["EXGRPO_CACHE"] = str(cache)
+    try:
+        yield Path(resolve_model("smollm2-135m-instruct"))
+    finally:
+        if previous is None:
+            os.environ.pop("EXGRPO_CACHE", None)
+        else:
+            os.environ["EXGRPO_CACHE"] = previous

@@ -21,7 +21,7 @@ REPO = Path(__file__).parents[1]
 
 def micro_recipe(run_dir: Path) -> dict[str, Any]:
     """The quickstart recipe shrunk to seconds: a handful of problems, a 1-layer student, 2 steps each."""
-    recipe = yaml.safe_load((REPO / "configs" / "quickstart.yaml").read_text())
+    recipe = yaml.safe_load((REPO / "configs" / "quickstart_tiny.yaml").read_text())
     recipe.update(run_dir=str(run_dir), world={"seed": 0, "train_size": 6, "test_size": 2, "ood_size": 2},
                   student={"hidden_size": 32, "num_layers": 1, "num_heads": 2, "vocab_size": 400,
                            "pretrain_epochs": 1})

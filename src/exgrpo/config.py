@@ -6,11 +6,21 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from exgrpo.data.registry import Group, all_entries, builtin_entries, custom_entry, register
 from exgrpo.data.schema import AnswerType
 from exgrpo.errors import ConfigError
+from exgrpo.models.named import check_model_name
+from exgrpo.models.precision import DtypeSetting
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
@@ -18,6 +28,12 @@ ConfigT = TypeVar("ConfigT", bound=BaseModel)
 class StrictModel(BaseModel):
     # A misspelt key is an error, not a silently ignored option.
     model_config = ConfigDict(extra="forbid")
+
+
+# A model named by id, folder, `smollm2-135m-instruct` or `gguf:PATH` (exgrpo.models.named); a named model's
+# package or file must exist, checked before any work starts.
+ModelName = Annotated[str, AfterValidator(check_model_name)]
+DTYPE_HELP = "auto (bf16 on a GPU or a CPU with avx512_bf16/AMX, else fp32), bfloat16 or float32"
 
 
 class CustomDataset(StrictModel):
@@ -84,9 +100,12 @@ class DatasetSelection(StrictModel):
 class EvalConfig(DatasetSelection):
     """`exgrpo eval`: greedy single-pass accuracy of a model on registered datasets."""
 
-    model: str = Field(description="a Hugging Face model id or a local model folder")
+    model: ModelName = Field(description="a Hugging Face model id, a local folder, smollm2-135m-instruct or gguf:PATH")
+    dtype: DtypeSetting = Field("auto", description=DTYPE_HELP)
     split: str | None = Field(None, description="split to evaluate; default: each dataset's eval split")
     limit: int | None = Field(None, gt=0, description="first N examples of each dataset")
+    limits: dict[str, Annotated[int, Field(gt=0)]] = Field(default_factory=dict,
+                                                           description="per-dataset limits, over `limit`")
     source: Literal["local", "hub"] = "local"
     backend: Literal["auto", "transformers", "vllm"] = "auto"
     batch_size: int = Field(16, gt=0)
@@ -117,7 +136,8 @@ class LocalTeacherConfig(StrictModel):
     """A Hugging Face causal LM run here (transformers, or vLLM on a GPU)."""
 
     kind: Literal["local"]
-    model: str
+    model: ModelName
+    dtype: DtypeSetting = Field("auto", description=DTYPE_HELP)
     batch_size: int = Field(16, gt=0)
     backend: Literal["auto", "transformers", "vllm"] = "auto"
 
@@ -156,7 +176,8 @@ class DifficultyFilterConfig(StrictModel):
     N = 0 or L = N, and (ours, off by default) when L > max_solved."""
 
     enabled: bool = True
-    student: str | None = Field(None, description="the base student: model id or folder")
+    student: ModelName | None = Field(None, description="the base student: model id, folder or name")
+    dtype: DtypeSetting = Field("auto", description=DTYPE_HELP)
     max_solved: int | None = Field(None, ge=0)
     batch_size: int = Field(16, gt=0)
     max_new_tokens: int = Field(256, gt=0)
@@ -225,7 +246,9 @@ class LoraSettings(StrictModel):
 class TrainingRun(StrictModel):
     """What SFT and ExGRPO share: the model, the EI data, the optimiser, logging and checkpoints."""
 
-    model: str = Field(description="starting model: id or folder (SFT: the base student; train: the SFT checkpoint)")
+    model: ModelName = Field(description="starting model: id, folder or name (SFT: the base student; train: the "
+                             "SFT checkpoint)")
+    dtype: DtypeSetting = Field("auto", description=DTYPE_HELP + "; bf16 on a CPU trains under autocast")
     ei_data: Path = Field(description="ei.jsonl written by `exgrpo probe` (or its output folder)")
     output_dir: Path
     learning_rate: float = Field(gt=0)
@@ -315,7 +338,7 @@ class DistillStageConfig(TrainingRun):
     the teacher model must share the student's tokenizer."""
 
     method: Literal["distill"]
-    teacher_model: str = Field(description="teacher model (id or folder) with the student's vocabulary")
+    teacher_model: ModelName = Field(description="teacher model (id or folder) with the student's vocabulary")
     output_dir: Path = Path("runs/distill")
     learning_rate: float = Field(1e-5, gt=0)
     max_steps: int = Field(100, gt=0)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from exgrpo.config import (
+    DTYPE_HELP,
     DistillStageConfig,
     EvalConfig,
     ProbeConfig,
@@ -31,8 +32,10 @@ from exgrpo.config import (
     WorldConfig,
     build_config,
 )
+from exgrpo.config import ModelName as ConfigModelName
 from exgrpo.errors import ConfigError
 from exgrpo.files import atomic_write_json
+from exgrpo.models.precision import DtypeSetting
 
 STAGES = ["world", "base", "probe", "sft", "train", "eval", "report"]
 MODELS = {"base": "the base student", "sft": "SFT on EI data", "exgrpo": "EI + ExGRPO"}
@@ -55,10 +58,12 @@ class StudentConfig(StrictModel):
 class EvalSection(StrictModel):
     datasets: list[str] = Field(min_length=1)
     ei_test: str | None = Field(None, description="dataset of probes of the test questions (EI-Test)")
-    limit: int | None = Field(None, gt=0)
+    limit: int | None = Field(None, gt=0, description="first N questions of each dataset")
+    ei_test_limit: int | None = Field(None, gt=0, description="first N probes of EI-Test (default: limit)")
     max_new_tokens: int = Field(128, gt=0)
     batch_size: int = Field(32, gt=0)
     backend: Literal["auto", "transformers", "vllm"] = "auto"
+    dtype: DtypeSetting = Field("auto", description=DTYPE_HELP)
     models: list[ModelName] | None = Field(None, description="which of base, sft, exgrpo to evaluate; "
                                             "default: the base and every model this run trains")
 
@@ -71,7 +76,8 @@ class RunConfig(StrictModel):
     name: str | None = Field(None, description="the method this run trains (a baseline's name), for reports")
     world: WorldConfig | None = Field(None, description="the synthetic world; null for real benchmarks")
     student: StudentConfig | None = Field(None, description="build a tiny student here")
-    base_model: str | None = Field(None, description="or start from this model (hub id or folder)")
+    base_model: ConfigModelName | None = Field(None, description="or start from this model (hub id, folder, "
+                                               "smollm2-135m-instruct or gguf:PATH)")
     probe: dict[str, Any]
     sft: dict[str, Any] | None = Field(default_factory=dict, description="null: no SFT stage")
     sft_model: str | None = Field(None, description="no SFT stage: train from this SFT model (another run's)")
@@ -153,8 +159,10 @@ class RunConfig(StrictModel):
         datasets = self.eval.datasets + ([self.eval.ei_test] if self.eval.ei_test else [])
         return build_config(EvalConfig, {
             "model": self.model_paths()[model], "datasets": datasets, "limit": self.eval.limit,
+            "limits": {self.eval.ei_test: self.eval.ei_test_limit} if self.eval.ei_test and self.eval.ei_test_limit else {},
             "max_new_tokens": self.eval.max_new_tokens, "batch_size": self.eval.batch_size,
-            "backend": self.eval.backend, "output_dir": self.run_dir / "eval" / model}, "eval section")
+            "backend": self.eval.backend, "dtype": self.eval.dtype, "output_dir": self.run_dir / "eval" / model},
+            "eval section")
 
     def stage_configs(self) -> dict[str, Any]:
         """Every stage's resolved configuration: building them is the validation."""

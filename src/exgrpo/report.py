@@ -29,6 +29,11 @@ def collect(config: RunConfig) -> dict[str, dict[str, Any]]:
             "held_out": report["averages"].get("held_out", {}).get("accuracy"),
             "ei_test": ei_test["accuracy"] if ei_test else None,
             "datasets": {row["name"]: row["accuracy"] for row in report["datasets"]},
+            # The same questions for every model, so the same floors; kept per model for simplicity.
+            "floors": {"held_in": report["averages"].get("held_in", {}).get("floors"),
+                       "held_out": report["averages"].get("held_out", {}).get("floors"),
+                       "ei_test": ei_test.get("floors") if ei_test else None,
+                       **{row["name"]: row.get("floors") for row in report["datasets"]}},
         }
     return results
 
@@ -43,15 +48,24 @@ def training_curves(config: RunConfig) -> dict[str, list[tuple[int, float]]]:
     return curves
 
 
+def _floor(floors: dict[str, float] | None) -> str:
+    return "n/a" if not floors else f"{floors['random']:.1f} / {floors['majority']:.1f}"
+
+
 def markdown(results: dict[str, dict[str, Any]], seconds: dict[str, float], titles: dict[str, str]) -> str:
     lines = ["| model | held-in | held-out | EI-Test |", "|---|---|---|---|"]
     for model, title in titles.items():
         row = results[model]
         lines.append(f"| {title} | {_cell(row['held_in'])} | {_cell(row['held_out'])} | {_cell(row['ei_test'])} |")
+    floors = next(iter(results.values())).get("floors", {})
+    lines.append("| *guessing floor: random / majority answer* | "
+                 + " | ".join(_floor(floors.get(key)) for key in ("held_in", "held_out", "ei_test")) + " |")
     datasets = list(next(iter(results.values()))["datasets"])
-    lines += ["", "| dataset | " + " | ".join(titles.values()) + " |", "|---|" + "---|" * len(titles)]
+    lines += ["", "| dataset | " + " | ".join(titles.values()) + " | floor: random / majority |",
+              "|---|" + "---|" * (len(titles) + 1)]
     for name in datasets:
-        lines.append(f"| {name} | " + " | ".join(_cell(results[m]["datasets"].get(name)) for m in titles) + " |")
+        lines.append(f"| {name} | " + " | ".join(_cell(results[m]["datasets"].get(name)) for m in titles)
+                     + f" | {_floor(floors.get(name))} |")
     total = sum(seconds.values())
     lines += ["", "Wall time per stage: " + ", ".join(f"{stage} {s:.0f} s" for stage, s in seconds.items())
               + f"; total {total:.0f} s ({total / 60:.1f} min)."]
@@ -107,19 +121,22 @@ def write_run_report(config: RunConfig) -> dict[str, Any]:
     return {"models": {m: {k: r[k] for k in ("held_in", "held_out", "ei_test")} for m, r in results.items()}}
 
 
-def write_docs_page(run_dir: Path, page: Path, seconds: float) -> None:
+def write_docs_page(run_dir: Path, page: Path, seconds: float, recipe: str, student: str) -> None:
     """The quickstart's results page: written by the command from the run's own report, never by hand."""
     import os
     import platform
     import shutil
 
+    from exgrpo.models.precision import cpu_has_native_bf16
+
     image = page.with_suffix(".png")
     shutil.copyfile(run_dir / "report" / "results.png", image)
     text = "\n".join([
         "# Quickstart results", "",
-        "Written by `exgrpo quickstart --docs docs/quickstart.md` (the recipe: `configs/quickstart.yaml`):",
-        "the synthetic reasoning world, its exact teacher, a tiny Llama student trained from scratch on a CPU.",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}; "
+        f"Written by `exgrpo quickstart --docs {page}` (the recipe: `{recipe}`):",
+        f"the synthetic reasoning world, its exact teacher, {student}, on a CPU.",
+        f"Machine: {platform.machine()} ({platform.processor() or 'cpu'}), {os.cpu_count()} CPU cores, native bf16: "
+        f"{'yes' if cpu_has_native_bf16() else 'no (fp32)'}, Python {platform.python_version()}; "
         f"wall time of this command: {seconds:.0f} s ({seconds / 60:.1f} min).", "",
         "Accuracy (%) with 95% bootstrap CIs. Held-in: the training families (arith, date, logic, choice) on new",
         "problems. Held-out: 4-5 steps, unseen names and templates, reversed arithmetic, and the budget family",

@@ -21,10 +21,13 @@ from exgrpo.data.answers import check_example
 from exgrpo.data.prompts import build_messages
 from exgrpo.data.registry import get_entry, load_examples
 from exgrpo.data.schema import Example
+from exgrpo.evaluation.floors import guessing_floors
 from exgrpo.evaluation.generation import Generator, make_generator
 from exgrpo.evaluation.metrics import Estimate, accuracy, bootstrap_mean_of_means
 from exgrpo.evaluation.report import write_reports
 from exgrpo.files import append_jsonl, atomic_write_jsonl, read_appended_jsonl
+from exgrpo.models.named import resolve_model
+from exgrpo.models.precision import torch_dtype, use_bf16
 
 PREDICTION_SCHEMA_VERSION = 1
 
@@ -40,11 +43,13 @@ class DatasetResult:
     accuracy: Estimate
     generated_tokens: int
     correct: list[bool]
+    floors: dict[str, float]  # guessing floors (random valid answer, majority answer), percent
 
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "group": self.group, "split": self.split, "num_examples": self.num_examples,
                 "num_correct": self.num_correct, "num_unparsed": self.num_unparsed,
-                "accuracy": self.accuracy.as_percent(), "generated_tokens": self.generated_tokens}
+                "accuracy": self.accuracy.as_percent(), "floors": self.floors,
+                "generated_tokens": self.generated_tokens}
 
 
 # Called with (dataset name, examples done, examples total); the CLI draws a progress bar from it.
@@ -53,8 +58,8 @@ ProgressCallback = Callable[[str, int, int], None]
 
 def model_identity(model: str) -> str:
     """A local model folder is identified by its weight files' names, sizes and times (a model retrained into
-    the same folder is another model); a hub id by itself."""
-    folder = Path(model)
+    the same folder is another model); a hub id by itself; a named model by its converted folder."""
+    folder = Path(resolve_model(model))
     if not folder.is_dir():
         return model
     weights = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".pt"))
@@ -67,6 +72,8 @@ def prediction_fingerprint(config: EvalConfig, dataset: str, split: str) -> str:
     key = {"model": model_identity(config.model), "dataset": dataset, "split": split, "source": config.source,
            "max_new_tokens": config.max_new_tokens, "system_prompt": config.system_prompt, "prompt": entry.prompt,
            "schema": PREDICTION_SCHEMA_VERSION}
+    if config.dtype != "auto" or use_bf16("auto", resolve_model(config.model)):  # fp32 predictions keep their key
+        key["dtype"] = str(torch_dtype(config.dtype, resolve_model(config.model)))
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -75,7 +82,8 @@ def load_eval_datasets(config: EvalConfig) -> dict[str, tuple[str, list[Example]
     loaded = {}
     for name in config.datasets:
         split = config.split or get_entry(name).eval_split
-        loaded[name] = (split, load_examples(name, split, limit=config.limit, source=config.source))
+        limit = config.limits.get(name, config.limit)
+        loaded[name] = (split, load_examples(name, split, limit=limit, source=config.source))
     return loaded
 
 
@@ -83,7 +91,7 @@ def evaluate(config: EvalConfig, generator: Generator | None = None,
              on_progress: ProgressCallback | None = None) -> dict[str, Any]:
     started = time.time()
     datasets = load_eval_datasets(config)
-    generator = generator or make_generator(config.model, config.backend, config.batch_size)
+    generator = generator or make_generator(config.model, config.backend, config.batch_size, config.dtype)
     results = [
         evaluate_dataset(config, generator, name, split, examples, on_progress)
         for name, (split, examples) in datasets.items()
@@ -136,6 +144,7 @@ def evaluate_dataset(config: EvalConfig, generator: Generator, name: str, split:
         num_unparsed=sum(record["extracted"] is None for record in ordered),
         accuracy=accuracy(correct, resamples=config.bootstrap_resamples, seed=config.seed),
         generated_tokens=sum(record["num_tokens"] for record in ordered), correct=correct,
+        floors=guessing_floors(examples),
     )
 
 
@@ -145,7 +154,10 @@ def build_report(config: EvalConfig, results: list[DatasetResult], generator_nam
         members = [result for result in results if result.group == group]
         if members:
             estimate = bootstrap_mean_of_means([m.correct for m in members], config.bootstrap_resamples, config.seed)
-            averages[group] = {"datasets": [m.name for m in members], "accuracy": estimate.as_percent()}
+            floors = {kind: round(sum(m.floors[kind] for m in members) / len(members), 2)
+                      for kind in ("random", "majority")}
+            averages[group] = {"datasets": [m.name for m in members], "accuracy": estimate.as_percent(),
+                               "floors": floors}
     return {
         "model": config.model,
         "backend": generator_name,

@@ -11,6 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from exgrpo.evaluation.continuous import decode_continuously, supports_continuous
+from exgrpo.models.named import resolve_model
+from exgrpo.models.precision import DtypeSetting, torch_dtype
+
 Conversation = list[dict[str, str]]
 Backend = Literal["auto", "transformers", "vllm"]
 
@@ -28,35 +32,42 @@ class Generator(Protocol):
                  on_progress: Callable[[int], None] | None = None) -> list[Generation]: ...
 
 
-def load_model_and_tokenizer(model_path: str, device: str | None = None) -> tuple[Any, Any]:
-    """A causal LM and its tokenizer from a hub id or a local folder; bf16 on GPU, fp32 on CPU."""
+def load_model_and_tokenizer(model_path: str, device: str | None = None,
+                              dtype: DtypeSetting = "auto") -> tuple[Any, Any]:
+    """A causal LM and its tokenizer from a hub id, a local folder or a named model (exgrpo.models.named),
+    in the dtype `dtype` means on this machine (exgrpo.models.precision)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    model_path = resolve_model(model_path)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device)
+    model = AutoModelForCausalLM.from_pretrained(
+        model_path, dtype=torch_dtype(dtype, model_path, on_gpu=device.startswith("cuda"))).to(device)
     model.eval()
     return model, tokenizer
 
 
 class TransformersGenerator:
-    """Batched generation with `model.generate`: prompts sorted by length, left padding, greedy by default."""
+    """Batched generation with transformers, greedy by default: continuous batching (a finished row is
+    replaced by a waiting prompt, evaluation/continuous.py) where the model's cache allows it, else
+    `model.generate` on batches of similar prompt length with left padding."""
 
     name = "transformers"
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16) -> None:
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16, continuous: bool | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.continuous = supports_continuous(model) if continuous is None else continuous
         if tokenizer.pad_token_id is None:  # many chat models ship without one
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"
 
     @classmethod
-    def from_pretrained(cls, model_path: str, batch_size: int = 16, device: str | None = None) -> TransformersGenerator:
-        model, tokenizer = load_model_and_tokenizer(model_path, device)
+    def from_pretrained(cls, model_path: str, batch_size: int = 16, device: str | None = None,
+                        dtype: DtypeSetting = "auto") -> TransformersGenerator:
+        model, tokenizer = load_model_and_tokenizer(model_path, device, dtype)
         return cls(model, tokenizer, batch_size)
 
     def encode(self, conversation: Conversation) -> list[int]:
@@ -76,8 +87,13 @@ class TransformersGenerator:
         prompts = [self.encode(conversation) for conversation in conversations]
         # Longest first: similar lengths share a batch (less padding), and an out-of-memory shows up at once.
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-        results: list[Generation | None] = [None] * len(prompts)
         stop_ids = self.stop_token_ids()
+        if self.continuous:
+            generated = decode_continuously(self.model, [prompts[i] for i in order], max_new_tokens, self.batch_size,
+                                            stop_ids, self.tokenizer.pad_token_id, temperature, on_progress)
+            by_prompt = {index: self._to_generation(tokens, stop_ids) for index, tokens in zip(order, generated, strict=True)}
+            return [by_prompt[index] for index in range(len(prompts))]
+        results: list[Generation | None] = [None] * len(prompts)
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
         for start in range(0, len(order), self.batch_size):
             indices = order[start : start + self.batch_size]
@@ -128,8 +144,9 @@ def vllm_usable() -> bool:
     return torch.cuda.is_available()
 
 
-def make_generator(model_path: str, backend: Backend = "auto", batch_size: int = 16) -> Generator:
+def make_generator(model_path: str, backend: Backend = "auto", batch_size: int = 16,
+                   dtype: DtypeSetting = "auto") -> Generator:
     """vLLM when asked for, or on "auto" when it is installed and a GPU is present; transformers otherwise."""
     if backend == "vllm" or (backend == "auto" and vllm_usable()):
-        return VLLMGenerator(model_path)
-    return TransformersGenerator.from_pretrained(model_path, batch_size=batch_size)
+        return VLLMGenerator(resolve_model(model_path), **({} if dtype == "auto" else {"dtype": dtype}))
+    return TransformersGenerator.from_pretrained(model_path, batch_size=batch_size, dtype=dtype)

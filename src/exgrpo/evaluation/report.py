@@ -14,23 +14,27 @@ def _cell(accuracy: dict[str, float]) -> tuple[str, str]:
     return f"{accuracy['value']:.2f}", f"[{accuracy['low']:.2f}, {accuracy['high']:.2f}]"
 
 
+def _floors(floors: dict[str, float] | None) -> str:
+    return "" if floors is None else f"{floors['random']:.1f} / {floors['majority']:.1f}"
+
+
 def markdown_table(report: dict[str, Any]) -> str:
     lines = [
         f"# Evaluation of `{report['model']}`",
         "",
         f"Greedy single-pass accuracy (%), 95% bootstrap CI; backend {report['backend']}, {report['seconds']:.0f} s.",
         "",
-        "| dataset | group | split | n | accuracy | 95% CI | unparsed |",
-        "|---|---|---|---:|---:|---|---:|",
+        "| dataset | group | split | n | accuracy | 95% CI | floor: random / majority | unparsed |",
+        "|---|---|---|---:|---:|---|---|---:|",
     ]
     for row in report["datasets"]:
         value, interval = _cell(row["accuracy"])
         lines.append(f"| {row['name']} | {row['group']} | {row['split']} | {row['num_examples']} | {value} | "
-                     f"{interval} | {row['num_unparsed']} |")
+                     f"{interval} | {_floors(row.get('floors'))} | {row['num_unparsed']} |")
     for group, average in report["averages"].items():
         value, interval = _cell(average["accuracy"])
         lines.append(f"| **{GROUP_TITLES[group]}** ({len(average['datasets'])} datasets) | | | | **{value}** | "
-                     f"{interval} | |")
+                     f"{interval} | {_floors(average.get('floors'))} | |")
     return "\n".join(lines) + "\n"
 
 

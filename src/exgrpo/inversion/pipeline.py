@@ -190,7 +190,8 @@ def generate_probes(waves: Waves, teacher: CachedTeacher, outcomes: list[ProbeOu
 def make_student(config: ProbeConfig):
     from exgrpo.teachers.local import LocalTeacher
 
-    return LocalTeacher(config.difficulty.student or "", batch_size=config.difficulty.batch_size)
+    return LocalTeacher(config.difficulty.student or "", batch_size=config.difficulty.batch_size,
+                        dtype=config.difficulty.dtype)
 
 
 def difficulty_verdict(question: QuestionState, config: ProbeConfig) -> str:

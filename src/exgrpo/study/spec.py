@@ -26,6 +26,7 @@ import yaml
 from exgrpo.config import load_yaml
 from exgrpo.errors import ConfigError
 from exgrpo.files import atomic_write_text
+from exgrpo.models.named import resolve_model
 
 STUDY_KEYS = ("title", "data_fraction", "sft_model_from", "own_base", "compute_match")
 
@@ -129,7 +130,7 @@ def compute_matched_epochs(study: Study, method: str, seed: int) -> float:
     config = study.run_config(method, seed)
     # Its probe stage has not run yet; every method of a seed probes alike, so the first method's data is its.
     sft = config.sft_config().model_copy(update={"ei_data": study.run_dir(seed, study.first) / "probe" / "ei.jsonl"})
-    tokenizer = AutoTokenizer.from_pretrained(config.base_path())
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(config.base_path()))
     per_epoch = sum(len(tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=False))
                     for example in sft_examples(sft))
     return round(max(target / per_epoch, 1.0), 2)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from exgrpo.evaluation.metrics import Estimate
+from exgrpo.models.named import resolve_model
 from exgrpo.study.spec import Study, student_tokens
 
 RESAMPLES = 2000
@@ -220,7 +221,7 @@ def teacher_tokens(config: Any) -> int:
     sft = config.sft_config()
     if sft is None:
         return 0
-    tokenizer = AutoTokenizer.from_pretrained(config.base_path())
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(config.base_path()))
     uses_probes = sft.format == "revthink" or (sft.format == "standard" and (
         sft.include_probes or sft.dialogues_per_question > 0))
     count = 0

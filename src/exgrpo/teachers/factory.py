@@ -23,7 +23,7 @@ def make_backend(config: TeacherConfig, datasets: list[str] | None = None) -> Te
     if isinstance(config, LocalTeacherConfig):
         from exgrpo.teachers.local import LocalTeacher
 
-        return LocalTeacher(config.model, batch_size=config.batch_size, backend=config.backend)
+        return LocalTeacher(config.model, batch_size=config.batch_size, backend=config.backend, dtype=config.dtype)
     if isinstance(config, ReplayTeacherConfig):
         from exgrpo.data.registry import data_dir
         from exgrpo.teachers.replay import DSS_DATASETS, ReplayTeacher, load_dss_rationales, load_replay_jsonl

@@ -7,6 +7,7 @@ from typing import Any
 
 from exgrpo.config import DistillStageConfig
 from exgrpo.errors import ConfigError
+from exgrpo.models.named import resolve_model
 from exgrpo.training.common import last_checkpoint, peft_config, save_final_model, trainer_arguments
 from exgrpo.training.sft_data import training_questions
 
@@ -16,8 +17,9 @@ def run_distill(config: DistillStageConfig, callbacks: list[Any] | None = None) 
     from transformers import AutoTokenizer
     from trl import DistillationConfig, DistillationTrainer
 
-    tokenizer = AutoTokenizer.from_pretrained(config.model)
-    teacher_tokenizer = AutoTokenizer.from_pretrained(config.teacher_model)
+    model_path, teacher_path = resolve_model(config.model), resolve_model(config.teacher_model)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    teacher_tokenizer = AutoTokenizer.from_pretrained(teacher_path)
     if teacher_tokenizer.get_vocab() != tokenizer.get_vocab():
         # TRL compares vocabulary sizes only; same-size vocabularies that differ would distil noise.
         raise ConfigError(f"teacher_model {config.teacher_model}: its tokenizer is not the student's "
@@ -33,7 +35,7 @@ def run_distill(config: DistillStageConfig, callbacks: list[Any] | None = None) 
     prompts = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": q.prompt}]} for q in questions])
     arguments = DistillationConfig(**trainer_arguments(config), beta=config.beta, temperature=config.temperature,
                                    max_completion_length=config.max_new_tokens)
-    trainer = DistillationTrainer(model=config.model, teacher_model=config.teacher_model, args=arguments,
+    trainer = DistillationTrainer(model=model_path, teacher_model=teacher_path, args=arguments,
                                   train_dataset=prompts, processing_class=tokenizer,
                                   peft_config=peft_config(config.lora), callbacks=callbacks)
     trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from exgrpo.config import SFTStageConfig
+from exgrpo.models.named import resolve_model
 from exgrpo.training.common import last_checkpoint, peft_config, save_final_model, trainer_arguments
 from exgrpo.training.sft_data import sft_examples
 
@@ -18,14 +19,17 @@ def build_sft_dataset(config: SFTStageConfig) -> Any:
 
 def run_sft(config: SFTStageConfig, callbacks: list[Any] | None = None) -> Path:
     """Train, resume from the newest checkpoint when there is one, and save output_dir/final."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     dataset = build_sft_dataset(config)
-    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    model_path = resolve_model(config.model)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(config.model)
+    # fp32 weights: with bf16 on, the Trainer computes under autocast and keeps fp32 master weights.
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     arguments = SFTConfig(
         **trainer_arguments(config), num_train_epochs=config.epochs, max_length=config.max_length,
         assistant_only_loss=True,  # needs {% generation %} markers in the chat template

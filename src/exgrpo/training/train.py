@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from exgrpo.config import TrainConfig
+from exgrpo.models.named import resolve_model
 from exgrpo.training.common import last_checkpoint, peft_config, save_final_model, trainer_arguments
 from exgrpo.training.sft_data import training_questions
 
@@ -30,12 +31,13 @@ def build_trainer(config: TrainConfig, callbacks: list[Any] | None = None) -> An
 
     from exgrpo.training.exgrpo import ExGRPOTrainer
 
-    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    model_path = resolve_model(config.model)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     # The model is passed by name: TRL loads the policy and, with beta > 0, the reference from the same
     # checkpoint, so the KL anchors the policy to the SFT model it starts from.
-    return ExGRPOTrainer(model=config.model, args=grpo_arguments(config), questions=training_questions(config),
+    return ExGRPOTrainer(model=model_path, args=grpo_arguments(config), questions=training_questions(config),
                          settings=config.exgrpo, max_new_tokens=config.max_new_tokens, processing_class=tokenizer,
                          peft_config=peft_config(config.lora), callbacks=callbacks)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from exgrpo.data.registry import DatasetEntry, SplitSource, register
@@ -31,6 +32,8 @@ def write_world(out_dir: Path, seed: int, train_size: int, test_size: int, ood_s
     counts = {}
     for split, problems in world.items():
         records = [{**to_example(p, split).to_dict(), "family": p.family} for p in problems]
+        if split != "train":
+            _shuffle(records, seed, split)
         atomic_write_jsonl(out_dir / f"{split}.jsonl", records)
         counts[dataset_name(split)] = len(records)
     ei_test = []
@@ -41,9 +44,16 @@ def write_world(out_dir: Path, seed: int, train_size: int, test_size: int, ood_s
                 ei_test.append({"id": f"{problem.id}#{rule}", "question": spec.question, "answer": spec.answer,
                                 "answer_type": str(spec.answer_type), "choices": list(spec.choices or []) or None,
                                 "source": dataset_name(EI_TEST), "family": problem.family, "rule": rule})
+    _shuffle(ei_test, seed, EI_TEST)
     atomic_write_jsonl(out_dir / f"{EI_TEST}.jsonl", ei_test)
     counts[dataset_name(EI_TEST)] = len(ei_test)
     return counts
+
+
+def _shuffle(records: list, seed: int, split: str) -> None:
+    # Evaluation files in a seeded random order: the first N (eval `limit`) are a sample of every family
+    # and rule, not the first family's problems.
+    random.Random(f"{seed}|order|{split}").shuffle(records)
 
 
 def register_world(out_dir: Path) -> list[str]:
