@@ -43,10 +43,10 @@ def test_greedy_answers_equal_generate_alone_while_rows_come_and_go(tiny_model_p
     prompts = prompts_of_many_lengths(tokenizer)
     # A random model rarely says EOS: stopping on a third of the vocabulary makes rows end early.
     stop_ids = list(range(0, len(tokenizer), 3))
-    finished: list[int] = []
+    finished: dict[int, list[int]] = {}
     outputs = decode_continuously(model, prompts, max_new_tokens=12, batch_size=4, stop_ids=stop_ids,
-                                  pad_id=tokenizer.pad_token_id, on_finished=finished.append)
-    assert sum(finished) == len(prompts)
+                                  pad_id=tokenizer.pad_token_id, on_finished=finished.__setitem__)
+    assert finished == dict(enumerate(outputs))
     lengths = {len(output) for output in outputs}
     assert len(lengths) > 2, "rows must finish at different steps for this test to mean anything"
     for prompt, output in zip(prompts, outputs, strict=True):

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from exgrpo.config import EvalConfig
 from exgrpo.data.answers import final_answer_sentence
 from exgrpo.data.registry import load_examples
 from exgrpo.evaluation.evaluate import evaluate
-from exgrpo.evaluation.generation import Conversation, Generation
+from exgrpo.evaluation.generation import Conversation, Generation, ResultCallback
 
 
 class ScriptedGenerator:
@@ -29,12 +29,14 @@ class ScriptedGenerator:
         self.prompts_seen: list[str] = []
 
     def generate(self, conversations: Sequence[Conversation], max_new_tokens: int, temperature: float = 0.0,
-                 on_progress: Callable[[int], None] | None = None) -> list[Generation]:
+                 on_result: ResultCallback | None = None) -> list[Generation]:
         prompts = [conversation[-1]["content"] for conversation in conversations]
         self.prompts_seen.extend(prompts)
-        if on_progress is not None:
-            on_progress(len(prompts))
-        return [Generation(self.answers.get(p, "I am not sure."), 5) for p in prompts]
+        generations = [Generation(self.answers.get(p, "I am not sure."), 5) for p in prompts]
+        for index in reversed(range(len(generations))):  # out of order, as continuous batching finishes them
+            if on_result is not None:
+                on_result(index, generations[index])
+        return generations
 
 
 def _scripted_answers(names: list[str], limit: int) -> dict[str, str]:

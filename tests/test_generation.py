@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from exgrpo.evaluation.generation import (
+    Generation,
     TransformersGenerator,
     load_model_and_tokenizer,
     make_generator,
@@ -23,9 +24,9 @@ CONVERSATIONS = [
 def test_batched_sorted_generation_equals_one_by_one_generate(tiny_model_path: Path) -> None:
     model, tokenizer = load_model_and_tokenizer(str(tiny_model_path), device="cpu")
     generator = TransformersGenerator(model, tokenizer, batch_size=2)
-    progress: list[int] = []
-    generations = generator.generate(CONVERSATIONS, max_new_tokens=12, on_progress=progress.append)
-    assert sum(progress) == len(CONVERSATIONS)
+    streamed: dict[int, Generation] = {}
+    generations = generator.generate(CONVERSATIONS, max_new_tokens=12, on_result=streamed.__setitem__)
+    assert streamed == dict(enumerate(generations))
     for conversation, generation in zip(CONVERSATIONS, generations, strict=True):
         ids = torch.tensor([generator.encode(conversation)])
         with torch.inference_mode():

@@ -85,9 +85,10 @@ class _Batch:
 
 def decode_continuously(model: Any, prompts: Sequence[list[int]], max_new_tokens: int, batch_size: int,
                         stop_ids: Sequence[int], pad_id: int, temperature: float = 0.0,
-                        on_finished: Callable[[int], None] | None = None) -> list[list[int]]:
+                        on_finished: Callable[[int, list[int]], None] | None = None) -> list[list[int]]:
     """Generated tokens for each prompt (stop token included when produced), greedy or sampled at
-    `temperature`. Prompts are taken in the order given; at most `batch_size` rows decode at once."""
+    `temperature`. Prompts are taken in the order given; at most `batch_size` rows decode at once.
+    `on_finished(prompt index, tokens)` is called as each prompt's generation ends."""
     import torch
 
     stop = set(stop_ids)
@@ -129,9 +130,9 @@ def decode_continuously(model: Any, prompts: Sequence[list[int]], max_new_tokens
                     finished.append(row)
             for row in finished:
                 outputs[batch.rows[row]] = batch.generated[row]
-            if finished:
                 if on_finished is not None:
-                    on_finished(len(finished))
+                    on_finished(batch.rows[row], batch.generated[row])
+            if finished:
                 finished_rows = set(finished)
                 batch.keep([row for row in range(len(tokens)) if row not in finished_rows])
                 if not batch.rows:

@@ -1,9 +1,10 @@
 """`exgrpo eval`: single-pass greedy accuracy on registered benchmarks, resumable, with reports.
 
-Flow: load and validate every dataset (cheap, fails fast) -> load the model -> for each dataset,
-generate the pending answers in chunks, check them with the one answer checker and append them to
-predictions/<dataset>.jsonl (fsync'd, so a killed run resumes where it stopped) -> accuracy with a
-bootstrap CI per dataset and held-in / held-out averages -> report.json and report.md.
+Flow: load and validate every dataset (cheap, fails fast) -> load the model -> generate the pending answers
+of all datasets in one stream (the batch stays full across datasets), check each with the one answer
+checker as it is made and append it to predictions/<dataset>.jsonl (fsync'd, so a killed run resumes where
+it stopped) -> accuracy with a bootstrap CI per dataset and held-in / held-out averages -> report.json and
+report.md.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from exgrpo.data.prompts import build_messages
 from exgrpo.data.registry import get_entry, load_examples
 from exgrpo.data.schema import Example
 from exgrpo.evaluation.floors import guessing_floors
-from exgrpo.evaluation.generation import Generator, make_generator
+from exgrpo.evaluation.generation import Conversation, Generation, Generator, make_generator
 from exgrpo.evaluation.metrics import Estimate, accuracy, bootstrap_mean_of_means
 from exgrpo.evaluation.report import write_reports
 from exgrpo.files import append_jsonl, atomic_write_jsonl, read_appended_jsonl
@@ -90,62 +91,82 @@ def load_eval_datasets(config: EvalConfig) -> dict[str, tuple[str, list[Example]
 def evaluate(config: EvalConfig, generator: Generator | None = None,
              on_progress: ProgressCallback | None = None) -> dict[str, Any]:
     started = time.time()
-    datasets = load_eval_datasets(config)
+    datasets = [DatasetPredictions(config, name, split, examples) for name, (split, examples)
+                in load_eval_datasets(config).items()]
     generator = generator or make_generator(config.model, config.backend, config.batch_size, config.dtype)
-    results = [
-        evaluate_dataset(config, generator, name, split, examples, on_progress)
-        for name, (split, examples) in datasets.items()
-    ]
+    if on_progress is not None:
+        for dataset in datasets:
+            on_progress(dataset.name, len(dataset.done), len(dataset.examples))
+    # Every dataset's pending questions go through one stream, so the batch stays full across dataset
+    # boundaries; each answer is checked and appended to its file as soon as it is generated.
+    pending = [(dataset, example) for dataset in datasets for example in dataset.pending()]
+    for start in range(0, len(pending), GENERATE_CHUNK):
+        chunk = pending[start : start + GENERATE_CHUNK]
+        conversations = [dataset.conversation(example) for dataset, example in chunk]
+
+        def store(index: int, generation: Generation, chunk: list = chunk, conversations: list = conversations) -> None:
+            dataset, example = chunk[index]
+            dataset.store(example, conversations[index], generation)
+            if on_progress is not None:
+                on_progress(dataset.name, len(dataset.done), len(dataset.examples))
+
+        generator.generate(conversations, config.max_new_tokens, on_result=store)
+    results = [dataset.result() for dataset in datasets]
     report = build_report(config, results, generator_name=generator.name, seconds=time.time() - started)
     write_reports(report, config.output_dir)
     return report
 
 
-def evaluate_dataset(config: EvalConfig, generator: Generator, name: str, split: str, examples: list[Example],
-                     on_progress: ProgressCallback | None = None) -> DatasetResult:
-    path = Path(config.output_dir) / "predictions" / f"{name}.jsonl"
-    fingerprint = prediction_fingerprint(config, name, split)
-    wanted_ids = {example.id for example in examples}
-    stored = read_appended_jsonl(path)
-    done = {r["id"]: r for r in stored if r.get("fingerprint") == fingerprint and r.get("id") in wanted_ids}
-    if len(done) != len(stored):  # predictions of another model or setting: start this file afresh
-        atomic_write_jsonl(path, done.values())
-    pending = [example for example in examples if example.id not in done]
-    entry = get_entry(name)
-    if on_progress is not None:
-        on_progress(name, len(done), len(examples))
-    finished = len(done)
+# Prompts per generate() call: large, so a batch rarely drains at a chunk's end; bounded, so a generator
+# that returns only at the end of a call (vLLM) loses at most this many answers to a kill.
+GENERATE_CHUNK = 1024
 
-    def report_batch(count: int) -> None:
-        nonlocal finished
-        finished += count
-        if on_progress is not None:
-            on_progress(name, finished, len(examples))
 
-    chunk = config.batch_size * 4  # append to disk every few batches
-    for start in range(0, len(pending), chunk):
-        batch = pending[start : start + chunk]
-        conversations = [build_messages(example, entry.prompt, config.system_prompt) for example in batch]
-        generations = generator.generate(conversations, config.max_new_tokens, on_progress=report_batch)
-        records = []
-        for example, conversation, generation in zip(batch, conversations, generations, strict=True):
-            verdict = check_example(generation.text, example)
-            records.append({
-                "id": example.id, "fingerprint": fingerprint, "prompt": conversation[-1]["content"],
-                "output": generation.text, "num_tokens": generation.num_tokens, "gold": example.answer,
-                "answer_type": str(example.answer_type), "extracted": verdict.extracted, "correct": verdict.correct,
-            })
-        append_jsonl(path, records)
-        done.update({record["id"]: record for record in records})
-    ordered = [done[example.id] for example in examples]
-    correct = [bool(record["correct"]) for record in ordered]
-    return DatasetResult(
-        name=name, group=entry.group, split=split, num_examples=len(examples), num_correct=sum(correct),
-        num_unparsed=sum(record["extracted"] is None for record in ordered),
-        accuracy=accuracy(correct, resamples=config.bootstrap_resamples, seed=config.seed),
-        generated_tokens=sum(record["num_tokens"] for record in ordered), correct=correct,
-        floors=guessing_floors(examples),
-    )
+class DatasetPredictions:
+    """One dataset's predictions file: what is stored (and reusable), what is pending, and its result."""
+
+    def __init__(self, config: EvalConfig, name: str, split: str, examples: list[Example]) -> None:
+        self.config, self.name, self.split, self.examples = config, name, split, examples
+        self.entry = get_entry(name)
+        self.stored_now = False
+        self.path = Path(config.output_dir) / "predictions" / f"{name}.jsonl"
+        self.fingerprint = prediction_fingerprint(config, name, split)
+        wanted_ids = {example.id for example in examples}
+        stored = read_appended_jsonl(self.path)
+        self.done = {r["id"]: r for r in stored if r.get("fingerprint") == self.fingerprint and r.get("id") in wanted_ids}
+        if len(self.done) != len(stored):  # predictions of another model or setting: start this file afresh
+            atomic_write_jsonl(self.path, self.done.values())
+
+    def pending(self) -> list[Example]:
+        return [example for example in self.examples if example.id not in self.done]
+
+    def conversation(self, example: Example) -> Conversation:
+        return build_messages(example, self.entry.prompt, self.config.system_prompt)
+
+    def store(self, example: Example, conversation: Conversation, generation: Generation) -> None:
+        verdict = check_example(generation.text, example)
+        record = {
+            "id": example.id, "fingerprint": self.fingerprint, "prompt": conversation[-1]["content"],
+            "output": generation.text, "num_tokens": generation.num_tokens, "gold": example.answer,
+            "answer_type": str(example.answer_type), "extracted": verdict.extracted, "correct": verdict.correct,
+        }
+        append_jsonl(self.path, [record])
+        self.done[example.id] = record
+        self.stored_now = True
+
+    def result(self) -> DatasetResult:
+        ordered = [self.done[example.id] for example in self.examples]
+        if self.stored_now:  # appended in the order answers finished: leave the file in the dataset's order
+            atomic_write_jsonl(self.path, ordered)
+        correct = [bool(record["correct"]) for record in ordered]
+        config = self.config
+        return DatasetResult(
+            name=self.name, group=self.entry.group, split=self.split, num_examples=len(self.examples),
+            num_correct=sum(correct), num_unparsed=sum(record["extracted"] is None for record in ordered),
+            accuracy=accuracy(correct, resamples=config.bootstrap_resamples, seed=config.seed),
+            generated_tokens=sum(record["num_tokens"] for record in ordered), correct=correct,
+            floors=guessing_floors(self.examples),
+        )
 
 
 def build_report(config: EvalConfig, results: list[DatasetResult], generator_name: str, seconds: float) -> dict[str, Any]:

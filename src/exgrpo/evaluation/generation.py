@@ -25,11 +25,16 @@ class Generation:
     num_tokens: int  # generated tokens, end-of-turn token included when produced
 
 
+# Called with (index into the conversations, its generation) as soon as that generation is final, so a
+# caller can store results while the rest are still being generated (a killed eval then loses little).
+ResultCallback = Callable[[int, Generation], None]
+
+
 class Generator(Protocol):
     name: str
 
     def generate(self, conversations: Sequence[Conversation], max_new_tokens: int, temperature: float = 0.0,
-                 on_progress: Callable[[int], None] | None = None) -> list[Generation]: ...
+                 on_result: ResultCallback | None = None) -> list[Generation]: ...
 
 
 def load_model_and_tokenizer(model_path: str, device: str | None = None,
@@ -81,19 +86,24 @@ class TransformersGenerator:
         return ids or [self.tokenizer.eos_token_id]
 
     def generate(self, conversations: Sequence[Conversation], max_new_tokens: int, temperature: float = 0.0,
-                 on_progress: Callable[[int], None] | None = None) -> list[Generation]:
+                 on_result: ResultCallback | None = None) -> list[Generation]:
         import torch
 
         prompts = [self.encode(conversation) for conversation in conversations]
         # Longest first: similar lengths share a batch (less padding), and an out-of-memory shows up at once.
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         stop_ids = self.stop_token_ids()
-        if self.continuous:
-            generated = decode_continuously(self.model, [prompts[i] for i in order], max_new_tokens, self.batch_size,
-                                            stop_ids, self.tokenizer.pad_token_id, temperature, on_progress)
-            by_prompt = {index: self._to_generation(tokens, stop_ids) for index, tokens in zip(order, generated, strict=True)}
-            return [by_prompt[index] for index in range(len(prompts))]
         results: list[Generation | None] = [None] * len(prompts)
+
+        def store(index: int, tokens: list[int]) -> None:
+            results[index] = generation = self._to_generation(tokens, stop_ids)
+            if on_result is not None:
+                on_result(index, generation)
+
+        if self.continuous:
+            decode_continuously(self.model, [prompts[i] for i in order], max_new_tokens, self.batch_size, stop_ids,
+                                self.tokenizer.pad_token_id, temperature, lambda position, tokens: store(order[position], tokens))
+            return [result for result in results if result is not None]
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
         for start in range(0, len(order), self.batch_size):
             indices = order[start : start + self.batch_size]
@@ -102,11 +112,8 @@ class TransformersGenerator:
             with torch.inference_mode():
                 output = self.model.generate(**batch, max_new_tokens=max_new_tokens, eos_token_id=stop_ids,
                                              pad_token_id=self.tokenizer.pad_token_id, **sampling)
-            new_tokens = output[:, batch["input_ids"].shape[1] :].tolist()
-            for index, tokens in zip(indices, new_tokens, strict=True):
-                results[index] = self._to_generation(tokens, stop_ids)
-            if on_progress is not None:
-                on_progress(len(indices))
+            for index, tokens in zip(indices, output[:, batch["input_ids"].shape[1] :].tolist(), strict=True):
+                store(index, tokens)
         return [result for result in results if result is not None]
 
     def _to_generation(self, tokens: list[int], stop_ids: list[int]) -> Generation:
@@ -126,14 +133,16 @@ class VLLMGenerator:
         self.llm = LLM(model=model_path, **engine_kwargs)
 
     def generate(self, conversations: Sequence[Conversation], max_new_tokens: int, temperature: float = 0.0,
-                 on_progress: Callable[[int], None] | None = None) -> list[Generation]:
+                 on_result: ResultCallback | None = None) -> list[Generation]:
         from vllm import SamplingParams
 
         params = SamplingParams(temperature=temperature, max_tokens=max_new_tokens)
-        outputs = self.llm.chat(list(conversations), params, use_tqdm=on_progress is None)
-        if on_progress is not None:
-            on_progress(len(outputs))
-        return [Generation(text=o.outputs[0].text.strip(), num_tokens=len(o.outputs[0].token_ids)) for o in outputs]
+        outputs = self.llm.chat(list(conversations), params, use_tqdm=on_result is None)
+        generations = [Generation(text=o.outputs[0].text.strip(), num_tokens=len(o.outputs[0].token_ids)) for o in outputs]
+        if on_result is not None:
+            for index, generation in enumerate(generations):
+                on_result(index, generation)
+        return generations
 
 
 def vllm_usable() -> bool:

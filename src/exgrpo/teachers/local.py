@@ -23,7 +23,8 @@ class LocalTeacher:
 
         for (max_tokens, temperature), group in groupby(sorted(range(len(requests)), key=setting), key=setting):
             indices = list(group)
-            generations = self.generator.generate([list(requests[i].messages) for i in indices], max_tokens,
-                                                  temperature=temperature)
-            for index, generation in zip(indices, generations, strict=True):
-                on_result(index, ChatResponse(text=generation.text, completion_tokens=generation.num_tokens))
+            # Each reply is handed on (and cached) as soon as it is generated, not at the end of the group.
+            self.generator.generate(
+                [list(requests[i].messages) for i in indices], max_tokens, temperature=temperature,
+                on_result=lambda position, generation, indices=indices: on_result(
+                    indices[position], ChatResponse(text=generation.text, completion_tokens=generation.num_tokens)))
