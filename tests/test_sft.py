@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from toy_ei import write_toy_ei
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -55,3 +56,35 @@ def test_lora_sft_merges_the_adapter_into_a_plain_model(tiny_model_path: Path, t
     changed = [name for (name, p), (_, q) in zip(merged.named_parameters(), base.named_parameters(), strict=True)
                if not (p == q).all()]
     assert changed and all("proj" in name for name in changed)  # LoRA touched the linear layers only
+
+
+def test_scoring_only_labelled_positions_keeps_loss_and_gradients(tiny_model_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    import trl.trainer.utils as trl_utils
+
+    from exgrpo.training.common import score_labelled_positions_only
+
+    def loss_and_grads() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_path, dtype=torch.float32)
+        trl_utils.add_fused_lm_head(model)
+        ids = torch.randint(0, model.config.vocab_size, (3, 20))
+        labels = ids.clone()
+        labels[:, :12] = -100  # a prompt
+        labels[0, 17:] = -100  # padding
+        outputs = model(input_ids=ids, labels=labels, fused_lm_head=True)
+        loss = -outputs.log_probs.sum() / (labels[:, 1:] != -100).sum()
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    monkeypatch.setattr(trl_utils, "_use_triton", trl_utils._use_triton)  # restored after the test
+    every_position, every_grads = loss_and_grads()
+    assert not trl_utils._use_triton(torch.device("cpu"))  # TRL scores every position on a CPU
+    score_labelled_positions_only()
+    assert trl_utils._use_triton(torch.device("cpu"))
+    labelled_only, labelled_grads = loss_and_grads()
+    assert torch.allclose(every_position, labelled_only, atol=1e-6)
+    assert len(every_grads) == len(labelled_grads) > 0
+    for full, compact in zip(every_grads, labelled_grads, strict=True):
+        assert torch.allclose(full, compact, atol=1e-6)

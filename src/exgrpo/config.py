@@ -279,6 +279,8 @@ class SFTStageConfig(TrainingRun):
     learning_rate: float = Field(2e-4, gt=0)
     epochs: float = Field(3.0, gt=0)
     max_length: int = Field(1024, gt=0)
+    group_by_length: bool = Field(True, description="batch examples of similar length together (transformers' "
+                                  "LengthGroupedSampler): less padding, ~2x faster on EI data of mixed lengths")
     include_probes: bool = Field(True, description="one example per kept probe with the teacher's response")
     extra_rationales: bool = Field(False, description="(the Answer-Aug baseline) one example per extra teacher "
                                    "rationale (probe with answer_samples)")

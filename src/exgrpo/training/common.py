@@ -62,3 +62,26 @@ def save_final_model(trainer: Any, output_dir: Path, merge_adapter: bool) -> Pat
     # The curves of the whole run (checkpoints keep only theirs), for reports and plots.
     atomic_write_json(output_dir / "log_history.json", trainer.state.log_history)
     return final
+
+
+def score_labelled_positions_only() -> None:
+    """Make TRL's fused LM head score only the positions that carry a label, on every device.
+
+    TRL (1.16) computes the loss through a chunked LM head; it drops unlabelled positions (prompt, padding)
+    before the vocabulary projection only on Triton devices, and on a CPU projects every position onto the
+    whole vocabulary (49k for SmolLM2) forward and backward: about a third of an SFT step here, for
+    positions whose loss is then masked to zero. The choice is the name `_use_triton` in
+    `trl.trainer.utils` (the kernels keep their own reference, so Triton is still used only where it
+    exists). Same loss and gradients (tests/test_sft.py); if TRL renames it, this does nothing.
+    """
+    import trl.trainer.utils as trl_utils
+
+    original = getattr(trl_utils, "_use_triton", None)
+    if original is None or getattr(original, "exgrpo_compact", False):
+        return
+
+    def compact_everywhere(device: Any) -> bool:
+        return True
+
+    compact_everywhere.exgrpo_compact = True  # type: ignore[attr-defined]
+    trl_utils._use_triton = compact_everywhere

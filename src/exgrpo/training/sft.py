@@ -7,7 +7,13 @@ from typing import Any
 
 from exgrpo.config import SFTStageConfig
 from exgrpo.models.named import resolve_model
-from exgrpo.training.common import last_checkpoint, peft_config, save_final_model, trainer_arguments
+from exgrpo.training.common import (
+    last_checkpoint,
+    peft_config,
+    save_final_model,
+    score_labelled_positions_only,
+    trainer_arguments,
+)
 from exgrpo.training.sft_data import sft_examples
 
 
@@ -23,6 +29,7 @@ def run_sft(config: SFTStageConfig, callbacks: list[Any] | None = None) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    score_labelled_positions_only()
     dataset = build_sft_dataset(config)
     model_path = resolve_model(config.model)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -33,6 +40,7 @@ def run_sft(config: SFTStageConfig, callbacks: list[Any] | None = None) -> Path:
     arguments = SFTConfig(
         **trainer_arguments(config), num_train_epochs=config.epochs, max_length=config.max_length,
         assistant_only_loss=True,  # needs {% generation %} markers in the chat template
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
     )
     trainer = SFTTrainer(model=model, args=arguments, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=peft_config(config.lora), callbacks=callbacks)
