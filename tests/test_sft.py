@@ -78,7 +78,10 @@ def test_scoring_only_labelled_positions_keeps_loss_and_gradients(tiny_model_pat
         loss.backward()
         return loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
 
-    monkeypatch.setattr(trl_utils, "_use_triton", trl_utils._use_triton)  # restored after the test
+    from trl.kernels import chunked_logprob
+
+    # TRL's own choice (an earlier test in this process may have patched it already); restored afterwards.
+    monkeypatch.setattr(trl_utils, "_use_triton", chunked_logprob._use_triton)
     every_position, every_grads = loss_and_grads()
     assert not trl_utils._use_triton(torch.device("cpu"))  # TRL scores every position on a CPU
     score_labelled_positions_only()
