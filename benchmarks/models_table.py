@@ -38,8 +38,26 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def progress_line(name: str, done: int, total: int) -> None:
-    print(f"\r{name}: {done}/{total}   ", end="", file=sys.stderr, flush=True)
+class Timing:
+    """Wall seconds of every invocation in run_dir/timing.json, saved every minute while evaluating, so the
+    time of a killed invocation still counts once its predictions are reused."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.started, self.saved = path, time.perf_counter(), 0.0
+        self.runs = json.loads(path.read_text()) if path.exists() else []
+        self.runs.append({"seconds": 0.0, "machine": {
+            "cpu": "CUDA " + torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_name(),
+            "threads": torch.get_num_threads(), "native_bf16": cpu_has_native_bf16()}})
+
+    def save(self) -> None:
+        self.saved = time.perf_counter()
+        self.runs[-1]["seconds"] = round(self.saved - self.started, 1)
+        atomic_write_json(self.path, self.runs)
+
+    def progress(self, name: str, done: int, total: int) -> None:
+        print(f"\r{name}: {done}/{total}   ", end="", file=sys.stderr, flush=True)
+        if time.perf_counter() - self.saved > 60:
+            self.save()
 
 
 def write_page(page: Path, report: dict, timing: list[dict], command: str, dtype: str) -> None:
@@ -81,18 +99,14 @@ def main() -> None:
     config = EvalConfig(model=args.model, datasets=["held_in", "held_out"], limit=args.limit,
                         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, dtype=args.dtype,
                         output_dir=run_dir)
-    started = time.perf_counter()
-    report = evaluate(config, on_progress=progress_line)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    timing = Timing(run_dir / "timing.json")
+    report = evaluate(config, on_progress=timing.progress)
     print(file=sys.stderr)
-    timing_path = run_dir / "timing.json"
-    timing = json.loads(timing_path.read_text()) if timing_path.exists() else []
-    timing.append({"seconds": round(time.perf_counter() - started, 1), "machine": {
-        "cpu": "CUDA " + torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_name(),
-        "threads": torch.get_num_threads(), "native_bf16": cpu_has_native_bf16()}})
-    atomic_write_json(timing_path, timing)
+    timing.save()
     dtype = str(torch_dtype(args.dtype, resolve_model(args.model))).removeprefix("torch.")
     command = "python benchmarks/models_table.py " + shlex.join(sys.argv[1:])
-    write_page(args.page, report, timing, command, dtype)
+    write_page(args.page, report, timing.runs, command, dtype)
     print(f"wrote {args.page}")
 
 
