@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | sha256sum | cut -c1-12)
 QUICKSTART_DIR ?= runs/quickstart
 
-.PHONY: setup test lint quickstart quickstart-docs benchmarks probe-report probe-report-doc clean
+.PHONY: setup test lint quickstart quickstart-docs benchmarks models-table probe-report probe-report-doc clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,10 @@ benchmarks: setup
 	$(BIN)/python benchmarks/eval_throughput.py
 	$(BIN)/python benchmarks/teacher_throughput.py
 	$(BIN)/python benchmarks/exgrpo_step.py
+
+# The real student's base table on the 12 benchmarks (200 questions each; hours on 2 cores; resumable).
+models-table: setup
+	$(BIN)/python benchmarks/models_table.py --model smollm2-135m-instruct --limit 200 --page docs/models.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
