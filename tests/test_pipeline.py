@@ -168,3 +168,14 @@ def test_distill_train_section_builds_a_distillation_stage(tmp_path: Path) -> No
     exgrpo_only = run_values(tmp_path, train={"method": "distill", "teacher_model": "t", "questions_per_step": 2})
     with pytest.raises(ConfigError, match=r"(?s)train section.*questions_per_step"):
         build_config(RunConfig, exgrpo_only, "x").train_config()
+
+
+@pytest.mark.parametrize("name", ["quickstart.yaml", "quickstart_tiny.yaml"])
+def test_embedded_quickstart_recipes_are_valid_run_configs(name: str) -> None:
+    from importlib import resources
+
+    recipe = yaml.safe_load(resources.files("exgrpo.recipes").joinpath(name).read_text())
+    config = build_config(RunConfig, recipe, name)
+    stages = config.stage_configs()
+    assert {"sft", "train", "eval"} <= set(stages)
+    assert stages["sft"].max_steps > 0 or stages["sft"].epochs > 0
