@@ -18,6 +18,47 @@ def _cell(estimate: dict[str, float] | None) -> str:
     return f"{estimate['value']:.1f} [{estimate['low']:.1f}, {estimate['high']:.1f}]"
 
 
+def _verdicts(path: Path) -> dict[str, bool]:
+    return {row["id"]: bool(row["correct"]) for row in map(json.loads, path.read_text().splitlines()) if row}
+
+
+def paired_difference(eval_dir: Path, model: str, baseline: str, datasets: list[str]) -> dict[str, Any] | None:
+    """`model` minus `baseline` on the same questions (percentage points): the mean over `datasets` of each
+    dataset's mean difference, with a paired bootstrap CI (each dataset's questions resampled on their own);
+    "above" / "below" when the CI excludes 0, else "not resolved"."""
+    from exgrpo.evaluation.metrics import bootstrap_mean_of_means
+
+    groups = []
+    for name in datasets:
+        paths = [eval_dir / who / "predictions" / f"{name}.jsonl" for who in (model, baseline)]
+        if not all(path.exists() for path in paths):
+            return None
+        ours, theirs = (_verdicts(path) for path in paths)
+        shared = sorted(ours.keys() & theirs.keys())
+        if not shared:
+            return None
+        groups.append([float(ours[i]) - float(theirs[i]) for i in shared])
+    if not groups:
+        return None
+    estimate = bootstrap_mean_of_means(groups).as_percent()
+    verdict = "above" if estimate["low"] > 0 else "below" if estimate["high"] < 0 else "not resolved"
+    return {**estimate, "verdict": verdict}
+
+
+def comparisons(config: RunConfig, results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every evaluated model against the one before it in the pipeline (and ExGRPO also against the base),
+    per split, paired over the same questions."""
+    report = json.loads((config.run_dir / "eval" / "base" / "report.json").read_text()) if "base" in results else None
+    models = [m for m in ("base", "sft", "exgrpo") if m in results]
+    pairs = [(model, baseline) for i, model in enumerate(models) for baseline in models[:i]]
+    splits = {key: (report or {}).get("averages", {}).get(key, {}).get("datasets", []) for key in ("held_in", "held_out")}
+    if config.eval.ei_test:
+        splits["ei_test"] = [config.eval.ei_test]
+    return [{"model": model, "baseline": baseline,
+             **{key: paired_difference(config.run_dir / "eval", model, baseline, names) if names else None
+                for key, names in splits.items()}} for model, baseline in pairs]
+
+
 def collect(config: RunConfig) -> dict[str, dict[str, Any]]:
     """Held-in, held-out and EI-Test accuracy (with CIs) per model, from the eval reports."""
     results = {}
@@ -52,7 +93,14 @@ def _floor(floors: dict[str, float] | None) -> str:
     return "n/a" if not floors else f"{floors['random']:.1f} / {floors['majority']:.1f}"
 
 
-def markdown(results: dict[str, dict[str, Any]], seconds: dict[str, float], titles: dict[str, str]) -> str:
+def _difference(estimate: dict[str, Any] | None) -> str:
+    if estimate is None:
+        return "n/a"
+    return f"{estimate['value']:+.1f} [{estimate['low']:+.1f}, {estimate['high']:+.1f}] {estimate['verdict']}"
+
+
+def markdown(results: dict[str, dict[str, Any]], seconds: dict[str, float], titles: dict[str, str],
+             pairs: list[dict[str, Any]] | None = None) -> str:
     lines = ["| model | held-in | held-out | EI-Test |", "|---|---|---|---|"]
     for model, title in titles.items():
         row = results[model]
@@ -66,6 +114,13 @@ def markdown(results: dict[str, dict[str, Any]], seconds: dict[str, float], titl
     for name in datasets:
         lines.append(f"| {name} | " + " | ".join(_cell(results[m]["datasets"].get(name)) for m in titles)
                      + f" | {_floor(floors.get(name))} |")
+    if pairs:
+        lines += ["", "Paired differences (percentage points, the same questions; 95% paired bootstrap CI; "
+                  "above / below: the CI excludes 0):", "",
+                  "| comparison | held-in | held-out | EI-Test |", "|---|---|---|---|"]
+        lines += [f"| {titles[p['model']]} - {titles[p['baseline']]} | "
+                  + " | ".join(_difference(p.get(key)) for key in ("held_in", "held_out", "ei_test")) + " |"
+                  for p in pairs]
     total = sum(seconds.values())
     lines += ["", "Wall time per stage: " + ", ".join(f"{stage} {s:.0f} s" for stage, s in seconds.items())
               + f"; total {total:.0f} s ({total / 60:.1f} min)."]
@@ -114,11 +169,29 @@ def write_run_report(config: RunConfig) -> dict[str, Any]:
         manifest = config.run_dir / stage / "manifest.json"
         if manifest.exists():
             seconds[stage] = json.loads(manifest.read_text())["seconds"]
-    atomic_write_json(config.run_dir / "report" / "results.json", results)
+    pairs = comparisons(config, results)
+    atomic_write_json(config.run_dir / "report" / "results.json", {"models": results, "comparisons": pairs})
     titles = config.model_titles()
-    atomic_write_text(config.run_dir / "report" / "report.md", markdown(results, seconds, titles))
+    atomic_write_text(config.run_dir / "report" / "report.md", markdown(results, seconds, titles, pairs))
     plot(results, training_curves(config), config.run_dir / "report" / "results.png", titles)
     return {"models": {m: {k: r[k] for k in ("held_in", "held_out", "ei_test")} for m, r in results.items()}}
+
+
+def goal_line(results: dict[str, Any]) -> str:
+    """The quickstart's bar, judged from the numbers: SFT on EI data above the base student on held-in, with
+    95% CIs that do not overlap and a paired CI that excludes 0."""
+    models = results["models"]
+    sft, base = (models.get(name, {}).get("held_in") for name in ("sft", "base"))
+    pair = next((p.get("held_in") for p in results["comparisons"] if (p["model"], p["baseline"]) == ("sft", "base")),
+                None)
+    if not (sft and base and pair):
+        return "**Goal** (SFT on EI data above the base student on held-in): not measured in this run."
+    apart = sft["low"] > base["high"]
+    met = apart and pair["verdict"] == "above"
+    return (f"**Goal** (SFT on EI data above the base student on held-in, CIs apart): **{'met' if met else 'not met'}**"
+            f" ({sft['value']:.1f} [{sft['low']:.1f}, {sft['high']:.1f}] vs {base['value']:.1f} "
+            f"[{base['low']:.1f}, {base['high']:.1f}]: CIs {'apart' if apart else 'overlap'}; paired difference "
+            f"{_difference(pair)}).")
 
 
 def write_docs_page(run_dir: Path, page: Path, seconds: float, recipe: str, student: str) -> None:
@@ -129,6 +202,7 @@ def write_docs_page(run_dir: Path, page: Path, seconds: float, recipe: str, stud
 
     from exgrpo.models.precision import cpu_has_native_bf16
 
+    results = json.loads((run_dir / "report" / "results.json").read_text())
     image = page.with_suffix(".png")
     shutil.copyfile(run_dir / "report" / "results.png", image)
     text = "\n".join([
@@ -141,5 +215,5 @@ def write_docs_page(run_dir: Path, page: Path, seconds: float, recipe: str, stud
         "Accuracy (%) with 95% bootstrap CIs. Held-in: the training families (arith, date, logic, choice) on new",
         "problems. Held-out: 4-5 steps, unseen names and templates, reversed arithmetic, and the budget family",
         "never trained on. EI-Test: the probes of the held-in test questions (all ten rules).", "",
-        (run_dir / "report" / "report.md").read_text(), f"![results]({image.name})", ""])
+        goal_line(results), "", (run_dir / "report" / "report.md").read_text(), f"![results]({image.name})", ""])
     atomic_write_text(page, text)

@@ -1,0 +1,55 @@
+"""The run report's paired comparisons and the quickstart page's goal line, on prediction files written here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from exgrpo.report import goal_line, paired_difference
+
+
+def write_predictions(eval_dir: Path, model: str, dataset: str, correct: list[bool]) -> None:
+    folder = eval_dir / model / "predictions"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{"id": f"q{i}", "correct": c} for i, c in enumerate(correct)]
+    (folder / f"{dataset}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_paired_difference_is_above_below_or_not_resolved(tmp_path: Path) -> None:
+    write_predictions(tmp_path, "sft", "test", [True] * 30 + [False] * 10)
+    write_predictions(tmp_path, "base", "test", [False] * 40)
+    write_predictions(tmp_path, "same", "test", [True] * 30 + [False] * 10)
+    above = paired_difference(tmp_path, "sft", "base", ["test"])
+    assert above is not None and above["value"] == 75.0 and above["low"] > 0 and above["verdict"] == "above"
+    below = paired_difference(tmp_path, "base", "sft", ["test"])
+    assert below is not None and below["value"] == -75.0 and below["verdict"] == "below"
+    same = paired_difference(tmp_path, "sft", "same", ["test"])
+    assert same == {"value": 0.0, "low": 0.0, "high": 0.0, "verdict": "not resolved"}
+    assert paired_difference(tmp_path, "sft", "missing", ["test"]) is None
+
+
+def test_paired_difference_pairs_by_question_id_and_averages_datasets(tmp_path: Path) -> None:
+    # The same 50 % accuracy on "a" for both, but on different questions: unpaired it is a tie, paired
+    # it is a tie as well, with a wide CI; on "b" sft wins every question. Mean over datasets: +50.
+    write_predictions(tmp_path, "sft", "a", [True, False] * 20)
+    write_predictions(tmp_path, "base", "a", [False, True] * 20)
+    write_predictions(tmp_path, "sft", "b", [True] * 20)
+    write_predictions(tmp_path, "base", "b", [False] * 20)
+    estimate = paired_difference(tmp_path, "sft", "base", ["a", "b"])
+    assert estimate is not None and estimate["value"] == 50.0
+    assert estimate["low"] < 50.0 < estimate["high"]
+
+
+def results(sft: tuple[float, float, float], base: tuple[float, float, float], verdict: str) -> dict:
+    as_estimate = lambda v: {"value": v[0], "low": v[1], "high": v[2]}  # noqa: E731
+    pair = {"value": sft[0] - base[0], "low": 1.0, "high": 20.0, "verdict": verdict}
+    return {"models": {"base": {"held_in": as_estimate(base)}, "sft": {"held_in": as_estimate(sft)}},
+            "comparisons": [{"model": "sft", "baseline": "base", "held_in": pair}]}
+
+
+def test_goal_line_needs_separate_cis_and_a_paired_win() -> None:
+    assert "**met**" in goal_line(results((40, 31, 49), (14, 7, 21), "above"))
+    overlapping = goal_line(results((23, 15, 31), (14, 7, 21), "above"))
+    assert "**not met**" in overlapping and "CIs overlap" in overlapping
+    assert "**not met**" in goal_line(results((40, 31, 49), (14, 7, 21), "not resolved"))
+    assert "not measured" in goal_line({"models": {}, "comparisons": []})
