@@ -49,10 +49,11 @@ def fixed_length_rate(generator: TransformersGenerator, conversations: list, bat
     return max(rates)  # the best of the repeats: the ceiling is not to be lowered by a noisy run
 
 
-def eval_rate(generator: TransformersGenerator, datasets: list[str], per_dataset: int, max_new_tokens: int,
-              batch_size: int, scratch: str) -> tuple[float, int]:
-    """`exgrpo eval` (the driver, predictions written to a scratch folder): useful tokens/s and tokens."""
-    config = EvalConfig(model="benchmark", datasets=datasets, limit=per_dataset, max_new_tokens=max_new_tokens,
+def eval_rate(generator: TransformersGenerator, model: str, dtype: str, datasets: list[str], per_dataset: int,
+              max_new_tokens: int, batch_size: int, scratch: str) -> tuple[float, int]:
+    """`exgrpo eval` (the driver, predictions written to a scratch folder): useful tokens/s and tokens.
+    `model` and `dtype` name what `generator` holds (the predictions' fingerprint reads them)."""
+    config = EvalConfig(model=model, dtype=dtype, datasets=datasets, limit=per_dataset, max_new_tokens=max_new_tokens,
                         batch_size=batch_size, output_dir=Path(scratch))
     start = time.perf_counter()
     report = evaluate(config, generator=generator)
@@ -81,12 +82,12 @@ def main() -> None:
         conversations = [build_messages(example, get_entry(name).prompt) for name in datasets
                          for example in load_examples(name, limit=max(1, args.batch_size // len(datasets) + 1))]
         ceiling = fixed_length_rate(generator, conversations, args.batch_size, args.fixed_tokens)
-        ours, tokens = eval_rate(generator, datasets, args.per_dataset, args.max_new_tokens, args.batch_size,
+        ours, tokens = eval_rate(generator, model_path, args.dtype, datasets, args.per_dataset, args.max_new_tokens, args.batch_size,
                                  f"{scratch}/continuous")
         plain = None
         if not args.skip_plain_eval:
             generator.continuous = False
-            plain, _ = eval_rate(generator, datasets, args.per_dataset, args.max_new_tokens, args.batch_size,
+            plain, _ = eval_rate(generator, model_path, args.dtype, datasets, args.per_dataset, args.max_new_tokens, args.batch_size,
                                  f"{scratch}/plain")
     print(f"model: {args.model or 'tiny llama (4 layers, hidden 256)'}, dtype {model.dtype}, "
           f"torch threads {torch.get_num_threads()}")

@@ -49,7 +49,9 @@ def sft_run(model: str, ei: Path, out: Path, dtype: str, steps: int, batch_size:
 
     class StopAfter(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-            control.should_training_stop = stop_after is not None and state.global_step >= stop_after
+            # Only ever set it: writing False here would undo the Trainer's own stop at max_steps.
+            if stop_after is not None and state.global_step >= stop_after:
+                control.should_training_stop = True
 
     config = SFTStageConfig(model=model, ei_data=ei, output_dir=out, max_steps=steps, per_device_batch_size=batch_size,
                             learning_rate=5e-5, max_length=512, dtype=dtype, report_to=["none"], logging_steps=1,
