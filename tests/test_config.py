@@ -70,3 +70,31 @@ def test_every_shipped_config_validates(path: Path) -> None:
     config = load_config(kind, path)
     if hasattr(config, "ei_data"):
         assert config.ei_data.is_absolute()  # input paths are resolved against the config file
+
+
+def train_yaml(tmp_path: Path, extra: str, model: str = "m") -> Path:
+    path = tmp_path / "train.yaml"
+    path.write_text(f"model: {model}\nei_data: ei.jsonl\noutput_dir: out\n{extra}")
+    return path
+
+
+def test_train_configs_refuse_settings_that_would_be_ignored_or_meaningless(tmp_path: Path) -> None:
+    from exgrpo.config import TrainConfig
+
+    with pytest.raises(ConfigError, match="per_device_batch_size is not read by `exgrpo train`.*questions_per_step"):
+        load_config(TrainConfig, train_yaml(tmp_path, "per_device_batch_size: 4\n"))
+    with pytest.raises(ConfigError, match="k = 0 makes scenario B the same dialogue as A"):
+        load_config(TrainConfig, train_yaml(tmp_path, "exgrpo: {k: 0, rollouts_full: 4, rollouts_partial: 4}\n"))
+    vanilla = load_config(TrainConfig, train_yaml(tmp_path, "exgrpo: {k: 0, rollouts_full: 8, rollouts_partial: 0}\n"))
+    assert vanilla.rollouts_per_question() == 8
+
+
+def test_train_loss_normalisation_is_methods_per_rollout_mean_and_reaches_trl(tmp_path: Path,
+                                                                            tiny_model_path: Path) -> None:
+    from exgrpo.config import TrainConfig
+    from exgrpo.training.train import grpo_arguments
+
+    config = load_config(TrainConfig, train_yaml(tmp_path, "report_to: [none]\n", str(tiny_model_path)))
+    assert config.loss_type == "grpo" and grpo_arguments(config).loss_type == "grpo"
+    tokens = load_config(TrainConfig, train_yaml(tmp_path, "report_to: [none]\nloss_type: dapo\n", str(tiny_model_path)))
+    assert grpo_arguments(tokens).loss_type == "dapo"

@@ -44,25 +44,36 @@ def _sampled(trainer: Any, seed: int) -> dict[str, Any]:
     return trainer._generate_and_score_completions(batch_of(trainer, 2))
 
 
+def completion_logprobs(model: Any, batch: dict[str, Any]) -> torch.Tensor:
+    """Log-probabilities of the batch's completion tokens under `model` (teacher-forced)."""
+    ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+    mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, batch["prompt_ids"].shape[1] - 1 : -1]
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, batch["completion_ids"].unsqueeze(-1)).squeeze(-1)
+
+
 def test_degenerate_exgrpo_is_vanilla_grpo(toy_sft_model: tuple[Path, Path], tmp_path: Path) -> None:
+    """k = 0, no B rollouts, delta = 0, lambda_aux = 0: the same batch, the same gradient of every parameter,
+    and after one optimizer step the same model (log-probabilities of the sampled tokens), as TRL's GRPO."""
     model, ei = toy_sft_model
     config = train_config(model, ei, tmp_path / "exgrpo", beta=0.04, exgrpo={
         "k": 0, "rollouts_full": 4, "rollouts_partial": 0, "dsu_delta": 0.0, "aux_weight": 0.0})
     exgrpo = build_trainer(config)
     vanilla_args = GRPOConfig(output_dir=str(tmp_path / "vanilla"), learning_rate=3e-3, per_device_train_batch_size=8,
                               num_generations=4, max_completion_length=8, beta=0.04, use_cpu=True, bf16=False,
-                              activation_checkpointing=False, report_to=[], seed=0, remove_unused_columns=False)
+                              activation_checkpointing=False, report_to=[], seed=0, remove_unused_columns=False,
+                              loss_type=config.loss_type)
     vanilla = GRPOTrainer(model=str(model), reward_funcs=[outcome_on_text], args=vanilla_args,
                           train_dataset=questions_dataset(load_ei_questions(ei)),
                           processing_class=AutoTokenizer.from_pretrained(model))
-    for trainer in (exgrpo, vanilla):
+    trainers = {"exgrpo": exgrpo, "vanilla": vanilla}
+    for trainer in trainers.values():
         trainer.model.train()
         trainer.current_gradient_accumulation_steps = 1  # set by the training loop, which this test skips
     # A seed whose batch has different rewards within a group, so that advantages are not all zero.
     seed = next(s for s in range(20) if _sampled(exgrpo, s)["advantages"].abs().sum() > 0)
-    batches = {name: _sampled(trainer, seed) for name, trainer in (("exgrpo", exgrpo), ("vanilla", vanilla))}
-    losses = {name: trainer.compute_loss(trainer.model, batches[name]).item()
-              for name, trainer in (("exgrpo", exgrpo), ("vanilla", vanilla))}
+    batches = {name: _sampled(trainer, seed) for name, trainer in trainers.items()}
     ours, theirs = batches["exgrpo"], batches["vanilla"]
     assert torch.equal(ours["prompt_ids"], theirs["prompt_ids"])
     assert ours["advantages"].abs().sum() > 0, "the batch must carry a learning signal for the check to mean much"
@@ -70,7 +81,21 @@ def test_degenerate_exgrpo_is_vanilla_grpo(toy_sft_model: tuple[Path, Path], tmp
     width = theirs["completion_ids"].shape[1]
     trained = (ours["completion_mask"] * ours["tool_mask"])[:, :width].bool()
     assert torch.equal(ours["completion_ids"][:, :width][trained], theirs["completion_ids"][trained])
-    assert abs(losses["exgrpo"] - losses["vanilla"]) < 1e-5
+
+    gradients, after = {}, {}
+    for name, trainer in trainers.items():
+        optimizer = torch.optim.SGD(trainer.model.parameters(), lr=1.0)  # a large step: differences would show
+        optimizer.zero_grad()
+        trainer.compute_loss(trainer.model, batches[name]).backward()
+        gradients[name] = {key: p.grad.clone() for key, p in trainer.model.named_parameters() if p.grad is not None}
+        optimizer.step()
+        after[name] = completion_logprobs(trainer.model, theirs)
+    assert gradients["exgrpo"].keys() == gradients["vanilla"].keys() and gradients["vanilla"]
+    assert any(g.abs().sum() > 0 for g in gradients["vanilla"].values())
+    for key, gradient in gradients["vanilla"].items():
+        assert torch.allclose(gradients["exgrpo"][key], gradient, atol=1e-6, rtol=1e-4), key
+    mask = theirs["completion_mask"].bool()
+    assert torch.allclose(after["exgrpo"][mask], after["vanilla"][mask], atol=1e-5)
 
 
 def test_dsu_bonus_column_is_filled_per_group(toy_sft_model: tuple[Path, Path], tmp_path: Path) -> None:
@@ -81,7 +106,7 @@ def test_dsu_bonus_column_is_filled_per_group(toy_sft_model: tuple[Path, Path], 
     rows = batch_of(trainer, 2)
     answers = ["yes", "yes", "no", "no", "yes", "no", "yes", "no"]  # group 1: A right, B wrong; group 2: mixed
     for row, said, scenario in zip(rows, answers, [FULL, FULL, PARTIAL, PARTIAL] * 2, strict=True):
-        row.update(final_answer=f"The answer is {said}.", scenario=scenario)
+        row.update(final_answer=f"The answer is {said}.", scenario=scenario, num_probes=int(scenario == FULL))
     gold = [row["answer"] for row in rows]
     completions = [[{"role": "assistant", "content": row["final_answer"]}] for row in rows]
     rewards = trainer._calculate_rewards(rows, [row["prompt"] for row in rows], completions, [[0]] * len(rows))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 
 from exgrpo.training.rewards import FULL, PARTIAL, dsu_bonus, outcome_reward, per_scenario_advantages
@@ -33,6 +35,29 @@ def test_dsu_bonus_matches_hand_computed_values(outcomes, scenarios, nu, bonus, 
     assert (group.p_full, group.p_partial, group.fired) == (pytest.approx(p_full), pytest.approx(p_partial), fired)
 
 
+def test_dsu_bonus_fires_only_when_a_was_asked_more_probes_than_b() -> None:
+    outcomes, scenarios = [1, 1, 0, 0], [A, A, B, B]
+    _, longer = dsu_bonus(outcomes, scenarios, delta=0.5, nu=1.0, probes=[2, 2, 1, 1])
+    assert longer.fired
+    # A question with no probes left: A and B are the same dialogue, P_full > P_partial is sampling noise.
+    bonus, same = dsu_bonus(outcomes, scenarios, delta=0.5, nu=1.0, probes=[0, 0, 0, 0])
+    assert not same.fired and bonus == [0, 0, 0, 0]
+
+
+def test_per_scenario_advantages_keep_the_dsu_bonus_effective() -> None:
+    outcomes, scenarios = [1, 1, 0, 1, 0, 1, 0, 0], [A, A, A, A, B, B, B, B]
+    by_delta = []
+    for delta in (0.0, 0.5, 2.0):
+        bonus, group = dsu_bonus(outcomes, scenarios, delta=delta, nu=1.0)
+        assert group.fired
+        rewards = [o + b for o, b in zip(outcomes, bonus, strict=True)]
+        by_delta.append(per_scenario_advantages(rewards, scenarios, group_size=8))
+    # A larger bonus gives A's correct rollouts a larger advantage (it no longer cancels out) ...
+    assert by_delta[0][0] < by_delta[1][0] < by_delta[2][0]
+    # ... and B's advantages stay centred on B's own mean.
+    assert all(sum(advantages[4:]) == pytest.approx(0.0, abs=1e-9) for advantages in by_delta)
+
+
 def test_outcome_reward_reads_the_final_answer_with_the_checker() -> None:
     rewards = outcome_reward(prompts=[None] * 4, completions=[None] * 4,
                              final_answer=["The answer is yes.", "No.", "The answer is (B).", "I think 41"],
@@ -41,11 +66,11 @@ def test_outcome_reward_reads_the_final_answer_with_the_checker() -> None:
     assert rewards == [1.0, 0.0, 1.0, 0.0]
 
 
-def test_per_scenario_advantages_normalise_a_and_b_apart() -> None:
+def test_per_scenario_advantages_centre_a_and_b_apart_and_scale_by_the_group() -> None:
     rewards = [1.5, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0]
     scenarios = [A, A, B, B, A, A, B, B]
     advantages = per_scenario_advantages(rewards, scenarios, group_size=4)
-    spread = 1.5 / 2**0.5  # sample std of (1.5, 0)
+    spread = statistics.stdev([1.5, 0.0, 1.0, 1.0])  # the whole group's sample std, as TRL's nanstd
     assert advantages[:2] == pytest.approx([0.75 / (spread + 1e-4), -0.75 / (spread + 1e-4)])
     assert advantages[2:4] == [0.0, 0.0]  # B all equal: no signal, whatever A did
     assert advantages[4:6] == [0.0, 0.0] and advantages[6] == pytest.approx(-advantages[7]) and advantages[6] > 0

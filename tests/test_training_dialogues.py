@@ -68,6 +68,19 @@ def test_plans_split_each_group_into_a_and_b_with_b_a_prefix_of_a(questions) -> 
     assert [p.scenario for p in shifted] == [PARTIAL, PARTIAL]
 
 
+def test_the_training_seed_changes_the_probe_schedule(questions) -> None:
+    settings = ExGRPOSettings(k=2, k_partial=1, rollouts_full=1, rollouts_partial=1)
+    by_prompt = {q.prompt: q for q in questions}
+    prompts = [[{"role": "user", "content": q.prompt}] for q in questions for _ in range(2)]
+
+    def schedule(seed: int) -> list[list[str]]:
+        return [[probe.id for probe, _ in plan.probes] for step in range(6)
+                for plan in plan_rollouts(prompts, by_prompt, settings, group_offset=0, step=step, seed=seed)]
+
+    assert schedule(0) == schedule(0)  # fixed by the seed: every process draws the same
+    assert schedule(0) != schedule(1) != schedule(2)
+
+
 class ScriptedSampler:
     """Answers every turn with fixed text, ending with the end-of-turn token (or cut short, without it)."""
 
@@ -132,3 +145,14 @@ def test_malformed_ei_file_names_the_line(tmp_path: Path) -> None:
     path.write_text("")
     with pytest.raises(DataError, match="empty"):
         load_ei_questions(path)
+
+
+def test_two_questions_with_one_prompt_are_refused(questions) -> None:
+    import dataclasses
+
+    from exgrpo.training.exgrpo import questions_by_prompt
+
+    assert len(questions_by_prompt(questions)) == len(questions)
+    twin = dataclasses.replace(questions[0], example=dataclasses.replace(questions[0].example, id="twin", answer="no"))
+    with pytest.raises(DataError, match=f"{questions[0].example.id!r} and 'twin' have the same prompt text"):
+        questions_by_prompt([*questions, twin])

@@ -310,6 +310,9 @@ class ExGRPOSettings(StrictModel):
     def _partial_shorter(self) -> ExGRPOSettings:
         if self.k > 0 and self.partial_probes() >= self.k:
             raise ValueError(f"k_partial ({self.partial_probes()}) must be smaller than k ({self.k})")
+        if self.k == 0 and self.rollouts_partial > 0:
+            raise ValueError(f"k = 0 makes scenario B the same dialogue as A: set rollouts_partial to 0 (vanilla GRPO "
+                             f"is k = 0, rollouts_partial = 0), not {self.rollouts_partial}")
         return self
 
 
@@ -324,6 +327,10 @@ class TrainConfig(TrainingRun):
     questions_per_step: int = Field(2, gt=0, description="questions per device per step (x G_A + G_B rollouts)")
     beta: float = Field(0.04, ge=0, description="KL penalty to the reference (the starting SFT model)")
     epsilon: float = Field(0.2, gt=0, description="clipping of the GRPO surrogate")
+    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = Field(
+        "grpo", description="TRL's normalisation of the token losses; grpo (METHOD): each rollout's mean over its "
+        "own trained tokens, then the mean over rollouts, so a long A dialogue weighs as much as a short B one; "
+        "dapo / bnpo: token-level (longer rollouts weigh more); dr_grpo: a constant")
     max_new_tokens: int = Field(128, gt=0, description="student tokens per turn")
     temperature: float = Field(1.0, gt=0)
     generation_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra sampling arguments (top_p...)")
@@ -332,6 +339,13 @@ class TrainConfig(TrainingRun):
 
     def rollouts_per_question(self) -> int:
         return self.exgrpo.rollouts_full + self.exgrpo.rollouts_partial
+
+    @model_validator(mode="after")
+    def _batch_from_questions(self) -> TrainConfig:
+        if "per_device_batch_size" in self.model_fields_set:
+            raise ValueError("per_device_batch_size is not read by `exgrpo train`: a batch is questions_per_step x "
+                             "(rollouts_full + rollouts_partial) rollouts; set questions_per_step instead")
+        return self
 
 
 class DistillStageConfig(TrainingRun):

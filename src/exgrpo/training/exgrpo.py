@@ -20,6 +20,7 @@ import torch
 from trl import GRPOConfig, GRPOTrainer
 
 from exgrpo.config import ExGRPOSettings
+from exgrpo.errors import DataError
 from exgrpo.training.dialogues import ChatTokens, EIQuestion, dialogue_messages
 from exgrpo.training.rewards import (
     FULL,
@@ -45,6 +46,18 @@ def questions_dataset(questions: list[EIQuestion]) -> Any:
         "prompt": [{"role": "user", "content": q.prompt}], "question_id": q.example.id, "answer": q.example.answer,
         "answer_type": str(q.example.answer_type), "choices": list(q.example.choices) if q.example.choices else None,
     } for q in questions])
+
+
+def questions_by_prompt(questions: list[EIQuestion]) -> dict[str, EIQuestion]:
+    """TRL hands rollouts the prompt text alone, so it must name one question: two questions with the same
+    prompt (and perhaps different answers or probes) are refused rather than silently merged."""
+    by_prompt: dict[str, EIQuestion] = {}
+    for question in questions:
+        other = by_prompt.setdefault(question.prompt, question)
+        if other is not question:
+            raise DataError(f"questions {other.example.id!r} and {question.example.id!r} have the same prompt text; "
+                            "ExGRPO identifies a question by its prompt: remove or reword one of them")
+    return by_prompt
 
 
 class DSUWatch:
@@ -73,7 +86,7 @@ class ExGRPOTrainer(GRPOTrainer):
             raise ValueError("num_generations must equal rollouts_full + rollouts_partial")
         self.exgrpo = settings
         self.max_new_tokens = max_new_tokens
-        self.questions_by_prompt = {q.prompt: q for q in questions}
+        self.questions_by_prompt = questions_by_prompt(questions)
         reward_funcs: list[Any] = [outcome_reward, dsu_bonus_reward]
         weights = [1.0, 1.0]
         if settings.format_reward > 0:
@@ -92,7 +105,8 @@ class ExGRPOTrainer(GRPOTrainer):
 
     def _rollout(self, prompts: list[Any], trainer: Any) -> dict[str, list[Any]]:
         offset = self.accelerator.process_index * len(prompts)
-        plans = plan_rollouts(prompts, self.questions_by_prompt, self.exgrpo, offset, self.state.global_step)
+        plans = plan_rollouts(prompts, self.questions_by_prompt, self.exgrpo, offset, self.state.global_step,
+                              seed=self.args.seed)
         rollouts = roll_out(plans, self.chat, self.make_sampler(), max_turns=self.exgrpo.k + 1)
         self._prepare_aux_examples(rollouts)
         self._log_turn_lengths(rollouts)
@@ -100,6 +114,7 @@ class ExGRPOTrainer(GRPOTrainer):
             "prompt_ids": [r.prompt_ids for r in rollouts], "completion_ids": [r.completion_ids for r in rollouts],
             "logprobs": [r.logprobs for r in rollouts], "env_mask": [r.env_mask for r in rollouts],
             "final_answer": [r.answers[-1] for r in rollouts], "scenario": [r.plan.scenario for r in rollouts],
+            "num_probes": [len(r.plan.probes) for r in rollouts],
         }
 
     def make_sampler(self) -> Any:
@@ -118,13 +133,15 @@ class ExGRPOTrainer(GRPOTrainer):
 
         rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         scenarios = gather_object([x["scenario"] for x in inputs])
+        probes = gather_object([x["num_probes"] for x in inputs])
         outcome = self.reward_func_names.index(outcome_reward.__name__)
         bonus_column = self.reward_func_names.index(dsu_bonus_reward.__name__)
         size = self.num_generations
         groups = []
         for start in range(0, rewards.shape[0], size):
             outcomes = rewards[start : start + size, outcome].nan_to_num(0.0).tolist()
-            bonus, group = dsu_bonus(outcomes, scenarios[start : start + size], self.exgrpo.dsu_delta, self.exgrpo.dsu_nu)
+            bonus, group = dsu_bonus(outcomes, scenarios[start : start + size], self.exgrpo.dsu_delta, self.exgrpo.dsu_nu,
+                                     probes[start : start + size])
             rewards[start : start + size, bonus_column] = torch.tensor(bonus, dtype=rewards.dtype)
             groups.append(group)
         self._log_dsu(groups, rewards[:, outcome], scenarios)

@@ -43,34 +43,46 @@ class GroupDSU:
     fired: bool
 
 
-def dsu_bonus(outcomes: Sequence[float], scenarios: Sequence[str], delta: float, nu: float) -> tuple[list[float], GroupDSU]:
+def dsu_bonus(outcomes: Sequence[float], scenarios: Sequence[str], delta: float, nu: float,
+              probes: Sequence[int] | None = None) -> tuple[list[float], GroupDSU]:
     """Paper Eq. 5-6 for one question's rollouts: if P_full > nu * P_partial, every correct A rollout gets +delta.
 
-    (ours) Without B rollouts there is nothing to compare with, and the bonus never fires.
+    (ours) Without B rollouts there is nothing to compare with, and the bonus never fires. Nor does it when
+    `probes` (the number of probes each rollout was asked) shows A no longer than B: a question with no
+    probes left makes A and B the same dialogue, and P_full > P_partial would be sampling noise.
     """
     full = [o for o, s in zip(outcomes, scenarios, strict=True) if s == FULL]
     partial = [o for o, s in zip(outcomes, scenarios, strict=True) if s == PARTIAL]
     p_full = sum(full) / len(full) if full else 0.0
     p_partial = sum(partial) / len(partial) if partial else 0.0
-    fired = bool(full) and bool(partial) and p_full > nu * p_partial
+    longer = True
+    if probes is not None and full and partial:
+        asked = {scenario: [n for n, s in zip(probes, scenarios, strict=True) if s == scenario]
+                 for scenario in (FULL, PARTIAL)}
+        longer = min(asked[FULL]) > max(asked[PARTIAL])
+    fired = bool(full) and bool(partial) and longer and p_full > nu * p_partial
     bonus = [delta if fired and s == FULL and o > 0 else 0.0 for o, s in zip(outcomes, scenarios, strict=True)]
     return bonus, GroupDSU(p_full, p_partial, fired)
 
 
 def per_scenario_advantages(rewards: Sequence[float], scenarios: Sequence[str], group_size: int) -> list[float]:
-    """(ours, an option) Advantages normalised within each question's A rollouts and, apart, its B rollouts,
-    instead of over the whole group: (reward - mean) / (std + 1e-4), as TRL does for a group."""
+    """(ours, an option) Advantages centred on each question's A mean and, apart, its B mean, scaled by the
+    std of the whole group: (reward - scenario mean) / (group std + 1e-4).
+
+    Why the whole group's std: scaled by A's own std, a bonus added to every correct A rollout would only
+    multiply A's rewards by (1 + delta) around their mean and cancel out (the same advantages for any delta).
+    Against the group's std the bonus still widens A's advantages relative to B's."""
     import statistics
 
     advantages = [0.0] * len(rewards)
     for start in range(0, len(rewards), group_size):
+        group = [rewards[i] for i in range(start, start + group_size)]
+        spread = statistics.stdev(group) if len(group) > 1 else 0.0  # TRL's nanstd is the sample std
         for scenario in (FULL, PARTIAL):
             rows = [i for i in range(start, start + group_size) if scenarios[i] == scenario]
             if not rows:
                 continue
-            values = [rewards[i] for i in rows]
-            mean = sum(values) / len(values)
-            spread = statistics.stdev(values) if len(values) > 1 else 0.0  # TRL's nanstd is the sample std
+            mean = sum(rewards[i] for i in rows) / len(rows)
             for i in rows:
                 advantages[i] = (rewards[i] - mean) / (spread + 1e-4)
     return advantages

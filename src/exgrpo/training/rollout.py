@@ -44,14 +44,15 @@ class Rollout:
 
 
 def plan_rollouts(prompts: Sequence[Any], questions: dict[str, EIQuestion], settings: ExGRPOSettings,
-                  group_offset: int, step: int) -> list[RolloutPlan]:
+                  group_offset: int, step: int, seed: int = 0) -> list[RolloutPlan]:
     """One plan per prompt copy. `group_offset` is the index of prompts[0] in the global batch, so that the
-    position in the group (hence the scenario) is right when a group spans processes."""
+    position in the group (hence the scenario) is right when a group spans processes. The probes drawn
+    depend on the question, the step and the training `seed` (runs with other seeds ask other probes)."""
     group_size = settings.rollouts_full + settings.rollouts_partial
     plans = []
     for index, prompt in enumerate(prompts):
         question = questions[_last_user_text(prompt)]
-        full_probes = sample_probes(question, settings.k, seed=f"step-{step}")
+        full_probes = sample_probes(question, settings.k, seed=f"seed-{seed}-step-{step}")
         scenario = FULL if (group_offset + index) % group_size < settings.rollouts_full else PARTIAL
         # (ours) B keeps the first k' of A's probes, always fewer than A when A has any.
         probes = full_probes if scenario == FULL else full_probes[: min(settings.partial_probes(),

@@ -20,7 +20,8 @@ def grpo_arguments(config: TrainConfig) -> Any:
     }
     return GRPOConfig(
         **arguments, num_generations=group, max_completion_length=config.max_new_tokens,
-        temperature=config.temperature, beta=config.beta, epsilon=config.epsilon, scale_rewards="group",
+        temperature=config.temperature, beta=config.beta, epsilon=config.epsilon, loss_type=config.loss_type,
+        scale_rewards="group",
         use_vllm=config.use_vllm, vllm_mode=config.vllm_mode, remove_unused_columns=False, log_completions=False,
         generation_kwargs=config.generation_kwargs or None,
     )
