@@ -33,6 +33,23 @@ def chat(tiny_model_path: Path) -> ChatTokens:
     return ChatTokens(AutoTokenizer.from_pretrained(tiny_model_path))
 
 
+# Gemma's chat template: turns close with <end_of_turn> and a newline; the tokenizer's eos is <eos>.
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+    "{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}")
+
+
+@pytest.fixture
+def gemma_chat(tiny_model_path: Path) -> ChatTokens:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    tokenizer.add_tokens(["<start_of_turn>", "<end_of_turn>"], special_tokens=True)
+    tokenizer.add_special_tokens({"eos_token": "<eos>"})
+    tokenizer.chat_template = GEMMA_TEMPLATE
+    return ChatTokens(tokenizer)
+
+
 def test_sft_examples_cover_questions_probes_and_dialogues(questions) -> None:
     examples = sft_conversations(questions, include_probes=True, dialogues_per_question=2, dialogue_probes=2)
     assert len(examples) == 8 * (1 + 3 + 2)
@@ -84,9 +101,9 @@ def test_the_training_seed_changes_the_probe_schedule(questions) -> None:
 class ScriptedSampler:
     """Answers every turn with fixed text, ending with the end-of-turn token (or cut short, without it)."""
 
-    def __init__(self, tokenizer, texts: list[str], close: bool = True) -> None:
+    def __init__(self, tokenizer, texts: list[str], close: bool = True, stop_id: int | None = None) -> None:
         self.tokenizer, self.texts, self.close = tokenizer, texts, close
-        self.eos_ids = [tokenizer.eos_token_id]
+        self.eos_ids = [tokenizer.eos_token_id if stop_id is None else stop_id]
         self.turn = 0
 
     def sample(self, contexts):
@@ -124,7 +141,8 @@ def test_a_turn_cut_by_the_budget_is_closed_with_an_untrained_end_token(question
     plan = RolloutPlan(question, FULL, probes, [build_prompt(probes[0][0]), question.prompt])
     (rollout,) = roll_out([plan], chat, ScriptedSampler(chat.tokenizer, ["cut", "short"], close=False), max_turns=2)
     first_answer = len(chat.tokenizer("cut", add_special_tokens=False)["input_ids"])
-    assert rollout.completion_ids[first_answer] == chat.eos_id and rollout.env_mask[first_answer] == 0
+    assert rollout.completion_ids[first_answer] == chat.turn_end_id and rollout.env_mask[first_answer] == 0
+    assert rollout.cut_turns == 2
 
 
 def test_teacher_forced_labels_are_the_probe_responses_only(questions, chat: ChatTokens) -> None:
@@ -156,3 +174,44 @@ def test_two_questions_with_one_prompt_are_refused(questions) -> None:
     twin = dataclasses.replace(questions[0], example=dataclasses.replace(questions[0].example, id="twin", answer="no"))
     with pytest.raises(DataError, match=f"{questions[0].example.id!r} and 'twin' have the same prompt text"):
         questions_by_prompt([*questions, twin])
+
+
+def test_turn_ends_come_from_the_chat_template_not_eos(chat: ChatTokens, gemma_chat: ChatTokens) -> None:
+    assert chat.turn_end_id == chat.tokenizer.convert_tokens_to_ids(END_OF_TURN) == chat.tokenizer.eos_token_id
+    tokenizer = gemma_chat.tokenizer
+    assert gemma_chat.turn_end_id == tokenizer.convert_tokens_to_ids("<end_of_turn>") != tokenizer.eos_token_id
+    assert set(gemma_chat.stop_ids()) == {gemma_chat.turn_end_id, tokenizer.eos_token_id}
+
+
+@pytest.mark.parametrize("close", [True, False])
+def test_gemma_style_rollouts_are_the_templates_own_dialogue(questions, gemma_chat: ChatTokens, close: bool) -> None:
+    """With Gemma's template a rollout (closed by the model, or cut by the budget and closed for it) renders
+    exactly as the template renders the same dialogue: <end_of_turn>, then the newline, then the next turn."""
+    question = questions[0]
+    probes = sample_probes(question, 2, "x")
+    plan = RolloutPlan(question, FULL, probes, [build_prompt(p) for p, _ in probes] + [question.prompt])
+    answers = ["It is small.", "It does not fly.", "The answer is yes."]
+    sampler = ScriptedSampler(gemma_chat.tokenizer, answers, close=close, stop_id=gemma_chat.turn_end_id)
+    (rollout,) = roll_out([plan], gemma_chat, sampler, max_turns=3)
+    messages = [m for turn, answer in zip(plan.user_turns, answers, strict=True)
+                for m in ({"role": "user", "content": turn}, {"role": "assistant", "content": answer})]
+    whole = gemma_chat.tokenizer.apply_chat_template(messages, tokenize=False)
+    assert gemma_chat.tokenizer.decode(rollout.prompt_ids + rollout.completion_ids) + "\n" == whole
+    assert "<eos>" not in gemma_chat.tokenizer.decode(rollout.completion_ids)
+    assert rollout.cut_turns == (0 if close else 3)
+    ids, labels = gemma_chat.teacher_forced(messages, train_turns=range(3))
+    trained = gemma_chat.tokenizer.decode([t for t, label in zip(ids, labels, strict=True) if label != -100])
+    assert trained == "".join(f"{answer}<end_of_turn>" for answer in answers)
+
+
+def test_both_samplers_stop_on_the_same_set(gemma_chat: ChatTokens) -> None:
+    from types import SimpleNamespace
+
+    from exgrpo.training.rollout import TransformersSampler, VLLMSampler
+
+    model = SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=[gemma_chat.tokenizer.eos_token_id, 3]))
+    trainer = SimpleNamespace(chat=gemma_chat, processing_class=gemma_chat.tokenizer, model=model,
+                              vllm_generation=SimpleNamespace(generation_kwargs={}))
+    expected = sorted({gemma_chat.turn_end_id, gemma_chat.tokenizer.eos_token_id, 3})
+    assert TransformersSampler(trainer, max_new_tokens=8).eos_ids == VLLMSampler(trainer).eos_ids == expected
+    assert trainer.vllm_generation.generation_kwargs["stop_token_ids"] == expected  # vLLM's SamplingParams

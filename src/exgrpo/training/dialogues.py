@@ -109,7 +109,23 @@ class ChatTokens:
 
     def __init__(self, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
-        self.eos_id = tokenizer.eos_token_id
+        self.turn_end_id = self._turn_end_id()
+
+    def _turn_end_id(self) -> int:
+        """The token that closes an assistant turn in the chat template: the first special or added token
+        after the turn's text (ChatML's <|im_end|>, Gemma's <end_of_turn>, Llama 3's <|eot_id|>), which need
+        not be the tokenizer's eos (Gemma's is <eos>). Falls back to eos for templates that write none."""
+        messages = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]
+        header = self._ids(messages[:1], add_generation_prompt=True)
+        full = self._ids(messages, add_generation_prompt=False)
+        special = set(self.tokenizer.all_special_ids) | set(getattr(self.tokenizer, "added_tokens_decoder", {}))
+        closing = [token for token in full[len(header) :] if token in special]
+        return closing[0] if closing else self.tokenizer.eos_token_id
+
+    def stop_ids(self, generation_eos: int | list[int] | None = None) -> list[int]:
+        """The one stop set of every sampler: the turn end, the tokenizer's eos and the model's own eos ids."""
+        extra = generation_eos if isinstance(generation_eos, list) else [generation_eos]
+        return sorted({self.turn_end_id, self.tokenizer.eos_token_id, *(e for e in extra if e is not None)})
 
     def _ids(self, messages: list[Message], add_generation_prompt: bool) -> list[int]:
         ids = self.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt,
@@ -125,8 +141,9 @@ class ChatTokens:
         before = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]
         prefix = self._ids(before, add_generation_prompt=False)
         full = self._ids([*before, {"role": "user", "content": user_text}], add_generation_prompt=True)
-        # Templates write "<eos>\n" after a turn: cut the prefix at its last end-of-turn token (as TRL does).
-        ends = [i for i, token in enumerate(prefix) if token == self.eos_id]
+        # Templates write "<end-of-turn>\n" after a turn: cut the prefix at its last end-of-turn token (as TRL
+        # does), so that what follows it (the newline, the next header) is part of the next turn's ids.
+        ends = [i for i, token in enumerate(prefix) if token == self.turn_end_id]
         prefix = prefix[: ends[-1] + 1] if ends else prefix
         if full[: len(prefix)] != prefix:
             raise ValueError("the chat template does not render a conversation as a prefix of its continuation")
@@ -144,7 +161,7 @@ class ChatTokens:
             full = self._ids(messages[:end], add_generation_prompt=False)
             if full[: len(ids)] != ids or header[: len(ids)] != ids:
                 raise ValueError("the chat template does not render a conversation as a prefix of its continuation")
-            ends = [i for i, token in enumerate(full) if token == self.eos_id and i >= len(header)]
+            ends = [i for i, token in enumerate(full) if token == self.turn_end_id and i >= len(header)]
             turn_end = ends[0] + 1 if ends else len(full)
             labels += [-100] * (len(header) - len(ids))
             turn = full[len(header) : turn_end]

@@ -122,8 +122,11 @@ class ExGRPOTrainer(GRPOTrainer):
         return VLLMSampler(self) if self.use_vllm else TransformersSampler(self, self.max_new_tokens)
 
     def _log_turn_lengths(self, rollouts: list[Rollout]) -> None:
-        turns = sum(len(r.answers) for r in rollouts)
-        self._metrics["train"]["exgrpo/tokens_per_turn"].append(sum(sum(r.env_mask) for r in rollouts) / max(turns, 1))
+        turns = max(sum(len(r.answers) for r in rollouts), 1)
+        metrics = self._metrics["train"]
+        metrics["exgrpo/tokens_per_turn"].append(sum(sum(r.env_mask) for r in rollouts) / turns)
+        # TRL's completions/clipped_ratio cannot see these: a cut turn is closed by an injected turn end.
+        metrics["exgrpo/truncated_turns"].append(sum(r.cut_turns for r in rollouts) / turns)
 
     # ------------------------------------------------------------ rewards: the DSU bonus on gathered groups
 
