@@ -67,6 +67,9 @@ class RecordingSampler:
     def __init__(self, inner: Any, log: list[tuple[list[list[int]], int, float]]) -> None:
         self.inner, self.log, self.eos_ids = inner, log, inner.eos_ids
 
+    def ready(self) -> Any:
+        return self.inner.ready()
+
     def sample(self, contexts: list[list[int]]) -> list[tuple[list[int], list[float]]]:
         start = time.perf_counter()
         result = self.inner.sample(contexts)

@@ -200,3 +200,58 @@ def test_per_scenario_advantages_reach_the_loss_batch(toy_sft_model: tuple[Path,
     batch = next(b for b in (_sampled(trainer, seed) for seed in range(20)) if b["advantages"].abs().sum() > 0)
     advantages = batch["advantages"].view(2, 2, 2)  # question, scenario, rollout
     assert torch.allclose(advantages.sum(dim=2), torch.zeros(2, 2), atol=1e-5)  # zero mean within each scenario
+
+
+def test_aux_loss_is_lambda_times_the_teacher_nll_scaled_for_accumulation(toy_sft_model: tuple[Path, Path],
+                                                                         tmp_path: Path) -> None:
+    model, ei = toy_sft_model
+    trainer = build_trainer(train_config(model, ei, tmp_path, exgrpo={
+        "k": 2, "k_partial": 1, "rollouts_full": 2, "rollouts_partial": 2, "aux_weight": 0.5}))
+    trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 2
+    batch = _sampled(trainer, 0)
+    examples = list(trainer._aux_examples)
+    assert examples and trainer.args.steps_per_generation == 1  # one micro-step takes every aux example
+    # The NLL by hand: labelled tokens only, each predicted from the tokens before it.
+    nll, count = 0.0, 0
+    with torch.no_grad():
+        for ids, labels in examples:
+            logits = trainer.model(input_ids=torch.tensor([ids])).logits[0, :-1]
+            targets = torch.tensor(labels[1:])
+            keep = targets != -100
+            nll += torch.nn.functional.cross_entropy(logits[keep], targets[keep], reduction="sum").item()
+            count += int(keep.sum())
+        aux = trainer.aux_sft_loss(trainer.model, examples).item()
+        policy = GRPOTrainer.compute_loss(trainer, trainer.model, batch).item()
+        total = trainer.compute_loss(trainer.model, batch).item()
+    assert aux == pytest.approx(nll / count, rel=1e-4)
+    assert total == pytest.approx(policy + 0.5 * aux / 2, rel=1e-4, abs=1e-6)
+    trainer.log({})
+    assert trainer.state.log_history[-1]["exgrpo/aux_sft_loss"] == pytest.approx(aux, rel=1e-4)
+
+
+def test_aux_batches_cycle_through_the_generations_examples(toy_sft_model: tuple[Path, Path], tmp_path: Path) -> None:
+    model, ei = toy_sft_model
+    trainer = build_trainer(train_config(model, ei, tmp_path, gradient_accumulation_steps=3))
+    assert trainer.args.steps_per_generation == 3
+    trainer._aux_examples, trainer._aux_cursor = [([i], [i]) for i in range(7)], 0
+    batches = [trainer._next_aux_batch() for _ in range(4)]
+    assert [len(b) for b in batches] == [3, 3, 1, 3]  # ceil(7 / 3) per micro-step, then around again
+    assert [x for b in batches[:3] for x in b] == trainer._aux_examples and batches[3] == trainer._aux_examples[:3]
+
+
+def test_dsu_watch_warns_when_the_bonus_fires_more_without_better_answers() -> None:
+    from exgrpo.training.exgrpo import DSUWatch
+
+    hacking, honest = DSUWatch(window=10, rise=0.15), DSUWatch(window=10, rise=0.15)
+    flags = [hacking.update(fired_rate=0.1 + 0.05 * step, accuracy_full=0.4) for step in range(10)]
+    assert flags == [False] * 9 + [True]
+    assert not any(honest.update(fired_rate=0.1 + 0.05 * step, accuracy_full=0.3 + 0.04 * step) for step in range(10))
+
+
+def test_turns_cut_by_the_budget_are_logged(toy_sft_model: tuple[Path, Path], tmp_path: Path) -> None:
+    model, ei = toy_sft_model
+    trainer = build_trainer(train_config(model, ei, tmp_path, max_new_tokens=1))
+    trainer.model.train()
+    _sampled(trainer, 0)
+    assert trainer._metrics["train"]["exgrpo/truncated_turns"][-1] > 0.5  # one token: almost no turn ends in time

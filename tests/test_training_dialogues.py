@@ -210,8 +210,30 @@ def test_both_samplers_stop_on_the_same_set(gemma_chat: ChatTokens) -> None:
     from exgrpo.training.rollout import TransformersSampler, VLLMSampler
 
     model = SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=[gemma_chat.tokenizer.eos_token_id, 3]))
-    trainer = SimpleNamespace(chat=gemma_chat, processing_class=gemma_chat.tokenizer, model=model,
+    trainer = SimpleNamespace(chat=gemma_chat, processing_class=gemma_chat.tokenizer, model=model, args=SimpleNamespace(),
                               vllm_generation=SimpleNamespace(generation_kwargs={}))
     expected = sorted({gemma_chat.turn_end_id, gemma_chat.tokenizer.eos_token_id, 3})
     assert TransformersSampler(trainer, max_new_tokens=8).eos_ids == VLLMSampler(trainer).eos_ids == expected
     assert trainer.vllm_generation.generation_kwargs["stop_token_ids"] == expected  # vLLM's SamplingParams
+
+
+def test_the_transformers_sampler_asks_for_scores_only_when_trl_reads_them(toy_sft_model, tmp_path: Path) -> None:
+    from exgrpo.config import TrainConfig
+    from exgrpo.training.train import build_trainer
+
+    model, ei = toy_sft_model
+    trainer = build_trainer(TrainConfig(model=str(model), ei_data=ei, output_dir=tmp_path, max_steps=1, learning_rate=1e-3,
+                                        report_to=["none"], max_new_tokens=4,
+                                        exgrpo={"k": 1, "rollouts_full": 2, "rollouts_partial": 2}))
+    contexts = [trainer.chat.prompt_ids([{"role": "user", "content": "Is a cat small?"}])] * 2
+    plain = trainer.make_sampler()
+    with plain.ready():
+        assert all(set(logprobs) == {0.0} for _, logprobs in plain.sample(contexts))
+    trainer.args.off_policy_mask_threshold = 0.5  # TRL's off-policy mask reads the sampling log-probs
+    scored = trainer.make_sampler()
+    with scored.ready():
+        sampled = scored.sample(contexts)
+        assert all(logprobs for _, logprobs in sampled) and any(lp < 0 for _, logprobs in sampled for lp in logprobs)
+        assert all(lp <= 0 for _, logprobs in sampled for lp in logprobs)
+    with pytest.raises(RuntimeError, match="outside"):
+        scored.sample(contexts)

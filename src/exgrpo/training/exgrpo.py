@@ -95,6 +95,7 @@ class ExGRPOTrainer(GRPOTrainer):
         args.reward_weights = weights
         self._aux_examples: list[tuple[list[int], list[int]]] = []
         self._aux_cursor = 0
+        self._aux_losses: list[torch.Tensor] = []
         self.dsu_watch = DSUWatch()
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=questions_dataset(questions),
                          processing_class=processing_class, peft_config=peft_config, callbacks=callbacks,
@@ -107,7 +108,9 @@ class ExGRPOTrainer(GRPOTrainer):
         offset = self.accelerator.process_index * len(prompts)
         plans = plan_rollouts(prompts, self.questions_by_prompt, self.exgrpo, offset, self.state.global_step,
                               seed=self.args.seed)
-        rollouts = roll_out(plans, self.chat, self.make_sampler(), max_turns=self.exgrpo.k + 1)
+        sampler = self.make_sampler()
+        with sampler.ready():
+            rollouts = roll_out(plans, self.chat, sampler, max_turns=self.exgrpo.k + 1)
         self._prepare_aux_examples(rollouts)
         self._log_turn_lengths(rollouts)
         return {
@@ -191,7 +194,9 @@ class ExGRPOTrainer(GRPOTrainer):
             if plan.scenario != FULL or not plan.probes or plan.question.example.id in seen:
                 continue
             seen.add(plan.question.example.id)
-            messages = dialogue_messages(plan.probes, plan.question)
+            # The probe turns only: the question turn that follows has no labels, and in a causal model it
+            # cannot change the loss of the turns before it; forwarding it would only cost time.
+            messages = dialogue_messages(plan.probes, plan.question)[: 2 * len(plan.probes)]
             examples.append(self.chat.teacher_forced(messages, train_turns=range(len(plan.probes))))
         self._aux_examples, self._aux_cursor = examples, 0
 
@@ -200,7 +205,11 @@ class ExGRPOTrainer(GRPOTrainer):
             return []
         per_step = -(-len(self._aux_examples) // max(self.args.steps_per_generation, 1))
         batch = self._aux_examples[self._aux_cursor : self._aux_cursor + per_step]
-        self._aux_cursor = (self._aux_cursor + per_step) % len(self._aux_examples)
+        # Past the end, start again from the first chunk (num_iterations > 1 reuses a generation): every pass
+        # over the generation's micro-steps then sees the same chunks, each example once.
+        self._aux_cursor += per_step
+        if self._aux_cursor >= len(self._aux_examples):
+            self._aux_cursor = 0
         return batch
 
     def aux_sft_loss(self, model: Any, examples: list[tuple[list[int], list[int]]]) -> torch.Tensor:
@@ -222,5 +231,12 @@ class ExGRPOTrainer(GRPOTrainer):
                 aux = self.aux_sft_loss(model, examples)
                 # The policy loss is already scaled for gradient accumulation (TRL), so the aux term is too.
                 loss = loss + self.exgrpo.aux_weight * aux / self.current_gradient_accumulation_steps
-                self._metrics["train"]["exgrpo/aux_sft_loss"].append(aux.item())
+                # Kept on the device, detached: an .item() per micro-step would wait for the GPU every time.
+                self._aux_losses.append(aux.detach())
         return loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self._aux_losses:
+            self._metrics["train"]["exgrpo/aux_sft_loss"].append(torch.stack(self._aux_losses).mean().item())
+            self._aux_losses = []
+        super().log(logs, start_time)

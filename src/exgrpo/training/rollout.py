@@ -9,7 +9,8 @@ in context, but `env_mask` = 0 keeps them out of the loss. The prompt (the first
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -71,6 +72,10 @@ def _last_user_text(prompt: Any) -> str:
 class TurnSampler(Protocol):
     eos_ids: list[int]
 
+    def ready(self) -> AbstractContextManager[Any]:
+        """Entered once around a whole rollout batch (all turns)."""
+        ...
+
     def sample(self, contexts: list[list[int]]) -> list[tuple[list[int], list[float]]]:
         """One sampled assistant turn per context (token ids, their log-probabilities), ending at EOS or the budget."""
         ...
@@ -97,7 +102,11 @@ def roll_out(plans: list[RolloutPlan], chat: ChatTokens, sampler: TurnSampler, m
 
 
 class TransformersSampler:
-    """Sampling with `model.generate` (CPU, or GPU without vLLM), as TRL's own transformers path does."""
+    """Sampling with `model.generate` (CPU, or GPU without vLLM), as TRL's own transformers path does.
+
+    Use it inside `ready()`, entered once per rollout batch: the model is unwrapped (under ZeRO-3 its
+    parameters gathered) once for all k + 1 turns, not once per turn, with TRL's own arguments.
+    """
 
     def __init__(self, trainer: Any, max_new_tokens: int) -> None:
         self.trainer = trainer
@@ -105,30 +114,49 @@ class TransformersSampler:
         self.pad_id = trainer.processing_class.pad_token_id
         generation_config = trainer.model.generation_config
         self.eos_ids = trainer.chat.stop_ids(generation_config.eos_token_id if generation_config else None)
+        # Sampling log-probabilities cost a batch x vocabulary float tensor per generated token; without vLLM
+        # TRL reads them only for its off-policy mask (it recomputes the old log-probs itself when needed).
+        self.with_logprobs = getattr(trainer.args, "off_policy_mask_threshold", None) is not None
+        self.model: Any = None
+
+    @contextmanager
+    def ready(self) -> Iterator[TransformersSampler]:
+        from trl.models import unwrap_model_for_generation
+
+        args = self.trainer.args
+        with unwrap_model_for_generation(self.trainer.model_wrapped, self.trainer.accelerator,
+                                         gather_deepspeed3_params=args.ds3_gather_for_generation,
+                                         gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs) as model:
+            self.model = model
+            try:
+                yield self
+            finally:
+                self.model = None
 
     def sample(self, contexts: list[list[int]]) -> list[tuple[list[int], list[float]]]:
         import torch
-        from trl.models import unwrap_model_for_generation
 
         if not contexts:
             return []
+        if self.model is None:
+            raise RuntimeError("TransformersSampler.sample outside `with sampler.ready():`")
         args = self.trainer.args
         width = max(len(c) for c in contexts)
         input_ids = torch.tensor([[self.pad_id] * (width - len(c)) + c for c in contexts])
         attention_mask = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in contexts])
         device = self.trainer.accelerator.device
-        with (torch.no_grad(),
-              unwrap_model_for_generation(self.trainer.model_wrapped, self.trainer.accelerator) as model):
-            output = model.generate(
+        with torch.no_grad():
+            output = self.model.generate(
                 input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), do_sample=True,
                 temperature=args.temperature, top_p=args.top_p, top_k=args.top_k or 0, min_p=args.min_p,
                 repetition_penalty=args.repetition_penalty, max_new_tokens=self.max_new_tokens,
-                eos_token_id=self.eos_ids, pad_token_id=self.pad_id, return_dict_in_generate=True, output_scores=True,
-                **(args.generation_kwargs or {}))
-            scores = model.compute_transition_scores(output.sequences, output.scores, normalize_logits=True)
-        new_tokens = output.sequences[:, width:].tolist()
+                eos_token_id=self.eos_ids, pad_token_id=self.pad_id, return_dict_in_generate=True,
+                output_scores=self.with_logprobs, **(args.generation_kwargs or {}))
+            new_tokens = output.sequences[:, width:].tolist()
+            scores = (self.model.compute_transition_scores(output.sequences, output.scores, normalize_logits=True).tolist()
+                      if self.with_logprobs else [[0.0] * len(tokens) for tokens in new_tokens])
         results = []
-        for tokens, token_logprobs in zip(new_tokens, scores.tolist(), strict=True):
+        for tokens, token_logprobs in zip(new_tokens, scores, strict=True):
             length = next((i + 1 for i, t in enumerate(tokens) if t in self.eos_ids), len(tokens))
             results.append((tokens[:length], token_logprobs[:length]))
         return results
@@ -143,6 +171,9 @@ class VLLMSampler:
         self.eos_ids = trainer.chat.stop_ids(generation_config.eos_token_id if generation_config else None)
         # The same stop set as the transformers path: TRL hands generation_kwargs to vLLM's SamplingParams.
         trainer.vllm_generation.generation_kwargs["stop_token_ids"] = self.eos_ids
+
+    def ready(self) -> AbstractContextManager[VLLMSampler]:
+        return nullcontext(self)  # TRL keeps vLLM's weights in sync itself
 
     def sample(self, contexts: list[list[int]]) -> list[tuple[list[int], list[float]]]:
         _, completion_ids, logprobs, _ = self.trainer.vllm_generation.generate(
