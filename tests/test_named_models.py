@@ -114,3 +114,11 @@ def test_a_gguf_path_converts_into_its_own_cache_folder(smollm2_path: Path, monk
     folder = Path(resolve_model(f"gguf:{source}"))
     assert folder.name.startswith("gguf-SmolLM2-135M-Instruct.Q4_1-") and folder.parent == named.cache_dir()
     assert resolve_model(f"gguf:{source}") == str(folder) and len(calls) == 1
+
+
+def test_a_model_that_cannot_be_found_is_a_clear_error_when_choosing_its_dtype(tmp_path: Path) -> None:
+    from exgrpo.errors import ConfigError
+    from exgrpo.models.precision import parameter_count
+
+    with pytest.raises(ConfigError, match="no-such-model.*cannot read its config"):
+        parameter_count(str(tmp_path / "no-such-model"))

@@ -28,7 +28,7 @@ from exgrpo.evaluation.metrics import Estimate, accuracy, bootstrap_mean_of_mean
 from exgrpo.evaluation.report import write_reports
 from exgrpo.files import append_jsonl, atomic_write_jsonl, read_appended_jsonl
 from exgrpo.models.named import resolve_model
-from exgrpo.models.precision import torch_dtype, use_bf16
+from exgrpo.models.precision import torch_dtype
 
 PREDICTION_SCHEMA_VERSION = 1
 
@@ -67,14 +67,25 @@ def model_identity(model: str) -> str:
     return json.dumps([str(folder.resolve())] + [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in weights])
 
 
-def prediction_fingerprint(config: EvalConfig, dataset: str, split: str) -> str:
-    """What makes a stored prediction reusable: same model, data, prompt and decoding."""
+def precision_key(config: EvalConfig) -> str | None:
+    """The float type the config's model computes in on this machine, for the fingerprint; None for fp32 (the
+    key that predictions had before dtype settings existed, so they stay reusable)."""
+    import torch
+
+    dtype = torch_dtype(config.dtype, resolve_model(config.model))
+    return None if dtype == torch.float32 else str(dtype)
+
+
+def prediction_fingerprint(config: EvalConfig, dataset: str, split: str, precision: str | None | bool = True) -> str:
+    """What makes a stored prediction reusable: same model, data, prompt, decoding and float type.
+    `precision`: the float type's key (precision_key; True = work it out from the config)."""
     entry = get_entry(dataset)
     key = {"model": model_identity(config.model), "dataset": dataset, "split": split, "source": config.source,
            "max_new_tokens": config.max_new_tokens, "system_prompt": config.system_prompt, "prompt": entry.prompt,
            "schema": PREDICTION_SCHEMA_VERSION}
-    if config.dtype != "auto" or use_bf16("auto", resolve_model(config.model)):  # fp32 predictions keep their key
-        key["dtype"] = str(torch_dtype(config.dtype, resolve_model(config.model)))
+    precision = precision_key(config) if precision is True else precision
+    if precision is not None:
+        key["dtype"] = precision
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -91,8 +102,11 @@ def load_eval_datasets(config: EvalConfig) -> dict[str, tuple[str, list[Example]
 def evaluate(config: EvalConfig, generator: Generator | None = None,
              on_progress: ProgressCallback | None = None) -> dict[str, Any]:
     started = time.time()
-    datasets = [DatasetPredictions(config, name, split, examples) for name, (split, examples)
-                in load_eval_datasets(config).items()]
+    loaded = load_eval_datasets(config)  # before any model: a missing dataset file fails in seconds
+    # A generator handed in knows its own float type; otherwise it follows from the config.
+    precision = precision_key(config) if generator is None else getattr(generator, "precision", None)
+    datasets = [DatasetPredictions(config, name, split, examples, precision)
+                for name, (split, examples) in loaded.items()]
     generator = generator or make_generator(config.model, config.backend, config.batch_size, config.dtype)
     if on_progress is not None:
         for dataset in datasets:
@@ -125,12 +139,13 @@ GENERATE_CHUNK = 1024
 class DatasetPredictions:
     """One dataset's predictions file: what is stored (and reusable), what is pending, and its result."""
 
-    def __init__(self, config: EvalConfig, name: str, split: str, examples: list[Example]) -> None:
+    def __init__(self, config: EvalConfig, name: str, split: str, examples: list[Example],
+                 precision: str | None) -> None:
         self.config, self.name, self.split, self.examples = config, name, split, examples
         self.entry = get_entry(name)
         self.stored_now = False
         self.path = Path(config.output_dir) / "predictions" / f"{name}.jsonl"
-        self.fingerprint = prediction_fingerprint(config, name, split)
+        self.fingerprint = prediction_fingerprint(config, name, split, precision)
         wanted_ids = {example.id for example in examples}
         stored = read_appended_jsonl(self.path)
         self.done = {r["id"]: r for r in stored if r.get("fingerprint") == self.fingerprint and r.get("id") in wanted_ids}

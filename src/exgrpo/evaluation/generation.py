@@ -69,6 +69,13 @@ class TransformersGenerator:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"
 
+    @property
+    def precision(self) -> str | None:
+        """The float type's key in prediction fingerprints (exgrpo.evaluation.evaluate.precision_key)."""
+        import torch
+
+        return None if self.model.dtype == torch.float32 else str(self.model.dtype)
+
     @classmethod
     def from_pretrained(cls, model_path: str, batch_size: int = 16, device: str | None = None,
                         dtype: DtypeSetting = "auto") -> TransformersGenerator:

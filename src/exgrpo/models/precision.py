@@ -52,6 +52,13 @@ def parameter_count(model: str) -> int:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    from exgrpo.errors import ConfigError
+
+    try:
+        config = AutoConfig.from_pretrained(model)
+    except (OSError, ValueError) as error:  # no such folder, or a hub id that cannot be reached
+        raise ConfigError(f"model {model!r}: cannot read its config ({str(error).splitlines()[0]}); give a local "
+                          "model folder, a reachable hub id, smollm2-135m-instruct or gguf:PATH") from None
     with torch.device("meta"):
-        skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model))
+        skeleton = AutoModelForCausalLM.from_config(config)
     return sum(parameter.numel() for parameter in skeleton.parameters())
