@@ -70,9 +70,9 @@ class RecordingSampler:
     def ready(self) -> Any:
         return self.inner.ready()
 
-    def sample(self, contexts: list[list[int]]) -> list[tuple[list[int], list[float]]]:
+    def sample(self, contexts: list[list[int]], keys: list[int] | None = None) -> list[tuple[list[int], list[float]]]:
         start = time.perf_counter()
-        result = self.inner.sample(contexts)
+        result = self.inner.sample(contexts, keys=keys)
         self.log.append((contexts, sum(len(tokens) for tokens, _ in result), time.perf_counter() - start))
         return result
 

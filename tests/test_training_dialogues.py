@@ -106,7 +106,7 @@ class ScriptedSampler:
         self.eos_ids = [tokenizer.eos_token_id if stop_id is None else stop_id]
         self.turn = 0
 
-    def sample(self, contexts):
+    def sample(self, contexts, keys=None):
         text = self.texts[self.turn]
         self.turn += 1
         tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"] + ([self.eos_ids[0]] if self.close else [])
@@ -237,3 +237,37 @@ def test_the_transformers_sampler_asks_for_scores_only_when_trl_reads_them(toy_s
         assert all(lp <= 0 for _, logprobs in sampled for lp in logprobs)
     with pytest.raises(RuntimeError, match="outside"):
         scored.sample(contexts)
+
+
+def test_rollouts_with_the_kv_cache_kept_between_turns_equal_fresh_generation(toy_sft_model, tmp_path: Path) -> None:
+    import torch
+
+    from exgrpo.config import TrainConfig
+    from exgrpo.training.rollout import TransformersSampler
+    from exgrpo.training.train import build_trainer
+
+    model, ei = toy_sft_model
+    settings = {"k": 3, "k_partial": 1, "rollouts_full": 2, "rollouts_partial": 2}
+    trainer = build_trainer(TrainConfig(model=str(model), ei_data=ei, output_dir=tmp_path, max_steps=1, learning_rate=1e-3,
+                                        report_to=["none"], max_new_tokens=8, exgrpo=settings))
+    yes = trainer.processing_class("The answer is yes", add_special_tokens=False)["input_ids"][-1]
+    trainer.args.off_policy_mask_threshold = 0.5  # the samplers return log-probs: compared below
+    questions = load_ei_questions(ei)
+    prompts = [[{"role": "user", "content": q.prompt}] for q in questions for _ in range(4)]
+    plans = plan_rollouts(prompts, {q.prompt: q for q in questions}, ExGRPOSettings(**settings), group_offset=0, step=0)
+    results = {}
+    for keep_cache in (False, True):
+        sampler = TransformersSampler(trainer, max_new_tokens=5, keep_cache=keep_cache)
+        # Every toy answer is "The answer is yes/no.": stopping at "yes" too makes rows end at different times.
+        sampler.eos_ids = [*sampler.eos_ids, yes]
+        torch.manual_seed(0)  # the same draws both ways: the cache changes what is computed, not what is sampled
+        with sampler.ready():
+            assert (sampler.turn_cache is not None) == keep_cache
+            results[keep_cache] = roll_out(plans, trainer.chat, sampler, max_turns=4)
+    assert any(r.cut_turns for r in results[True]) and len({len(r.completion_ids) for r in results[True]}) > 2, \
+        "rows must end at different times"
+    assert any(len(r.answers) == 2 for r in results[True])  # B rows leave the batch after their turns
+    for fresh, cached in zip(results[False], results[True], strict=True):
+        assert cached.completion_ids == fresh.completion_ids and cached.env_mask == fresh.env_mask
+        # The same distributions, not only the same draws: each token's log-probability agrees.
+        assert cached.logprobs == pytest.approx(fresh.logprobs, abs=1e-4)

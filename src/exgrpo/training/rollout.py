@@ -19,6 +19,7 @@ from exgrpo.data.prompts import build_prompt
 from exgrpo.data.schema import Example
 from exgrpo.training.dialogues import ChatTokens, EIQuestion, sample_probes
 from exgrpo.training.rewards import FULL, PARTIAL
+from exgrpo.training.turn_cache import TurnCache
 
 
 @dataclass
@@ -76,8 +77,9 @@ class TurnSampler(Protocol):
         """Entered once around a whole rollout batch (all turns)."""
         ...
 
-    def sample(self, contexts: list[list[int]]) -> list[tuple[list[int], list[float]]]:
-        """One sampled assistant turn per context (token ids, their log-probabilities), ending at EOS or the budget."""
+    def sample(self, contexts: list[list[int]], keys: list[int] | None = None) -> list[tuple[list[int], list[float]]]:
+        """One sampled assistant turn per context (token ids, their log-probabilities), ending at EOS or the
+        budget. `keys` name the rollout of each context, the same from turn to turn (for a KV cache)."""
         ...
 
 
@@ -88,8 +90,9 @@ def roll_out(plans: list[RolloutPlan], chat: ChatTokens, sampler: TurnSampler, m
     """
     rollouts = [Rollout(plan, chat.prompt_ids([{"role": "user", "content": plan.user_turns[0]}])) for plan in plans]
     for turn in range(max_turns):
-        active = [r for r in rollouts if turn < len(r.plan.user_turns)]
-        sampled = sampler.sample([r.prompt_ids + r.completion_ids for r in active])
+        active = [i for i, r in enumerate(rollouts) if turn < len(r.plan.user_turns)]
+        sampled = sampler.sample([rollouts[i].prompt_ids + rollouts[i].completion_ids for i in active], keys=active)
+        active = [rollouts[i] for i in active]
         for rollout, (tokens, logprobs) in zip(active, sampled, strict=True):
             rollout.extend(tokens, trained=True, logprobs=logprobs)
             rollout.answers.append(chat.tokenizer.decode(tokens, skip_special_tokens=True).strip())
@@ -108,9 +111,10 @@ class TransformersSampler:
     parameters gathered) once for all k + 1 turns, not once per turn, with TRL's own arguments.
     """
 
-    def __init__(self, trainer: Any, max_new_tokens: int) -> None:
+    def __init__(self, trainer: Any, max_new_tokens: int, keep_cache: bool = True) -> None:
         self.trainer = trainer
         self.max_new_tokens = max_new_tokens
+        self.keep_cache = keep_cache
         self.pad_id = trainer.processing_class.pad_token_id
         generation_config = trainer.model.generation_config
         self.eos_ids = trainer.chat.stop_ids(generation_config.eos_token_id if generation_config else None)
@@ -118,22 +122,27 @@ class TransformersSampler:
         # TRL reads them only for its off-policy mask (it recomputes the old log-probs itself when needed).
         self.with_logprobs = getattr(trainer.args, "off_policy_mask_threshold", None) is not None
         self.model: Any = None
+        self.turn_cache: TurnCache | None = None
 
     @contextmanager
     def ready(self) -> Iterator[TransformersSampler]:
         from trl.models import unwrap_model_for_generation
+
+        from exgrpo.evaluation.continuous import supports_continuous
 
         args = self.trainer.args
         with unwrap_model_for_generation(self.trainer.model_wrapped, self.trainer.accelerator,
                                          gather_deepspeed3_params=args.ds3_gather_for_generation,
                                          gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs) as model:
             self.model = model
+            # One KV cache for all turns of this rollout batch (models with a plain DynamicCache).
+            self.turn_cache = TurnCache(self.pad_id) if self.keep_cache and supports_continuous(model) else None
             try:
                 yield self
             finally:
-                self.model = None
+                self.model, self.turn_cache = None, None
 
-    def sample(self, contexts: list[list[int]]) -> list[tuple[list[int], list[float]]]:
+    def sample(self, contexts: list[list[int]], keys: list[int] | None = None) -> list[tuple[list[int], list[float]]]:
         import torch
 
         if not contexts:
@@ -141,13 +150,19 @@ class TransformersSampler:
         if self.model is None:
             raise RuntimeError("TransformersSampler.sample outside `with sampler.ready():`")
         args = self.trainer.args
-        width = max(len(c) for c in contexts)
-        input_ids = torch.tensor([[self.pad_id] * (width - len(c)) + c for c in contexts])
-        attention_mask = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in contexts])
-        device = self.trainer.accelerator.device
+        cache = self.turn_cache if keys is not None else None
+        if cache is not None:
+            inputs = cache.inputs(self.model, contexts, keys)
+        else:
+            longest = max(len(c) for c in contexts)
+            device = self.trainer.accelerator.device
+            inputs = {"input_ids": torch.tensor([[self.pad_id] * (longest - len(c)) + c for c in contexts], device=device),
+                      "attention_mask": torch.tensor([[0] * (longest - len(c)) + [1] * len(c) for c in contexts],
+                                                     device=device)}
+        width = inputs["input_ids"].shape[1]
         with torch.no_grad():
             output = self.model.generate(
-                input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), do_sample=True,
+                **inputs, do_sample=True,
                 temperature=args.temperature, top_p=args.top_p, top_k=args.top_k or 0, min_p=args.min_p,
                 repetition_penalty=args.repetition_penalty, max_new_tokens=self.max_new_tokens,
                 eos_token_id=self.eos_ids, pad_token_id=self.pad_id, return_dict_in_generate=True,
@@ -155,11 +170,11 @@ class TransformersSampler:
             new_tokens = output.sequences[:, width:].tolist()
             scores = (self.model.compute_transition_scores(output.sequences, output.scores, normalize_logits=True).tolist()
                       if self.with_logprobs else [[0.0] * len(tokens) for tokens in new_tokens])
-        results = []
-        for tokens, token_logprobs in zip(new_tokens, scores, strict=True):
-            length = next((i + 1 for i, t in enumerate(tokens) if t in self.eos_ids), len(tokens))
-            results.append((tokens[:length], token_logprobs[:length]))
-        return results
+        lengths = [next((i + 1 for i, t in enumerate(tokens) if t in self.eos_ids), len(tokens)) for tokens in new_tokens]
+        if cache is not None:
+            cache.update(output.sequences, lengths)
+        return [(tokens[:length], token_logprobs[:length])
+                for tokens, token_logprobs, length in zip(new_tokens, scores, lengths, strict=True)]
 
 
 class VLLMSampler:
@@ -175,7 +190,7 @@ class VLLMSampler:
     def ready(self) -> AbstractContextManager[VLLMSampler]:
         return nullcontext(self)  # TRL keeps vLLM's weights in sync itself
 
-    def sample(self, contexts: list[list[int]]) -> list[tuple[list[int], list[float]]]:
+    def sample(self, contexts: list[list[int]], keys: list[int] | None = None) -> list[tuple[list[int], list[float]]]:
         _, completion_ids, logprobs, _ = self.trainer.vllm_generation.generate(
             prompts=contexts, images=None, num_generations=1)
         return [(list(ids), [float(step[0]) if step and step[0] is not None else 0.0 for step in lps])
