@@ -1,16 +1,17 @@
-"""ExGRPO against TRL's vanilla GRPO: time per generated token, and rollout speed against model.generate.
+"""ExGRPO against TRL's vanilla GRPO: rollout speed, step overhead, and the full step per generated token.
 
     python benchmarks/exgrpo_step.py [--steps 6] [--tokens 32] [--questions 4] [--k 2]
 
-One process, the same tiny Llama student (4 layers, hidden 256, untrained), the same questions, and the
-same number of generated tokens per rollout (EOS suppressed with min_new_tokens): ExGRPO rolls out k
-probes then the question (scenario A: k + 1 turns of --tokens) or k' probes then the question (B);
-vanilla GRPO answers the question in one turn of the same mean length. Prints:
-- seconds per generated (trained) token, ExGRPO / vanilla (goal <= 1.2);
-- ExGRPO rollout tokens/s against plain batched `model.generate` on exactly the same contexts, turn by
-  turn (goal >= 0.8): the cost of the rollout machinery (masks, log-probabilities, turn bookkeeping);
-- for reference, plain `model.generate` on the single-turn prompts: dialogues are longer contexts, and
-  on a CPU every generated token attends over all of them.
+One process, the same tiny Llama student (4 layers, hidden 256, untrained), the same questions, EOS
+suppressed with min_new_tokens: ExGRPO rolls out k probes then the question (scenario A: k + 1 turns of
+--tokens) or k' probes then the question (B). Prints three `ratio` lines (issue 12's goals):
+- multi-turn rollout: generated tokens/s of ExGRPO's rollouts against plain `model.generate` producing
+  the same number of new tokens at the same batch size on the single-turn prompts (goal >= 0.85);
+- ExGRPO with the aux loss off against vanilla GRPO on sequences of the same total length (vanilla
+  generates as many tokens as an ExGRPO completion holds, injected probe turns included): step time
+  (goal <= 1.15), which isolates our overhead from the method's extra tokens;
+- the full ExGRPO step (aux on) per generated token against vanilla GRPO's whose completions are as long
+  as ExGRPO's generated tokens per rollout, with the breakdown of the ExGRPO step (report only).
 The first step of each run is a warm-up and is not timed.
 """
 
@@ -96,15 +97,6 @@ def run_vanilla(config: TrainConfig, batch: int) -> tuple[float, float]:
     return statistics.mean(timer.times[1:]), trained_tokens_per_step(trainer, batch)
 
 
-def run_exgrpo(config: TrainConfig, batch: int) -> tuple[float, float, list[tuple[list[list[int]], int, float]]]:
-    timer, turns = StepTimer(), []
-    trainer = build_trainer(config, callbacks=[timer])
-    make_sampler = trainer.make_sampler
-    trainer.make_sampler = lambda: RecordingSampler(make_sampler(), turns)
-    trainer.train()
-    return statistics.mean(timer.times[1:]), trained_tokens_per_step(trainer, batch), turns
-
-
 def plain_generate_seconds(model: Any, tokenizer: Any, contexts: list[list[int]], tokens: int) -> float:
     width = max(len(c) for c in contexts)
     input_ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(c)) + c for c in contexts])
@@ -133,34 +125,62 @@ def main() -> None:
         common = {"model": str(model_path), "ei_data": write_ei(root / "ei.jsonl", args.questions * 2),
                   "max_steps": args.steps, "questions_per_step": args.questions, "report_to": ["none"],
                   "logging_steps": 1, "save_steps": 10_000, "beta": 0.0}
-        vanilla_tokens = int(args.tokens * mean_turns)
-        vanilla = run_vanilla(TrainConfig(**common, output_dir=root / "vanilla", max_new_tokens=vanilla_tokens,
-                                          generation_kwargs={"min_new_tokens": vanilla_tokens},
-                                          exgrpo={"k": 0, "rollouts_full": 8, "rollouts_partial": 0}), batch)
-        exgrpo = run_exgrpo(TrainConfig(**common, output_dir=root / "exgrpo", max_new_tokens=args.tokens,
-                                        generation_kwargs={"min_new_tokens": args.tokens},
-                                        exgrpo={"k": args.k, "k_partial": k_partial, "rollouts_full": 4,
-                                                "rollouts_partial": 4, "aux_weight": 0.1}), batch)
+        method = {"k": args.k, "k_partial": k_partial, "rollouts_full": 4, "rollouts_partial": 4}
+
+        def exgrpo_run(name: str, aux: float) -> tuple[float, float, list, list[dict]]:
+            config = TrainConfig(**common, output_dir=root / name, max_new_tokens=args.tokens,
+                                 generation_kwargs={"min_new_tokens": args.tokens}, exgrpo={**method, "aux_weight": aux})
+            timer, turns, lengths = StepTimer(), [], []
+            trainer = build_trainer(config, callbacks=[timer])
+            make_sampler, rollout = trainer.make_sampler, trainer._rollout
+            trainer.make_sampler = lambda: RecordingSampler(make_sampler(), turns)
+
+            def recording_rollout(prompts: Any, owner: Any) -> dict:
+                output = rollout(prompts, owner)
+                lengths.extend(len(ids) for ids in output["completion_ids"])  # generated + injected tokens
+                return output
+
+            trainer.rollout_func = recording_rollout
+            trainer.train()
+            return statistics.mean(timer.times[1:]), trained_tokens_per_step(trainer, batch), turns, lengths
+
+        def vanilla_run(name: str, tokens: int) -> tuple[float, float]:
+            return run_vanilla(TrainConfig(**common, output_dir=root / name, max_new_tokens=tokens,
+                                           generation_kwargs={"min_new_tokens": tokens},
+                                           exgrpo={"k": 0, "rollouts_full": 8, "rollouts_partial": 0}), batch)
+
+        full_step, full_tokens, turns, _ = exgrpo_run("exgrpo", aux=0.1)
+        lean_step, _, _, lean_lengths = exgrpo_run("exgrpo-aux-off", aux=0.0)
+        same_length = round(statistics.mean(lean_lengths))  # generated + injected tokens per completion
+        vanilla_same_length = vanilla_run("vanilla-same-length", same_length)
+        generated = int(args.tokens * mean_turns)
+        vanilla_generated = vanilla_run("vanilla-same-generated", generated)
         model, tokenizer = load_model_and_tokenizer(str(model_path))
-        turns = exgrpo[2][args.k + 1 :]  # skip the warm-up step's turns
-        ours = sum(n for _, n, _ in turns) / sum(seconds for _, _, seconds in turns)
-        plain = sum(n for _, n, _ in turns) / sum(plain_generate_seconds(model, tokenizer, c, args.tokens)
-                                                   for c, _, _ in turns)
+        turns = turns[args.k + 1 :]  # skip the warm-up step's turns
+        rollout_rate = sum(n for _, n, _ in turns) / sum(seconds for _, _, seconds in turns)
+        same_contexts = sum(n for _, n, _ in turns) / sum(plain_generate_seconds(model, tokenizer, c, args.tokens)
+                                                          for c, _, _ in turns)
         single = [tokenizer.apply_chat_template([{"role": "user", "content": f"Is {i} times 2 even?"}],
                                                 add_generation_prompt=True, return_dict=False) for i in range(batch)]
-        single_rate = batch * args.tokens / plain_generate_seconds(model, tokenizer, single, args.tokens)
-    (v_step, v_tokens), (e_step, e_tokens, _) = vanilla, exgrpo
+        # The same number of new tokens per row as a whole rollout generates, in one call.
+        single_rate = batch * generated / plain_generate_seconds(model, tokenizer, single, generated)
     print(f"tiny llama (4 x 256), {args.questions} questions x 8 rollouts per step, k = {args.k}, k' = {k_partial}, "
-          f"{args.tokens} tokens per turn (vanilla: {vanilla_tokens} per completion), {args.steps - 1} timed steps")
-    print(f"vanilla GRPO : {v_step:6.2f} s/step, {v_tokens:6.0f} generated tokens/step, {v_step / v_tokens * 1e3:5.2f} ms/token")
-    print(f"ExGRPO       : {e_step:6.2f} s/step, {e_tokens:6.0f} generated tokens/step, {e_step / e_tokens * 1e3:5.2f} ms/token")
-    print(f"time per generated token, ExGRPO / vanilla (goal <= 1.2): {(e_step / e_tokens) / (v_step / v_tokens):.2f}")
-    print(f"rollout {ours:.0f} tokens/s vs plain model.generate on the same contexts {plain:.0f} tokens/s: "
-          f"ratio (goal >= 0.8) {ours / plain:.2f}")
+          f"{args.tokens} tokens per turn ({generated} per rollout on average), {args.steps - 1} timed steps")
+    print(f"multi-turn rollout {rollout_rate:.0f} generated tok/s; plain model.generate, single turn, batch {batch}, "
+          f"{generated} new tokens: {single_rate:.0f} tok/s; on the rollouts' own contexts turn by turn: "
+          f"{same_contexts:.0f} tok/s")
+    print(f"multi-turn rollout ratio (goal >= 0.85): {rollout_rate / single_rate:.2f}")
+    print(f"ExGRPO aux off {lean_step:.2f} s/step vs vanilla GRPO {vanilla_same_length[0]:.2f} s/step, both "
+          f"{same_length} tokens per completion (ExGRPO: {generated} generated + the injected turns)")
+    print(f"step ratio, aux off, same sequence length (goal <= 1.15): {lean_step / vanilla_same_length[0]:.2f}")
+    v_step, v_tokens = vanilla_generated
+    print(f"full ExGRPO {full_step:.2f} s/step for {full_tokens:.0f} generated tokens ({full_step / full_tokens * 1e3:.2f} ms"
+          f"/token); vanilla GRPO {v_step:.2f} s/step for {v_tokens:.0f} ({v_step / v_tokens * 1e3:.2f} ms/token)")
+    print(f"full step per generated token ratio (report): {(full_step / full_tokens) / (v_step / v_tokens):.2f}")
     rollout_per_step = sum(seconds for _, _, seconds in turns) / (args.steps - 1)
-    print(f"ExGRPO step breakdown: rollout {rollout_per_step:.2f} s, scoring + training {e_step - rollout_per_step:.2f} s "
-          f"(sequences carry the injected probe turns; plus the auxiliary SFT loss)")
-    print(f"(plain model.generate on the single-turn prompts: {single_rate:.0f} tokens/s)")
+    print(f"full ExGRPO step: rollout {rollout_per_step:.2f} s; scoring, policy loss, aux loss {full_step - rollout_per_step:.2f}"
+          f" s; aux loss alone ~{full_step - lean_step:.2f} s (the method's own costs: the injected probe turns in "
+          f"every sequence, and the aux loss)")
 
 
 if __name__ == "__main__":
