@@ -271,3 +271,17 @@ def test_rollouts_with_the_kv_cache_kept_between_turns_equal_fresh_generation(to
         assert cached.completion_ids == fresh.completion_ids and cached.env_mask == fresh.env_mask
         # The same distributions, not only the same draws: each token's log-probability agrees.
         assert cached.logprobs == pytest.approx(fresh.logprobs, abs=1e-4)
+
+
+def test_turn_ids_are_rendered_once_per_text(questions, chat: ChatTokens) -> None:
+    settings = ExGRPOSettings(k=2, k_partial=1, rollouts_full=2, rollouts_partial=2)
+    prompts = [[{"role": "user", "content": q.prompt}] for q in questions[:2] for _ in range(4)]
+    plans = plan_rollouts(prompts, {q.prompt: q for q in questions}, settings, group_offset=0, step=0)
+    render, calls = chat.tokenizer.apply_chat_template, []
+    chat.tokenizer.apply_chat_template = lambda *a, **k: calls.append(1) or render(*a, **k)
+    first = roll_out(plans, chat, ScriptedSampler(chat.tokenizer, ["a", "b", "c"]), max_turns=3)
+    distinct_texts = len({turn for plan in plans for turn in plan.user_turns})
+    assert 0 < len(calls) <= 2 * distinct_texts + 1  # each text once (+ the shared turn prefix), not per rollout
+    calls.clear()
+    again = roll_out(plans, chat, ScriptedSampler(chat.tokenizer, ["a", "b", "c"]), max_turns=3)
+    assert calls == [] and [r.completion_ids for r in again] == [r.completion_ids for r in first]

@@ -110,6 +110,11 @@ class ChatTokens:
     def __init__(self, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
         self.turn_end_id = self._turn_end_id()
+        # Rendered once: the ids a user turn adds depend only on its text, and every rollout of a group
+        # (G copies of one prompt) and every step asks for the same few texts again.
+        self._prompts: dict[str, list[int]] = {}
+        self._next_turns: dict[str, list[int]] = {}
+        self._turn_prefix: list[int] | None = None
 
     def _turn_end_id(self) -> int:
         """The token that closes an assistant turn in the chat template: the first special or added token
@@ -136,18 +141,29 @@ class ChatTokens:
         """The conversation so far, ending with the header of the assistant's turn."""
         return self._ids(messages, add_generation_prompt=True)
 
+    def first_turn_ids(self, user_text: str) -> list[int]:
+        """`prompt_ids` of a conversation of one user turn, rendered once per text."""
+        if user_text not in self._prompts:
+            self._prompts[user_text] = self.prompt_ids([{"role": "user", "content": user_text}])
+        return list(self._prompts[user_text])
+
     def next_turn_ids(self, user_text: str) -> list[int]:
         """What follows an assistant turn's end-of-turn token: the next user turn and the assistant header."""
+        if user_text in self._next_turns:
+            return list(self._next_turns[user_text])
         before = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]
-        prefix = self._ids(before, add_generation_prompt=False)
+        if self._turn_prefix is None:
+            prefix = self._ids(before, add_generation_prompt=False)
+            # Templates write "<end-of-turn>\n" after a turn: cut the prefix at its last end-of-turn token (as
+            # TRL does), so that what follows it (the newline, the next header) is part of the next turn's ids.
+            ends = [i for i, token in enumerate(prefix) if token == self.turn_end_id]
+            self._turn_prefix = prefix[: ends[-1] + 1] if ends else prefix
+        prefix = self._turn_prefix
         full = self._ids([*before, {"role": "user", "content": user_text}], add_generation_prompt=True)
-        # Templates write "<end-of-turn>\n" after a turn: cut the prefix at its last end-of-turn token (as TRL
-        # does), so that what follows it (the newline, the next header) is part of the next turn's ids.
-        ends = [i for i, token in enumerate(prefix) if token == self.turn_end_id]
-        prefix = prefix[: ends[-1] + 1] if ends else prefix
         if full[: len(prefix)] != prefix:
             raise ValueError("the chat template does not render a conversation as a prefix of its continuation")
-        return full[len(prefix) :]
+        self._next_turns[user_text] = full[len(prefix) :]
+        return list(self._next_turns[user_text])
 
     def teacher_forced(self, messages: list[Message], train_turns: Sequence[int]) -> tuple[list[int], list[int]]:
         """Ids of a whole dialogue and labels (-100 except on the assistant turns numbered in train_turns)."""

@@ -88,7 +88,7 @@ def roll_out(plans: list[RolloutPlan], chat: ChatTokens, sampler: TurnSampler, m
 
     `max_turns` is the same on every process (k + 1), because vLLM server generation is collective.
     """
-    rollouts = [Rollout(plan, chat.prompt_ids([{"role": "user", "content": plan.user_turns[0]}])) for plan in plans]
+    rollouts = [Rollout(plan, chat.first_turn_ids(plan.user_turns[0])) for plan in plans]
     for turn in range(max_turns):
         active = [i for i, r in enumerate(rollouts) if turn < len(r.plan.user_turns)]
         sampled = sampler.sample([rollouts[i].prompt_ids + rollouts[i].completion_ids for i in active], keys=active)
