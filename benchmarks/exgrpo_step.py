@@ -1,8 +1,9 @@
 """ExGRPO against TRL's vanilla GRPO: rollout speed, step overhead, and the full step per generated token.
 
-    python benchmarks/exgrpo_step.py [--steps 6] [--tokens 32] [--questions 4] [--k 2]
+    python benchmarks/exgrpo_step.py [--steps 6] [--tokens 32] [--questions 4] [--k 2] [--model NAME]
 
-One process, the same tiny Llama student (4 layers, hidden 256, untrained), the same questions, EOS
+One process, the same student (default: the tiny Llama, 4 layers, hidden 256, untrained; --model for a real
+one, e.g. smollm2-135m-instruct, in the dtype `auto` means here), the same questions, EOS
 suppressed with min_new_tokens: ExGRPO rolls out k probes then the question (scenario A: k + 1 turns of
 --tokens) or k' probes then the question (B). Prints three `ratio` lines (issue 12's goals):
 - multi-turn rollout: generated tokens/s of ExGRPO's rollouts against plain `model.generate` producing
@@ -33,6 +34,7 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 from exgrpo.config import TrainConfig  # noqa: E402
 from exgrpo.evaluation.generation import load_model_and_tokenizer  # noqa: E402
+from exgrpo.models.named import resolve_model  # noqa: E402
 from exgrpo.models.tiny import build_tiny_model  # noqa: E402
 from exgrpo.training.train import build_trainer, grpo_arguments  # noqa: E402
 
@@ -114,6 +116,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=32, help="generated tokens per assistant turn")
     parser.add_argument("--questions", type=int, default=4, help="questions per step")
     parser.add_argument("--k", type=int, default=2)
+    parser.add_argument("--model", help="model name, folder or hub id (default: build the tiny Llama)")
     args = parser.parse_args()
     torch.manual_seed(0)
     batch = args.questions * 8
@@ -121,7 +124,8 @@ def main() -> None:
     mean_turns = ((args.k + 1) + (k_partial + 1)) / 2  # 4 A and 4 B rollouts per question
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        model_path = build_tiny_model(root / "tiny", hidden_size=256, num_layers=4, num_heads=4)
+        model_path = (resolve_model(args.model) if args.model
+                      else build_tiny_model(root / "tiny", hidden_size=256, num_layers=4, num_heads=4))
         common = {"model": str(model_path), "ei_data": write_ei(root / "ei.jsonl", args.questions * 2),
                   "max_steps": args.steps, "questions_per_step": args.questions, "report_to": ["none"],
                   "logging_steps": 1, "save_steps": 10_000, "beta": 0.0}
@@ -155,7 +159,7 @@ def main() -> None:
         vanilla_same_length = vanilla_run("vanilla-same-length", same_length)
         generated = int(args.tokens * mean_turns)
         vanilla_generated = vanilla_run("vanilla-same-generated", generated)
-        model, tokenizer = load_model_and_tokenizer(str(model_path))
+        model, tokenizer = load_model_and_tokenizer(str(model_path))  # in the dtype the training sampled in
         turns = turns[args.k + 1 :]  # skip the warm-up step's turns
         rollout_rate = sum(n for _, n, _ in turns) / sum(seconds for _, _, seconds in turns)
         same_contexts = sum(n for _, n, _ in turns) / sum(plain_generate_seconds(model, tokenizer, c, args.tokens)
@@ -164,7 +168,7 @@ def main() -> None:
                                                 add_generation_prompt=True, return_dict=False) for i in range(batch)]
         # The same number of new tokens per row as a whole rollout generates, in one call.
         single_rate = batch * generated / plain_generate_seconds(model, tokenizer, single, generated)
-    print(f"tiny llama (4 x 256), {args.questions} questions x 8 rollouts per step, k = {args.k}, k' = {k_partial}, "
+    print(f"{args.model or 'tiny llama (4 x 256)'}, generate in {model.dtype}, {args.questions} questions x 8 rollouts per step, k = {args.k}, k' = {k_partial}, "
           f"{args.tokens} tokens per turn ({generated} per rollout on average), {args.steps - 1} timed steps")
     print(f"multi-turn rollout {rollout_rate:.0f} generated tok/s; plain model.generate, single turn, batch {batch}, "
           f"{generated} new tokens: {single_rate:.0f} tok/s; on the rollouts' own contexts turn by turn: "

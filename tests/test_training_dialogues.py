@@ -285,3 +285,30 @@ def test_turn_ids_are_rendered_once_per_text(questions, chat: ChatTokens) -> Non
     calls.clear()
     again = roll_out(plans, chat, ScriptedSampler(chat.tokenizer, ["a", "b", "c"]), max_turns=3)
     assert calls == [] and [r.completion_ids for r in again] == [r.completion_ids for r in first]
+
+
+def test_bf16_rollout_copy_drops_the_autocast_wrapper_and_leaves_the_policy_alone(tiny_model_path: Path) -> None:
+    import types
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from exgrpo.training.rollout import bf16_copy_for_cpu
+
+    policy = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    calls = []
+
+    def wrapped(self, *args, **kwargs):  # what accelerate's autocast wrapper looks like: an instance attribute
+        calls.append(1)
+        return type(self).forward(self, *args, **kwargs)
+
+    policy.forward = types.MethodType(wrapped, policy)
+    sampler_model = bf16_copy_for_cpu(policy)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        fast = sampler_model(input_ids=ids).logits.float()
+        exact = policy(input_ids=ids).logits
+    assert next(sampler_model.parameters()).dtype == torch.bfloat16 and "forward" not in sampler_model.__dict__
+    assert next(policy.parameters()).dtype == torch.float32 and calls == [1]  # the policy keeps its wrapper
+    assert torch.allclose(fast, exact, atol=0.1)
+    assert bf16_copy_for_cpu(sampler_model) is sampler_model  # already bf16: nothing to copy

@@ -104,6 +104,28 @@ def roll_out(plans: list[RolloutPlan], chat: ChatTokens, sampler: TurnSampler, m
     return rollouts
 
 
+def bf16_copy_for_cpu(model: Any) -> Any:
+    """On a CPU training under bf16 autocast with fp32 weights: a bf16 copy of the model to sample from.
+
+    Why: accelerate runs the forward of an fp32 model under bf16 autocast, which casts every weight again
+    at each decoding step (the cast cache does not outlive a forward call) and converts the logits back to
+    fp32: SmolLM2 rollouts sampled at 126 tok/s that way against 223 tok/s from a plain bf16 copy (batch 16,
+    2 cores). The copy costs one cast per rollout batch and samples from the same weights, rounded to bf16
+    as autocast rounds them. The autocast wrapper is an instance attribute `forward` (set by accelerate's
+    prepare_model); dropping it from the copy restores the class's own forward (`extract_model_from_parallel`
+    looks for an `_original_forward` that the trainer's model no longer carries here)."""
+    import copy
+
+    import torch
+
+    parameter = next(model.parameters())
+    if parameter.device.type != "cpu" or parameter.dtype != torch.float32:
+        return model
+    plain = copy.deepcopy(model)
+    plain.__dict__.pop("forward", None)
+    return plain.to(torch.bfloat16).eval()
+
+
 class TransformersSampler:
     """Sampling with `model.generate` (CPU, or GPU without vLLM), as TRL's own transformers path does.
 
@@ -134,7 +156,7 @@ class TransformersSampler:
         with unwrap_model_for_generation(self.trainer.model_wrapped, self.trainer.accelerator,
                                          gather_deepspeed3_params=args.ds3_gather_for_generation,
                                          gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs) as model:
-            self.model = model
+            self.model = bf16_copy_for_cpu(model) if args.bf16 else model
             # One KV cache for all turns of this rollout batch (models with a plain DynamicCache).
             self.turn_cache = TurnCache(self.pad_id) if self.keep_cache and supports_continuous(model) else None
             try:
