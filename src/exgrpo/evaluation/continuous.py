@@ -28,6 +28,23 @@ def supports_continuous(model: Any) -> bool:
     return all(type(layer) is DynamicLayer for layer in cache.layers)
 
 
+def select_cache_rows(cache: Any, index: Any) -> None:
+    """Keep only the batch rows `index` (a long tensor) of every layer of a DynamicCache, in place."""
+    for layer in cache.layers:
+        layer.keys, layer.values = layer.keys[index], layer.values[index]
+
+
+def leading_padding(mask: Any) -> int:
+    """How many leading columns of an attention mask are padding in every row."""
+    return int((mask.sum(0) == 0).long().cumprod(0).sum())
+
+
+def drop_cache_columns(cache: Any, count: int) -> None:
+    """Drop the first `count` positions of every layer of a DynamicCache, in place."""
+    for layer in cache.layers:
+        layer.keys, layer.values = layer.keys[:, :, count:], layer.values[:, :, count:]
+
+
 class _Batch:
     """The rows being decoded: their KV cache, attention mask, next positions and tokens so far."""
 
@@ -49,14 +66,12 @@ class _Batch:
         self.generated = [self.generated[i] for i in keep]
         self.mask = self.mask[index]
         self.next_tokens = self.next_tokens[index]
-        for layer in self.cache.layers:
-            layer.keys, layer.values = layer.keys[index], layer.values[index]
+        select_cache_rows(self.cache, index)
         # Columns that are padding in every remaining row cost attention time for nothing.
-        unused = int((self.mask.sum(0) == 0).long().cumprod(0).sum())
+        unused = leading_padding(self.mask)
         if unused:
             self.mask = self.mask[:, unused:]
-            for layer in self.cache.layers:
-                layer.keys, layer.values = layer.keys[:, :, unused:], layer.values[:, :, unused:]
+            drop_cache_columns(self.cache, unused)
 
     def join(self, other: _Batch) -> None:
         """Append `other`'s rows, left-padding the shorter cache to the longer one's length."""

@@ -9,7 +9,8 @@ How rows line up: every row lives in one rectangular tensor. A row that stopped 
 padding after its stop token (generate pads finished rows), and the new tokens of the next turn are
 left-padded to the longest; those holes are masked (attention mask 0), and generate's position ids
 (cumsum of the mask) count real tokens only, so each row sees exactly its own dialogue. Sampled output
-is then the same as generating each dialogue from scratch (tested: greedy tokens equal).
+is then the same as generating each dialogue from scratch (tested: the same sampled tokens under one seed,
+and the same log-probabilities).
 
 Only plain `DynamicCache` models (no sliding-window layers): `exgrpo.evaluation.continuous.supports_continuous`.
 """
@@ -32,12 +33,15 @@ class TurnCache:
         self.mask: Any = None  # [rows, width] 1 = real token
         self.cache: Any = None  # DynamicCache over ids[:, :-1]: generate never feeds its last token
 
-    def _continues(self, contexts: Sequence[list[int]], keys: Sequence[Hashable]) -> bool:
+    def _rows(self, contexts: Sequence[list[int]], keys: Sequence[Hashable]) -> list[int] | None:
+        """The row holding each context's rollout, when every context continues what its row has seen."""
         if self.cache is None or len(set(keys)) != len(keys) or not set(keys) <= set(self.keys):
-            return False
-        rows = {key: row for row, key in enumerate(self.keys)}
-        return all(context[: len(self.known[rows[key]])] == self.known[rows[key]] for context, key in zip(
-            contexts, keys, strict=True))
+            return None
+        row_of = {key: row for row, key in enumerate(self.keys)}
+        rows = [row_of[key] for key in keys]
+        continues = all(context[: len(self.known[row])] == self.known[row] for context, row in zip(
+            contexts, rows, strict=True))
+        return rows if continues else None
 
     def inputs(self, model: Any, contexts: Sequence[list[int]], keys: Sequence[Hashable]) -> dict[str, Any]:
         """`generate` keyword arguments for these contexts: the whole batch as ids and mask, and the cache of
@@ -46,16 +50,16 @@ class TurnCache:
         from transformers import DynamicCache
 
         device = model.device
-        if not self._continues(contexts, keys):
+        rows = self._rows(contexts, keys)
+        if rows is None:
             self.reset()
             pending = [list(context) for context in contexts]
             self.ids = torch.empty((len(contexts), 0), dtype=torch.long, device=device)
             self.mask = torch.empty((len(contexts), 0), dtype=torch.long, device=device)
             self.cache = DynamicCache(config=model.config)
         else:
-            rows = {key: row for row, key in enumerate(self.keys)}
-            pending = [list(context[len(self.known[rows[key]]) :]) for context, key in zip(contexts, keys, strict=True)]
-            self._keep([rows[key] for key in keys])
+            pending = [list(context[len(self.known[row]) :]) for context, row in zip(contexts, rows, strict=True)]
+            self._keep(rows)
         width = max(len(tokens) for tokens in pending)
         new_ids = torch.tensor([[self.pad_id] * (width - len(t)) + t for t in pending], device=device)
         new_mask = torch.tensor([[0] * (width - len(t)) + [1] * len(t) for t in pending], device=device)
@@ -66,17 +70,16 @@ class TurnCache:
     def _keep(self, rows: list[int]) -> None:
         import torch
 
+        from exgrpo.evaluation.continuous import drop_cache_columns, leading_padding, select_cache_rows
+
         index = torch.tensor(rows, dtype=torch.long, device=self.ids.device)
         self.ids, self.mask = self.ids[index], self.mask[index]
-        for layer in self.cache.layers:
-            layer.keys, layer.values = layer.keys[index], layer.values[index]
+        select_cache_rows(self.cache, index)
         # Leading columns that are padding in every row left cost attention time for nothing.
-        cached = self.cache.get_seq_length()
-        unused = min(int((self.mask.sum(0) == 0).long().cumprod(0).sum()), cached)
+        unused = min(leading_padding(self.mask), self.cache.get_seq_length())
         if unused:
             self.ids, self.mask = self.ids[:, unused:], self.mask[:, unused:]
-            for layer in self.cache.layers:
-                layer.keys, layer.values = layer.keys[:, :, unused:], layer.values[:, :, unused:]
+            drop_cache_columns(self.cache, unused)
 
     def update(self, sequences: Any, lengths: Sequence[int]) -> None:
         """After generate: `sequences` (inputs + new tokens) and how many new tokens of each row are real
