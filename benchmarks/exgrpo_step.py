@@ -5,7 +5,7 @@
 One process, the same student (default: the tiny Llama, 4 layers, hidden 256, untrained; --model for a real
 one, e.g. smollm2-135m-instruct, in the dtype `auto` means here), the same questions, EOS
 suppressed with min_new_tokens: ExGRPO rolls out k probes then the question (scenario A: k + 1 turns of
---tokens) or k' probes then the question (B). Prints three `ratio` lines (issue 12's goals):
+--tokens) or k' probes then the question (B). --decoding picks how ExGRPO's rollouts are decoded (default: whole dialogues continuously). Prints three `ratio` lines (issue 12's goals):
 - multi-turn rollout: generated tokens/s of ExGRPO's rollouts against plain `model.generate` producing
   the same number of new tokens at the same batch size on the single-turn prompts (goal >= 0.85);
 - ExGRPO with the aux loss off against vanilla GRPO on sequences of the same total length (vanilla
@@ -24,6 +24,8 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ from exgrpo.config import TrainConfig  # noqa: E402
 from exgrpo.evaluation.generation import load_model_and_tokenizer  # noqa: E402
 from exgrpo.models.named import resolve_model  # noqa: E402
 from exgrpo.models.tiny import build_tiny_model  # noqa: E402
+from exgrpo.training.rollout import TransformersSampler  # noqa: E402
 from exgrpo.training.train import build_trainer, grpo_arguments  # noqa: E402
 
 
@@ -65,19 +68,59 @@ class StepTimer(TrainerCallback):
 
 
 class RecordingSampler:
-    """Wraps the trainer's sampler: times each turn and keeps its contexts for the plain-generate replay."""
+    """Wraps the trainer's sampler: times the rollouts, and keeps each turn's contexts for the plain-generate
+    replay (whether the sampler decodes whole dialogues or turn by turn)."""
 
-    def __init__(self, inner: Any, log: list[tuple[list[list[int]], int, float]]) -> None:
-        self.inner, self.log, self.eos_ids = inner, log, inner.eos_ids
+    def __init__(self, inner: Any, record: Recording) -> None:
+        self.inner, self.record, self.eos_ids = inner, record, inner.eos_ids
 
-    def ready(self) -> Any:
-        return self.inner.ready()
+    @property
+    def decodes_dialogues(self) -> bool:
+        return getattr(self.inner, "decodes_dialogues", False)
+
+    @contextmanager
+    def ready(self) -> Iterator[RecordingSampler]:
+        with self.inner.ready():
+            self.record.dtype = self.inner.model.dtype  # the plain-generate replay runs in the same precision
+            yield self
 
     def sample(self, contexts: list[list[int]], keys: list[int] | None = None) -> list[tuple[list[int], list[float]]]:
         start = time.perf_counter()
         result = self.inner.sample(contexts, keys=keys)
-        self.log.append((contexts, sum(len(tokens) for tokens, _ in result), time.perf_counter() - start))
+        self.record.add(time.perf_counter() - start, sum(len(tokens) for tokens, _ in result))
+        self.record.turns.append(contexts)
         return result
+
+    def sample_dialogues(self, contexts: list[list[int]], end_turn: Any) -> None:
+        so_far = [list(c) for c in contexts]
+        turn_of = [0] * len(contexts)
+        generated = 0
+        first = len(self.record.turns)
+
+        def recording_end_turn(row: int, tokens: list[int], logprobs: list[float]) -> list[int] | None:
+            nonlocal generated
+            if len(self.record.turns) <= first + turn_of[row]:
+                self.record.turns.append([])
+            self.record.turns[first + turn_of[row]].append(list(so_far[row]))
+            turn_of[row] += 1
+            generated += len(tokens)
+            injected = end_turn(row, tokens, logprobs)
+            so_far[row] += tokens + (injected or [])
+            return injected
+
+        start = time.perf_counter()
+        self.inner.sample_dialogues(contexts, recording_end_turn)
+        self.record.add(time.perf_counter() - start, generated)
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.turns: list[list[list[int]]] = []  # the contexts of each turn, rollout batch after rollout batch
+        self.batches: list[tuple[float, int]] = []  # seconds and generated tokens of each sampler call
+        self.dtype: Any = None  # what the rollouts were sampled in
+
+    def add(self, seconds: float, generated: int) -> None:
+        self.batches.append((seconds, generated))
 
 
 def trained_tokens_per_step(trainer: Any, batch: int) -> float:
@@ -117,6 +160,8 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=4, help="questions per step")
     parser.add_argument("--k", type=int, default=2)
     parser.add_argument("--model", help="model name, folder or hub id (default: build the tiny Llama)")
+    parser.add_argument("--decoding", default="dialogues", choices=["dialogues", "turns-cached", "turns"],
+                        help="how ExGRPO's sampler decodes the dialogues (TransformersSampler)")
     args = parser.parse_args()
     torch.manual_seed(0)
     batch = args.questions * 8
@@ -134,10 +179,11 @@ def main() -> None:
         def exgrpo_run(name: str, aux: float) -> tuple[float, float, list, list[dict]]:
             config = TrainConfig(**common, output_dir=root / name, max_new_tokens=args.tokens,
                                  generation_kwargs={"min_new_tokens": args.tokens}, exgrpo={**method, "aux_weight": aux})
-            timer, turns, lengths = StepTimer(), [], []
+            timer, record, lengths = StepTimer(), Recording(), []
             trainer = build_trainer(config, callbacks=[timer])
-            make_sampler, rollout = trainer.make_sampler, trainer._rollout
-            trainer.make_sampler = lambda: RecordingSampler(make_sampler(), turns)
+            rollout = trainer._rollout
+            trainer.make_sampler = lambda: RecordingSampler(
+                TransformersSampler(trainer, trainer.max_new_tokens, decoding=args.decoding), record)
 
             def recording_rollout(prompts: Any, owner: Any) -> dict:
                 output = rollout(prompts, owner)
@@ -146,34 +192,51 @@ def main() -> None:
 
             trainer.rollout_func = recording_rollout
             trainer.train()
-            return statistics.mean(timer.times[1:]), trained_tokens_per_step(trainer, batch), turns, lengths
+            return statistics.mean(timer.times[1:]), trained_tokens_per_step(trainer, batch), record, lengths
 
         def vanilla_run(name: str, tokens: int) -> tuple[float, float]:
             return run_vanilla(TrainConfig(**common, output_dir=root / name, max_new_tokens=tokens,
                                            generation_kwargs={"min_new_tokens": tokens},
                                            exgrpo={"k": 0, "rollouts_full": 8, "rollouts_partial": 0}), batch)
 
-        full_step, full_tokens, turns, _ = exgrpo_run("exgrpo", aux=0.1)
+        full_step, full_tokens, record, _ = exgrpo_run("exgrpo", aux=0.1)
         lean_step, _, _, lean_lengths = exgrpo_run("exgrpo-aux-off", aux=0.0)
         same_length = round(statistics.mean(lean_lengths))  # generated + injected tokens per completion
         vanilla_same_length = vanilla_run("vanilla-same-length", same_length)
         generated = int(args.tokens * mean_turns)
         vanilla_generated = vanilla_run("vanilla-same-generated", generated)
-        model, tokenizer = load_model_and_tokenizer(str(model_path))  # in the dtype the training sampled in
-        turns = turns[args.k + 1 :]  # skip the warm-up step's turns
-        rollout_rate = sum(n for _, n, _ in turns) / sum(seconds for _, _, seconds in turns)
-        same_contexts = sum(n for _, n, _ in turns) / sum(plain_generate_seconds(model, tokenizer, c, args.tokens)
-                                                          for c, _, _ in turns)
+        model, tokenizer = load_model_and_tokenizer(str(model_path))
+        model = model.to(record.dtype)  # in the dtype the training sampled in
+        calls_per_step = len(record.batches) // args.steps
+        timed = record.batches[calls_per_step:]  # skip the warm-up step
+        rollout_seconds = sum(seconds for seconds, _ in timed)
+        rollout_rate = statistics.median(n / seconds for seconds, n in timed) if len(timed) == args.steps - 1 \
+            else sum(n for _, n in timed) / rollout_seconds  # per step when one call per step, else overall
+        turns = record.turns[args.k + 1 :]  # the warm-up step's k + 1 turns left out
+        generated_in_turns = sum(n for _, n in timed)
+        same_contexts = generated_in_turns / sum(plain_generate_seconds(model, tokenizer, c, args.tokens) for c in turns)
         single = [tokenizer.apply_chat_template([{"role": "user", "content": f"Is {i} times 2 even?"}],
                                                 add_generation_prompt=True, return_dict=False) for i in range(batch)]
         # The same number of new tokens per row as a whole rollout generates, in one call.
-        single_rate = batch * generated / plain_generate_seconds(model, tokenizer, single, generated)
-    print(f"{args.model or 'tiny llama (4 x 256)'}, generate in {model.dtype}, {args.questions} questions x 8 rollouts per step, k = {args.k}, k' = {k_partial}, "
+        plain_generate_seconds(model, tokenizer, single, 4)  # warm-up
+
+        def median_seconds(contexts: list[list[int]], tokens: int) -> float:
+            return statistics.median(plain_generate_seconds(model, tokenizer, contexts, tokens) for _ in range(3))
+
+        single_rate = batch * generated / median_seconds(single, generated)
+        # The dialogues' own shape, without their injected turns: all rows decode k' + 1 turns, then the A rows
+        # (half the batch) k - k' more. Its speed against single_rate bounds what any multi-turn decoding gets here.
+        shape_rate = batch * generated / (median_seconds(single, (k_partial + 1) * args.tokens)
+                                          + median_seconds(single[: batch // 2], (args.k - k_partial) * args.tokens))
+    print(f"{args.model or 'tiny llama (4 x 256)'}, generate in {model.dtype}, decoding {args.decoding}, {args.questions} questions x 8 rollouts per step, k = {args.k}, k' = {k_partial}, "
           f"{args.tokens} tokens per turn ({generated} per rollout on average), {args.steps - 1} timed steps")
     print(f"multi-turn rollout {rollout_rate:.0f} generated tok/s; plain model.generate, single turn, batch {batch}, "
           f"{generated} new tokens: {single_rate:.0f} tok/s; on the rollouts' own contexts turn by turn: "
           f"{same_contexts:.0f} tok/s")
     print(f"multi-turn rollout ratio (goal >= 0.85): {rollout_rate / single_rate:.2f}")
+    print(f"bound from the dialogue shape alone (plain generate, {k_partial + 1} turns of every row then "
+          f"{args.k - k_partial} of the A rows, no injected turns): {shape_rate:.0f} tok/s, ratio {shape_rate / single_rate:.2f}; "
+          f"rollouts against it: {rollout_rate / shape_rate:.2f}")
     print(f"ExGRPO aux off {lean_step:.2f} s/step vs vanilla GRPO {vanilla_same_length[0]:.2f} s/step, both "
           f"{same_length} tokens per completion (ExGRPO: {generated} generated + the injected turns)")
     print(f"step ratio, aux off, same sequence length (goal <= 1.15): {lean_step / vanilla_same_length[0]:.2f}")
@@ -181,7 +244,7 @@ def main() -> None:
     print(f"full ExGRPO {full_step:.2f} s/step for {full_tokens:.0f} generated tokens ({full_step / full_tokens * 1e3:.2f} ms"
           f"/token); vanilla GRPO {v_step:.2f} s/step for {v_tokens:.0f} ({v_step / v_tokens * 1e3:.2f} ms/token)")
     print(f"full step per generated token ratio (report): {(full_step / full_tokens) / (v_step / v_tokens):.2f}")
-    rollout_per_step = sum(seconds for _, _, seconds in turns) / (args.steps - 1)
+    rollout_per_step = rollout_seconds / (args.steps - 1)
     print(f"full ExGRPO step: rollout {rollout_per_step:.2f} s; scoring, policy loss, aux loss {full_step - rollout_per_step:.2f}"
           f" s; aux loss alone ~{full_step - lean_step:.2f} s (the method's own costs: the injected probe turns in "
           f"every sequence, and the aux loss)")

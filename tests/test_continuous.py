@@ -71,3 +71,30 @@ def test_sliding_window_models_are_left_to_generate() -> None:
     config = MistralConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                            num_attention_heads=2, num_key_value_heads=2, sliding_window=8)
     assert not supports_continuous(AutoModelForCausalLM.from_config(config))
+
+
+def test_growing_cache_layers_write_in_place_and_hold_what_concatenation_would(tiny_model_path: Path) -> None:
+    from transformers import DynamicCache
+
+    from exgrpo.evaluation.continuous import new_cache, select_cache_rows
+
+    model, tokenizer = load_model_and_tokenizer(str(tiny_model_path), device="cpu")
+    ids = torch.tensor([tokenizer("is 12 plus 30 forty-two?")["input_ids"]] * 3)
+    grown, plain = new_cache(model), DynamicCache(config=model.config)
+    with torch.inference_mode():
+        for cache in (grown, plain):
+            model(input_ids=ids, past_key_values=cache, use_cache=True)
+        start = grown.layers[0].keys.data_ptr()
+        for step in range(5):
+            token = ids[:, step : step + 1]
+            for cache in (grown, plain):
+                model(input_ids=token, past_key_values=cache, use_cache=True)
+        assert grown.layers[0].keys.data_ptr() == start, "decoding steps must write into the same buffer"
+        for mine, theirs in zip(grown.layers, plain.layers, strict=True):
+            assert torch.equal(mine.keys, theirs.keys) and torch.equal(mine.values, theirs.values)
+        index = torch.tensor([2, 0])
+        select_cache_rows(grown, index)
+        select_cache_rows(plain, index)
+        out_grown = model(input_ids=ids[index, :1], past_key_values=grown, use_cache=True).logits
+        out_plain = model(input_ids=ids[index, :1], past_key_values=plain, use_cache=True).logits
+    assert torch.equal(out_grown, out_plain)

@@ -18,6 +18,7 @@ from exgrpo.data.answers import check_answer
 from exgrpo.training.dialogues import load_ei_questions
 from exgrpo.training.exgrpo import questions_dataset
 from exgrpo.training.rewards import FULL, PARTIAL
+from exgrpo.training.rollout import TransformersSampler
 from exgrpo.training.train import build_trainer, run_train
 
 
@@ -60,6 +61,9 @@ def test_degenerate_exgrpo_is_vanilla_grpo(toy_sft_model: tuple[Path, Path], tmp
     config = train_config(model, ei, tmp_path / "exgrpo", beta=0.04, exgrpo={
         "k": 0, "rollouts_full": 4, "rollouts_partial": 0, "dsu_delta": 0.0, "aux_weight": 0.0})
     exgrpo = build_trainer(config)
+    # TRL samples with one `generate` call; so must we here, for the same draws (the continuous dialogue decoder
+    # drops finished rows, so its random draws differ once rows end: tested on its own in test_training_dialogues).
+    exgrpo.make_sampler = lambda: TransformersSampler(exgrpo, exgrpo.max_new_tokens, decoding="turns")
     vanilla_args = GRPOConfig(output_dir=str(tmp_path / "vanilla"), learning_rate=3e-3, per_device_train_batch_size=8,
                               num_generations=4, max_completion_length=8, beta=0.04, use_cpu=True, bf16=False,
                               activation_checkpointing=False, report_to=[], seed=0, remove_unused_columns=False,

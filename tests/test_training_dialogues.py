@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from toy_ei import write_toy_ei
@@ -257,7 +258,7 @@ def test_rollouts_with_the_kv_cache_kept_between_turns_equal_fresh_generation(to
     plans = plan_rollouts(prompts, {q.prompt: q for q in questions}, ExGRPOSettings(**settings), group_offset=0, step=0)
     results = {}
     for keep_cache in (False, True):
-        sampler = TransformersSampler(trainer, max_new_tokens=5, keep_cache=keep_cache)
+        sampler = TransformersSampler(trainer, max_new_tokens=5, decoding="turns-cached" if keep_cache else "turns")
         # Every toy answer is "The answer is yes/no.": stopping at "yes" too makes rows end at different times.
         sampler.eos_ids = [*sampler.eos_ids, yes]
         torch.manual_seed(0)  # the same draws both ways: the cache changes what is computed, not what is sampled
@@ -271,6 +272,108 @@ def test_rollouts_with_the_kv_cache_kept_between_turns_equal_fresh_generation(to
         assert cached.completion_ids == fresh.completion_ids and cached.env_mask == fresh.env_mask
         # The same distributions, not only the same draws: each token's log-probability agrees.
         assert cached.logprobs == pytest.approx(fresh.logprobs, abs=1e-4)
+
+
+def _toy_rollout_setup(toy_sft_model, tmp_path: Path, **args: Any):
+    """A trainer on the toy student, plans for its questions, and a stop at "yes" as well (every toy answer is
+    "The answer is yes/no."), so that rows end their turns at different steps."""
+    from exgrpo.config import TrainConfig
+    from exgrpo.training.train import build_trainer
+
+    model, ei = toy_sft_model
+    settings = {"k": 3, "k_partial": 1, "rollouts_full": 2, "rollouts_partial": 2}
+    trainer = build_trainer(TrainConfig(model=str(model), ei_data=ei, output_dir=tmp_path, max_steps=1, learning_rate=1e-3,
+                                        report_to=["none"], max_new_tokens=8, exgrpo=settings))
+    for name, value in args.items():
+        setattr(trainer.args, name, value)
+    yes = trainer.processing_class("The answer is yes", add_special_tokens=False)["input_ids"][-1]
+    questions = load_ei_questions(ei)
+    prompts = [[{"role": "user", "content": q.prompt}] for q in questions for _ in range(4)]
+    plans = plan_rollouts(prompts, {q.prompt: q for q in questions}, ExGRPOSettings(**settings), group_offset=0, step=0)
+    return trainer, plans, yes
+
+
+def _sampled_rollouts(trainer, plans, stop: int | list[int], decoding: str, max_new_tokens: int = 5):
+    import torch
+
+    from exgrpo.training.rollout import TransformersSampler
+
+    sampler = TransformersSampler(trainer, max_new_tokens=max_new_tokens, decoding=decoding)
+    sampler.eos_ids = sorted({*sampler.eos_ids, *(stop if isinstance(stop, list) else [stop])})
+    torch.manual_seed(0)
+    with sampler.ready():
+        assert sampler.decodes_dialogues == (decoding == "dialogues")
+        return roll_out(plans, trainer.chat, sampler, max_turns=4)
+
+
+def test_continuous_dialogue_decoding_gives_the_rollouts_of_generate_turn_by_turn(toy_sft_model, tmp_path: Path) -> None:
+    import torch
+
+    # top_k = 1 makes sampling deterministic, so both ways must give the very same dialogues token for token.
+    trainer, plans, _ = _toy_rollout_setup(toy_sft_model, tmp_path, top_k=1, off_policy_mask_threshold=0.5)
+    torch.manual_seed(0)
+    with torch.no_grad():  # large random weights: greedy answers then depend on the dialogue (the toy's do not)
+        for parameter in trainer.model.parameters():
+            if parameter.dim() > 1:
+                parameter.normal_(0, 0.3)
+    stop = list(range(0, len(trainer.processing_class), 4))  # and rows end their turns at different steps
+    by_turn = _sampled_rollouts(trainer, plans, stop, "turns")
+    continuous = _sampled_rollouts(trainer, plans, stop, "dialogues")
+    assert any(r.cut_turns for r in continuous) and len({len(r.completion_ids) for r in continuous}) > 2, \
+        "rows must end their turns at different steps"
+    assert {len(r.answers) for r in continuous} == {2, 4}  # B rows end after k' + 1 turns, A rows after k + 1
+    for fresh, ours in zip(by_turn, continuous, strict=True):
+        assert ours.completion_ids == fresh.completion_ids and ours.env_mask == fresh.env_mask
+        assert ours.answers == fresh.answers and ours.cut_turns == fresh.cut_turns
+        assert ours.logprobs == pytest.approx(fresh.logprobs, abs=1e-5)
+
+
+def test_continuous_dialogue_log_probs_are_those_of_the_whole_dialogue(toy_sft_model, tmp_path: Path) -> None:
+    """Sampled at temperature 0.7: each trained token's returned log-probability equals the one a single forward
+    pass over the finished dialogue gives (so the cache, the holes and the positions are right)."""
+    import torch
+
+    trainer, plans, yes = _toy_rollout_setup(toy_sft_model, tmp_path, temperature=0.7, off_policy_mask_threshold=0.5)
+    rollouts = _sampled_rollouts(trainer, plans, yes, "dialogues")
+    assert len({len(r.completion_ids) for r in rollouts}) > 2
+    model = trainer.model
+    for rollout in rollouts:
+        ids = torch.tensor([rollout.prompt_ids + rollout.completion_ids])
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits[0, len(rollout.prompt_ids) - 1 : -1].float() / 0.7
+        expected = torch.log_softmax(logits, -1).gather(-1, ids[0, len(rollout.prompt_ids):, None]).squeeze(-1)
+        trained = torch.tensor(rollout.env_mask, dtype=torch.bool)
+        assert torch.allclose(torch.tensor(rollout.logprobs)[trained], expected[trained], atol=1e-4)
+        assert all(lp == 0.0 for lp, m in zip(rollout.logprobs, rollout.env_mask, strict=True) if not m)
+
+
+def test_continuous_dialogue_decoding_keeps_min_new_tokens_per_turn(toy_sft_model, tmp_path: Path) -> None:
+    trainer, plans, yes = _toy_rollout_setup(toy_sft_model, tmp_path, generation_kwargs={"min_new_tokens": 6})
+    for rollout in _sampled_rollouts(trainer, plans, yes, "dialogues", max_new_tokens=8):
+        turns, turn = [], []
+        for token, trained in zip(rollout.completion_ids, rollout.env_mask, strict=True):
+            if trained:
+                turn.append(token)
+            elif turn:
+                turns.append(turn)
+                turn = []
+        turns += [turn] if turn else []
+        assert len(turns) == len(rollout.answers) and all(len(t) >= 6 for t in turns)
+
+
+def test_settings_only_generate_knows_fall_back_to_generate_per_turn(toy_sft_model, tmp_path: Path) -> None:
+    from exgrpo.training.rollout import TransformersSampler
+
+    for args in ({"repetition_penalty": 1.1}, {"generation_kwargs": {"no_repeat_ngram_size": 2}}):
+        trainer, _, _ = _toy_rollout_setup(toy_sft_model, tmp_path, **args)
+        sampler = TransformersSampler(trainer, max_new_tokens=4)
+        with sampler.ready():
+            assert not sampler.decodes_dialogues and sampler.turn_cache is not None, args
+    trainer.model.generation_config.no_repeat_ngram_size = 3  # the model's own generation config counts too
+    trainer.args.generation_kwargs = None
+    sampler = TransformersSampler(trainer, max_new_tokens=4)
+    with sampler.ready():
+        assert not sampler.decodes_dialogues
 
 
 def test_turn_ids_are_rendered_once_per_text(questions, chat: ChatTokens) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from exgrpo.config import ExGRPOSettings
 from exgrpo.data.prompts import build_prompt
 from exgrpo.data.schema import Example
+from exgrpo.training.dialogue_decoding import DialogueSampling
 from exgrpo.training.dialogues import ChatTokens, EIQuestion, sample_probes
 from exgrpo.training.rewards import FULL, PARTIAL
 from exgrpo.training.turn_cache import TurnCache
@@ -82,25 +83,42 @@ class TurnSampler(Protocol):
         budget. `keys` name the rollout of each context, the same from turn to turn (for a KV cache)."""
         ...
 
+    # A sampler may also decode whole dialogues at once: `decodes_dialogues` True (set in `ready()`) and
+    # `sample_dialogues(first_contexts, end_turn)`, see `exgrpo.training.dialogue_decoding.decode_dialogues`.
+
 
 def roll_out(plans: list[RolloutPlan], chat: ChatTokens, sampler: TurnSampler, max_turns: int) -> list[Rollout]:
-    """Generate the dialogues turn by turn, all rollouts of the batch together.
+    """Generate the dialogues, all rollouts of the batch together: each dialogue continuously when the sampler
+    decodes whole dialogues (`sample_dialogues`), else turn by turn.
 
     `max_turns` is the same on every process (k + 1), because vLLM server generation is collective.
     """
     rollouts = [Rollout(plan, chat.first_turn_ids(plan.user_turns[0])) for plan in plans]
+
+    def end_turn(index: int, tokens: list[int], logprobs: list[float]) -> list[int] | None:
+        """Record rollout `index`'s turn; the tokens injected after it, or None when its dialogue is over."""
+        rollout = rollouts[index]
+        rollout.extend(tokens, trained=True, logprobs=logprobs)
+        rollout.answers.append(chat.tokenizer.decode(tokens, skip_special_tokens=True).strip())
+        injected = []
+        if not tokens or tokens[-1] not in sampler.eos_ids:  # out of budget: close the turn for the template
+            injected.append(chat.turn_end_id)
+            rollout.cut_turns += 1
+        turn = len(rollout.answers)
+        more = turn < len(rollout.plan.user_turns)
+        if more:
+            injected += chat.next_turn_ids(rollout.plan.user_turns[turn])
+        rollout.extend(injected, trained=False)
+        return injected if more else None
+
+    if getattr(sampler, "decodes_dialogues", False):
+        sampler.sample_dialogues([r.prompt_ids for r in rollouts], end_turn)
+        return rollouts
     for turn in range(max_turns):
         active = [i for i, r in enumerate(rollouts) if turn < len(r.plan.user_turns)]
         sampled = sampler.sample([rollouts[i].prompt_ids + rollouts[i].completion_ids for i in active], keys=active)
-        active = [rollouts[i] for i in active]
-        for rollout, (tokens, logprobs) in zip(active, sampled, strict=True):
-            rollout.extend(tokens, trained=True, logprobs=logprobs)
-            rollout.answers.append(chat.tokenizer.decode(tokens, skip_special_tokens=True).strip())
-            if not tokens or tokens[-1] not in sampler.eos_ids:  # out of budget: close the turn for the template
-                rollout.extend([chat.turn_end_id], trained=False)
-                rollout.cut_turns += 1
-            if turn + 1 < len(rollout.plan.user_turns):
-                rollout.extend(chat.next_turn_ids(rollout.plan.user_turns[turn + 1]), trained=False)
+        for index, (tokens, logprobs) in zip(active, sampled, strict=True):
+            end_turn(index, tokens, logprobs)
     return rollouts
 
 
@@ -127,16 +145,21 @@ def bf16_copy_for_cpu(model: Any) -> Any:
 
 
 class TransformersSampler:
-    """Sampling with `model.generate` (CPU, or GPU without vLLM), as TRL's own transformers path does.
+    """Sampling with transformers (CPU, or GPU without vLLM), with TRL's sampling arguments.
 
-    Use it inside `ready()`, entered once per rollout batch: the model is unwrapped (under ZeRO-3 its
-    parameters gathered) once for all k + 1 turns, not once per turn, with TRL's own arguments.
+    `decoding`: "dialogues" decodes each dialogue continuously in one loop (`dialogue_decoding`), when the
+    model's cache and the sampling settings allow it, else "turns-cached"; "turns-cached" calls
+    `model.generate` once per turn, keeping the KV cache between turns (`TurnCache`); "turns" calls it per
+    turn from scratch. Use it inside `ready()`, entered once per rollout batch: the model is unwrapped (under
+    ZeRO-3 its parameters gathered) once for all k + 1 turns, not once per turn, with TRL's own arguments.
     """
 
-    def __init__(self, trainer: Any, max_new_tokens: int, keep_cache: bool = True) -> None:
+    def __init__(self, trainer: Any, max_new_tokens: int, decoding: str = "dialogues") -> None:
+        if decoding not in ("dialogues", "turns-cached", "turns"):
+            raise ValueError(f"decoding must be 'dialogues', 'turns-cached' or 'turns', not {decoding!r}")
         self.trainer = trainer
         self.max_new_tokens = max_new_tokens
-        self.keep_cache = keep_cache
+        self.decoding = decoding
         self.pad_id = trainer.processing_class.pad_token_id
         generation_config = trainer.model.generation_config
         self.eos_ids = trainer.chat.stop_ids(generation_config.eos_token_id if generation_config else None)
@@ -145,6 +168,18 @@ class TransformersSampler:
         self.with_logprobs = getattr(trainer.args, "off_policy_mask_threshold", None) is not None
         self.model: Any = None
         self.turn_cache: TurnCache | None = None
+        self.dialogue_sampling: DialogueSampling | None = None
+        self.decodes_dialogues = False
+
+    def _dialogue_sampling(self) -> DialogueSampling | None:
+        """How `decode_dialogues` samples under TRL's arguments; None when only `generate` can."""
+        from exgrpo.training.dialogue_decoding import dialogue_sampling
+
+        args = self.trainer.args
+        if self.decoding != "dialogues":
+            return None
+        return dialogue_sampling(self.trainer.model.generation_config, args.temperature, args.top_k, args.top_p,
+                                 args.min_p, args.repetition_penalty, args.generation_kwargs)
 
     @contextmanager
     def ready(self) -> Iterator[TransformersSampler]:
@@ -153,16 +188,27 @@ class TransformersSampler:
         from exgrpo.evaluation.continuous import supports_continuous
 
         args = self.trainer.args
+        self.dialogue_sampling = self._dialogue_sampling()
         with unwrap_model_for_generation(self.trainer.model_wrapped, self.trainer.accelerator,
                                          gather_deepspeed3_params=args.ds3_gather_for_generation,
                                          gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs) as model:
             self.model = bf16_copy_for_cpu(model) if args.bf16 else model
-            # One KV cache for all turns of this rollout batch (models with a plain DynamicCache).
-            self.turn_cache = TurnCache(self.pad_id) if self.keep_cache and supports_continuous(model) else None
+            cached = self.decoding != "turns" and supports_continuous(model)  # models with a plain DynamicCache
+            self.decodes_dialogues = cached and self.dialogue_sampling is not None
+            # Else one KV cache for all turns of this rollout batch.
+            self.turn_cache = TurnCache(self.pad_id) if cached and not self.decodes_dialogues else None
             try:
                 yield self
             finally:
-                self.model, self.turn_cache = None, None
+                self.model, self.turn_cache, self.decodes_dialogues = None, None, False
+
+    def sample_dialogues(self, contexts: list[list[int]], end_turn: Any) -> None:
+        from exgrpo.training.dialogue_decoding import decode_dialogues
+
+        if not self.decodes_dialogues or self.dialogue_sampling is None:
+            raise RuntimeError("TransformersSampler.sample_dialogues outside `with sampler.ready():` or unsupported here")
+        decode_dialogues(self.model, contexts, end_turn, self.max_new_tokens, self.eos_ids, self.pad_id,
+                         self.dialogue_sampling, with_logprobs=self.with_logprobs)
 
     def sample(self, contexts: list[list[int]], keys: list[int] | None = None) -> list[tuple[list[int], list[float]]]:
         import torch
