@@ -82,6 +82,7 @@ class RecordingSampler:
     def ready(self) -> Iterator[RecordingSampler]:
         with self.inner.ready():
             self.record.dtype = self.inner.model.dtype  # the plain-generate replay runs in the same precision
+            self.record.attention = self.inner.model.config._attn_implementation
             yield self
 
     def sample(self, contexts: list[list[int]], keys: list[int] | None = None) -> list[tuple[list[int], list[float]]]:
@@ -118,6 +119,7 @@ class Recording:
         self.turns: list[list[list[int]]] = []  # the contexts of each turn, rollout batch after rollout batch
         self.batches: list[tuple[float, int]] = []  # seconds and generated tokens of each sampler call
         self.dtype: Any = None  # what the rollouts were sampled in
+        self.attention = "sdpa"  # and with which attention
 
     def add(self, seconds: float, generated: int) -> None:
         self.batches.append((seconds, generated))
@@ -228,12 +230,19 @@ def main() -> None:
         # (half the batch) k - k' more. Its speed against single_rate bounds what any multi-turn decoding gets here.
         shape_rate = batch * generated / (median_seconds(single, (k_partial + 1) * args.tokens)
                                           + median_seconds(single[: batch // 2], (args.k - k_partial) * args.tokens))
+        like_rate = None
+        if record.attention != model.config._attn_implementation:  # the rollouts' attention, in plain generate too
+            model.set_attn_implementation(record.attention)
+            like_rate = batch * generated / median_seconds(single, generated)
     print(f"{args.model or 'tiny llama (4 x 256)'}, generate in {model.dtype}, decoding {args.decoding}, {args.questions} questions x 8 rollouts per step, k = {args.k}, k' = {k_partial}, "
           f"{args.tokens} tokens per turn ({generated} per rollout on average), {args.steps - 1} timed steps")
     print(f"multi-turn rollout {rollout_rate:.0f} generated tok/s; plain model.generate, single turn, batch {batch}, "
           f"{generated} new tokens: {single_rate:.0f} tok/s; on the rollouts' own contexts turn by turn: "
           f"{same_contexts:.0f} tok/s")
     print(f"multi-turn rollout ratio (goal >= 0.85): {rollout_rate / single_rate:.2f}")
+    if like_rate is not None:
+        print(f"the rollouts sample with attention '{record.attention}' (exgrpo.models.cpu_attention); plain generate "
+              f"with it too: {like_rate:.0f} tok/s, like-for-like ratio {rollout_rate / like_rate:.2f}")
     print(f"bound from the dialogue shape alone (plain generate, {k_partial + 1} turns of every row then "
           f"{args.k - k_partial} of the A rows, no injected turns): {shape_rate:.0f} tok/s, ratio {shape_rate / single_rate:.2f}; "
           f"rollouts against it: {rollout_rate / shape_rate:.2f}")

@@ -5,6 +5,8 @@ the cache that makes the rerun ask only for what is missing, bounded concurrency
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -14,7 +16,7 @@ from typing import Any
 import pytest
 
 from exgrpo.errors import ConfigError
-from exgrpo.teachers.base import ChatRequest, ChatResponse
+from exgrpo.teachers.base import ChatRequest, ChatResponse, TeacherUnavailable
 from exgrpo.teachers.cache import CachedTeacher, TeacherCache
 from exgrpo.teachers.loopback_server import LoopbackChatServer, Reply, last_user_message
 from exgrpo.teachers.openai_api import OpenAITeacher
@@ -25,7 +27,7 @@ def ask(text: str, max_tokens: int = 16, **fields: Any) -> ChatRequest:
 
 
 def teacher_for(server: LoopbackChatServer, **options: Any) -> OpenAITeacher:
-    options = {"api_key_env": None, "timeout": 2.0, "max_retries": 2, "concurrency": 4, **options}
+    options = {"api_key_env": None, "timeout": 2.0, "max_retries": 2, "concurrency": 4, "retry_delay": 0.01, **options}
     return OpenAITeacher("loopback-model", base_url=server.base_url, **options)
 
 
@@ -106,19 +108,28 @@ def test_a_server_that_never_answers_gives_a_timed_out_error_in_bounded_time() -
 
 @pytest.mark.parametrize("body", ["not json", "", "[]", "null", '"a string"', '{"choices": "x"}',
                                   '{"choices": [1]}', '{"choices": [{"message": {"content": 5}}]}',
-                                  '{"choices": [{"message": {"content": "x"}}], "usage": 7}'])
-def test_a_body_that_is_not_a_chat_completion_is_an_error_response(body: str) -> None:
+                                  '{"choices": [{"message": {"content": "x"}}], "usage": 7}', "{}", '{"choices": []}',
+                                  '{"choices": [{"message": {"role": "assistant"}}]}'])
+def test_a_200_reply_without_an_answer_is_retried_then_an_error_response_saying_why(body: str) -> None:
     with LoopbackChatServer(in_order(then=Reply(raw_body=body))) as server:
         [response] = complete(teacher_for(server), [ask("q")])
-        assert server.request_count() == 1  # a bad body is not retried
-    assert not response.ok and response.error.startswith("invalid response")
+        assert server.request_count() == 3  # asked again like a transport error: max_retries 2
+    assert not response.ok and not response.rejected and response.error.endswith("(asked 3 times)")
+    assert response.error.startswith(("invalid response", "the server returned no message content"))
 
 
-@pytest.mark.parametrize("body", ["{}", '{"choices": []}', '{"choices": [{"message": {"role": "assistant"}}]}'])
-def test_a_completion_without_content_is_an_error_response(body: str) -> None:
-    with LoopbackChatServer(in_order(then=Reply(raw_body=body))) as server:
+def test_a_200_reply_without_an_answer_then_a_good_one_is_the_good_one() -> None:
+    with LoopbackChatServer(in_order(Reply(raw_body="not json"), Reply(raw_body='{"choices": []}'))) as server:
         [response] = complete(teacher_for(server), [ask("q")])
-    assert not response.ok and response.error == "the server returned no message content"
+        assert server.request_count() == 3
+    assert response.ok and response.text == "echo: q"
+
+
+def test_a_reply_cut_off_at_max_tokens_says_so() -> None:
+    with LoopbackChatServer(in_order(Reply("The answer is", finish_reason="length"))) as server:
+        cut, whole = complete(teacher_for(server, concurrency=1), [ask("q1"), ask("q2")])
+    assert cut.ok and cut.truncated and cut.finish_reason == "length"
+    assert whole.ok and not whole.truncated and whole.finish_reason == "stop"
 
 
 def test_plain_text_where_json_was_asked_for_is_returned_as_text() -> None:
@@ -132,9 +143,8 @@ def test_plain_text_where_json_was_asked_for_is_returned_as_text() -> None:
 # ---------------------------------------------------------------- a server that dies
 
 
-def test_a_server_dying_mid_run_gives_error_responses_and_the_rerun_asks_only_for_the_missing(
-        tmp_path: Path) -> None:
-    requests = [ask(f"question {i}") for i in range(20)]
+def test_a_server_dying_mid_run_stops_the_batch_and_the_rerun_asks_only_for_the_missing(tmp_path: Path) -> None:
+    requests = [ask(f"question {i}") for i in range(40)]
     served = 6
     lock = threading.Lock()
     count = [0]
@@ -151,36 +161,88 @@ def test_a_server_dying_mid_run_gives_error_responses_and_the_rerun_asks_only_fo
 
     cache_path = tmp_path / "teacher_cache.jsonl"
     server = LoopbackChatServer(dying).start()
+    sent: list[int] = []
     try:
-        teacher = CachedTeacher(teacher_for(server, max_retries=0), TeacherCache(cache_path))
+        teacher = CachedTeacher(teacher_for(server, max_retries=0, max_consecutive_failures=3), TeacherCache(cache_path))
+        teacher.backend.complete = _counting(teacher.backend.complete, sent)
         started = time.monotonic()
-        first = teacher.complete(requests)
+        with pytest.raises(TeacherUnavailable, match=r"3 calls in a row failed.*connection failed.*Stopped after \d+ "
+                                                     r"of 40 requests; the \d+ answers received are kept"):
+            teacher.complete(requests)
         elapsed = time.monotonic() - started
         assert len(stopper) == 1
         stopper[0].join(timeout=5)
         assert not stopper[0].is_alive()
     finally:
         server.stop()
-    answered = {r.messages[0]["content"] for r, response in zip(requests, first, strict=True) if response.ok}
-    failed = [r.messages[0]["content"] for r, response in zip(requests, first, strict=True) if not response.ok]
-    # The request that killed it and those in flight with it (concurrency 4) are not answered.
-    assert served - 3 <= len(answered) <= served and len(answered) + len(failed) == len(requests)
-    assert all(response.error.startswith("connection failed") for response in first if not response.ok)
-    assert all(response.text == f"answer to {r.messages[0]['content']}"
-               for r, response in zip(requests, first, strict=True) if response.ok)
-    assert teacher.stats.calls == len(answered) and teacher.stats.errors == len(failed)
+    answered = {entry["request"]["messages"][0]["content"]: entry["text"]
+                for entry in map(json.loads, cache_path.read_text().splitlines())}
+    # The request that killed it and those in flight with it (concurrency 4) are not answered; after the third
+    # failure in a row no new request goes out: at most 3 + 4 requests after the death.
+    assert served - 3 <= len(answered) <= served
+    assert all(text == f"answer to {question}" for question, text in answered.items())
+    assert len(sent) <= served + 1 + 3 + 4 < len(requests)
+    assert teacher.stats.calls == len(answered)
     assert elapsed < 3.0
 
     with LoopbackChatServer(in_order()) as healthy:  # a new server; the cache reopened from disk
         teacher = CachedTeacher(teacher_for(healthy), TeacherCache(cache_path))
         second = teacher.complete(requests)
         asked = [last_user_message(body) for body in healthy.requests]
-    assert sorted(asked) == sorted(failed)  # each missing answer once, none already paid for
+    assert sorted(asked) == sorted(r.messages[0]["content"] for r in requests if r.messages[0]["content"] not in answered)
     assert all(response.ok for response in second)
-    assert [response.text for response in second] == [
-        f"answer to {text}" if text in answered else f"echo: {text}"
-        for text in (r.messages[0]["content"] for r in requests)]
-    assert teacher.stats.cached == len(answered) and teacher.stats.calls == len(failed)
+    assert [response.text for response in second] == [answered.get(text, f"echo: {text}")
+                                                      for text in (r.messages[0]["content"] for r in requests)]
+    assert teacher.stats.cached == len(answered) and teacher.stats.calls == len(requests) - len(answered)
+
+
+def _counting(complete: Callable[..., None], sent: list[int]) -> Callable[..., None]:
+    """The backend's complete, counting the requests it starts (on_start)."""
+    def counted(requests: Sequence[ChatRequest], on_result: Any, on_start: Any = None) -> None:
+        def started(index: int) -> None:
+            sent.append(index)
+            if on_start is not None:
+                on_start(index)
+        complete(requests, on_result, on_start=started)
+    return counted
+
+
+# ---------------------------------------------------------------- fail fast
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_an_answer_that_dooms_every_request_stops_the_batch_after_those_in_flight(status: int) -> None:
+    with LoopbackChatServer(in_order(then=Reply("no", status=status, delay=0.05))) as server:
+        teacher = teacher_for(server, concurrency=4)
+        results: list[ChatResponse] = []
+        with pytest.raises(TeacherUnavailable, match=rf"{server.base_url}.*loopback-model.*HTTP {status}.*Stopped "
+                                                     r"after 4 of 50 requests; the 0 answers"):
+            teacher.complete([ask(f"q{i}") for i in range(50)], on_result=lambda i, r: results.append(r))
+        assert server.request_count() == 4  # those in flight when the first answer came, no more
+    assert len(results) == 4 and all(f"HTTP {status}" in r.error for r in results)
+
+
+def test_nothing_listening_fails_at_once_naming_the_url_and_sends_nothing() -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    teacher = OpenAITeacher("some-model", base_url=f"http://127.0.0.1:{port}/v1", api_key_env=None, max_retries=5)
+    started = time.monotonic()
+    with pytest.raises(TeacherUnavailable, match=rf"http://127.0.0.1:{port}/v1 \(model some-model\).*No request was sent"):
+        teacher.complete([ask("q")], on_result=lambda i, r: pytest.fail("no result expected"))
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_request_the_server_refuses_as_such_is_rejected_and_the_batch_goes_on() -> None:
+    def script(body: dict[str, Any]) -> Reply:
+        if "long" in last_user_message(body):
+            return Reply("maximum context length exceeded", status=400)
+        return Reply(f"echo: {last_user_message(body)}")
+
+    with LoopbackChatServer(script) as server:
+        responses = complete(teacher_for(server, max_consecutive_failures=2), [ask("a long one")] * 3 + [ask("b")])
+    assert [r.rejected for r in responses] == [True, True, True, False]
+    assert responses[0].error.startswith("HTTP 400") and "maximum context length exceeded" in responses[0].error and responses[3].text == "echo: b"
 
 
 # ---------------------------------------------------------------- concurrency

@@ -63,8 +63,9 @@ def test_each_rule_meets_its_scripted_fate_in_the_statistics(gsm8k_questions: li
         assert first_run_requests == 10 + 80 + 16 + 8 + 72 + 64
         rerun = run_probe(config)
         assert server.request_count() == first_run_requests  # everything comes from the cache
-    assert stats["datasets"]["gsm8k"] == {"questions": 10, "teacher_wrong": 2, "no_consistent_probes": 0,
-                                          "too_easy": 0, "above_max_solved": 0, "kept": 8, "probes_kept": 56}
+    assert stats["datasets"]["gsm8k"] == {"questions": 10, "teacher_failed": 0, "teacher_truncated": 0, "teacher_wrong": 2,
+                                          "no_consistent_probes": 0, "too_easy": 0, "above_max_solved": 0, "kept": 8,
+                                          "probes_kept": 56}
     rules = stats["rules"]
     assert all(rules[r]["consistent"] == rules[r]["kept"] == 8 for r in CONSISTENT_RULES)
     assert (rules["R7"]["repaired"], rules["R8"]["invalid"], rules["R9"]["mismatched"], rules["R10"]["inconsistent"]) \
@@ -75,6 +76,11 @@ def test_each_rule_meets_its_scripted_fate_in_the_statistics(gsm8k_questions: li
     assert rerun["teachers"]["teacher"] == {**stats["teachers"]["teacher"], "calls": 0, "cached": first_run_requests,
                                             "prompt_tokens": 0, "completion_tokens": 0}
     assert rerun["rules"] == stats["rules"] and rerun["datasets"] == stats["datasets"]
+    # The ledger adds the runs up: calls paid once, answers from the cache the second time.
+    assert rerun["cumulative_calls"]["scripted-teacher"] == {
+        **{name: 0 for name in ("errors", "longer", "truncated", "rejected")}, "runs": 2, "calls": first_run_requests,
+        "cached": first_run_requests, "prompt_tokens": stats["teachers"]["teacher"]["prompt_tokens"],
+        "completion_tokens": stats["teachers"]["teacher"]["completion_tokens"]}
 
 
 def test_outputs_hold_the_ei_dataset_every_probe_and_the_reports(gsm8k_questions: list[Example], tmp_path: Path) -> None:
@@ -98,9 +104,10 @@ def test_outputs_hold_the_ei_dataset_every_probe_and_the_reports(gsm8k_questions
     assert len(log) == 80
     assert {r["status"] for r in log if r["rule"] == "R8"} == {"invalid"}
     assert all(r["reason"] == "reply contains no JSON object" for r in log if r["rule"] == "R8")
+    assert {r["repairs"] for r in log if r["rule"] == "R8"} == {2} and {r["repairs"] for r in log if r["rule"] == "R7"} == {1}
     markdown = (tmp_path / "stats.md").read_text()
-    assert "| R9 | error detection | 8 | 0 | 0 | 8 | 0 | 0 | 0 |" in markdown
-    assert "| gsm8k | 10 | 2 | 0 | 0 | 0 | 8 | 56 |" in markdown
+    assert "| R9 | error detection | 8 | 0 | 0 | 0 | 0 | 8 | 0 | 0 | 0 |" in markdown
+    assert "| gsm8k | 10 | 0 | 0 | 2 | 0 | 0 | 0 | 8 | 56 |" in markdown
 
 
 class FailingFor:
@@ -121,8 +128,8 @@ def test_failed_calls_stop_the_stage_and_a_rerun_asks_only_for_them(gsm8k_questi
     script = FailingFor(ScriptedTeacher(gsm8k_questions), "R3")
     with LoopbackChatServer(script) as server:
         config = ProbeConfig(datasets=["gsm8k"], limit=10, teacher=openai_teacher(server), output_dir=tmp_path)
-        with pytest.raises(TeacherCallsFailed, match=r"8 of 80 teacher calls failed in stage 'teacher writes probes'"
-                                                     r".*HTTP 500.*rerun the same command"):
+        with pytest.raises(TeacherCallsFailed, match=r"8 of 80 calls to scripted-teacher failed in stage 'teacher writes probes'"
+                                                     r".*8 x HTTP 500.*rerun the same command"):
             run_probe(config)
         assert not (tmp_path / "ei.jsonl").exists()
         answered_before = set(TeacherCache(config.resolved_cache_path())._entries)
@@ -250,3 +257,126 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_dataset_without_paying_tw
     assert not paid_before_kill & set(rerun_keys), "the rerun asked again for an answer already cached"
     assert killed_run_requests + len(rerun_keys) <= uninterrupted_requests + 4  # at most the 4 calls in flight
     assert (tmp_path / "killed" / "ei.jsonl").read_text() == (tmp_path / "reference" / "ei.jsonl").read_text()
+
+
+# ---------------------------------------------------------------- what a misbehaving teacher does to the stage
+
+
+class CuttingCoT:
+    """The scripted teacher, but the rationale of question `needs_more` is cut off (finish_reason "length")
+    below 2048 tokens and that of `endless` always; every request's budget is recorded."""
+
+    def __init__(self, inner: ScriptedTeacher, needs_more: str, endless: str) -> None:
+        self.inner, self.needs_more, self.endless, self.budgets = inner, needs_more, endless, []
+
+    def __call__(self, body: dict[str, Any]) -> Reply:
+        text = body["messages"][-1]["content"]
+        self.budgets.append(body["max_tokens"])
+        if len(body["messages"]) == 1 and (text == self.endless or (text == self.needs_more and body["max_tokens"] < 2048)):
+            return Reply("Step by step, the first thing to note is", finish_reason="length")
+        return self.inner(body)
+
+
+def test_a_cut_off_rationale_is_asked_again_longer_then_recorded_as_truncated_not_wrong(
+        gsm8k_questions: list[Example], tmp_path: Path) -> None:
+    from exgrpo.data.prompts import build_prompt
+
+    script = CuttingCoT(ScriptedTeacher(gsm8k_questions), build_prompt(gsm8k_questions[0]),
+                        build_prompt(gsm8k_questions[1]))
+    with LoopbackChatServer(script) as server:
+        config = ProbeConfig(datasets=["gsm8k"], limit=10, teacher=openai_teacher(server), output_dir=tmp_path,
+                             max_tokens=512, probe_max_tokens=512, max_tokens_cap=2048)
+        stats = run_probe(config)
+        asked = server.request_count()
+        rerun = run_probe(config)
+        assert server.request_count() == asked  # the cut-off replies are in the cache too: nothing is paid twice
+    assert sorted(script.budgets).count(2048) == 2 and sorted(script.budgets).count(1024) == 2  # 512 -> 1024 -> 2048
+    assert stats["datasets"]["gsm8k"]["teacher_truncated"] == 1 and stats["datasets"]["gsm8k"]["teacher_wrong"] == 2
+    assert stats["datasets"]["gsm8k"]["kept"] == 7  # the question answered at 2048 tokens is kept
+    assert stats["teachers"]["teacher"]["longer"] == 4 and stats["teachers"]["teacher"]["truncated"] == 1
+    assert stats["unanswered"] == [{"question_id": gsm8k_questions[1].id, "status": "teacher_truncated",
+                                    "reason": "the reply was cut off at max_tokens_cap"}]
+    assert rerun["datasets"] == stats["datasets"] and rerun["teachers"]["teacher"]["truncated"] == 1
+    assert "| gsm8k | 10 | 0 | 1 | 2 |" in (tmp_path / "stats.md").read_text()
+
+
+def test_replies_without_an_answer_are_asked_again_and_the_run_completes(gsm8k_questions: list[Example],
+                                                                          tmp_path: Path) -> None:
+    inner, seen = ScriptedTeacher(gsm8k_questions), set()
+
+    def flaky(body: dict[str, Any]) -> Reply:  # the first time each request comes: 200 with an unusable body
+        key = body_key(body)
+        if key not in seen:
+            seen.add(key)
+            return Reply(raw_body=["not json", '{"choices": []}', "{}"][len(seen) % 3])
+        return inner(body)
+
+    with LoopbackChatServer(flaky) as server:
+        stats = run_probe(ProbeConfig(datasets=["gsm8k"], limit=10, output_dir=tmp_path,
+                                      teacher=openai_teacher(server, max_retries=1)))
+    assert stats["datasets"]["gsm8k"]["probes_kept"] == 56 and stats["teachers"]["teacher"]["errors"] == 0
+
+
+def test_an_authentication_error_stops_the_stage_after_the_requests_in_flight(tmp_path: Path) -> None:
+    from exgrpo.teachers.base import TeacherUnavailable
+
+    require_dataset_files("gsm8k")
+    with LoopbackChatServer(lambda body: Reply("invalid api key", status=401, delay=0.05)) as server:
+        config = ProbeConfig(datasets=["gsm8k"], limit=40, teacher=openai_teacher(server), output_dir=tmp_path)
+        with pytest.raises(TeacherUnavailable, match=rf"{server.base_url} \(model scripted-teacher\).*HTTP 401"):
+            run_probe(config)
+        assert server.request_count() <= 8  # concurrency 8: those in flight when the first 401 came back
+
+
+def test_nothing_listening_stops_the_stage_at_once_naming_the_url(tmp_path: Path) -> None:
+    import socket
+
+    from exgrpo.teachers.base import TeacherUnavailable
+
+    require_dataset_files("gsm8k")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    teacher = {"kind": "openai", "model": "m", "base_url": f"http://127.0.0.1:{port}/v1", "api_key_env": None}
+    started = time.monotonic()
+    with pytest.raises(TeacherUnavailable, match=rf"http://127.0.0.1:{port}/v1"):
+        run_probe(ProbeConfig(datasets=["gsm8k"], limit=10, teacher=teacher, output_dir=tmp_path))
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_request_the_server_refuses_is_recorded_with_its_question_and_the_run_goes_on(
+        gsm8k_questions: list[Example], tmp_path: Path) -> None:
+    from exgrpo.data.prompts import build_prompt
+
+    inner, too_long = ScriptedTeacher(gsm8k_questions), build_prompt(gsm8k_questions[2])
+
+    def script(body: dict[str, Any]) -> Reply:
+        if body["messages"][-1]["content"] == too_long:
+            return Reply("This model's maximum context length is 8 tokens", status=400)
+        return inner(body)
+
+    with LoopbackChatServer(script) as server:
+        stats = run_probe(ProbeConfig(datasets=["gsm8k"], limit=10, teacher=openai_teacher(server), output_dir=tmp_path))
+    assert stats["datasets"]["gsm8k"]["teacher_failed"] == 1 and stats["datasets"]["gsm8k"]["kept"] == 7
+    [failed] = stats["unanswered"]
+    assert failed["question_id"] == gsm8k_questions[2].id and "maximum context length" in failed["reason"]
+
+
+def test_an_empty_dataset_is_an_error_not_an_empty_success(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "gsm8k").mkdir()
+    (tmp_path / "gsm8k" / "train.jsonl").write_text("")
+    monkeypatch.setenv("EXGRPO_DATA_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"no questions to probe: datasets gsm8k, split 'train'"):
+        run_probe(ProbeConfig(datasets=["gsm8k"], teacher={"kind": "openai", "model": "m", "api_key_env": None},
+                              output_dir=tmp_path / "out"))
+
+
+def test_a_failed_rerun_leaves_no_earlier_outputs_looking_current(gsm8k_questions: list[Example], tmp_path: Path) -> None:
+    with LoopbackChatServer(ScriptedTeacher(gsm8k_questions)) as server:
+        run_probe(ProbeConfig(datasets=["gsm8k"], limit=10, teacher=openai_teacher(server), output_dir=tmp_path))
+    assert (tmp_path / "ei.jsonl").exists() and (tmp_path / "stats.json").exists()
+    # Another configuration (more questions), and the teacher fails.
+    with LoopbackChatServer(lambda body: Reply("overloaded", status=500)) as server, pytest.raises(TeacherCallsFailed):
+        run_probe(ProbeConfig(datasets=["gsm8k"], limit=12, teacher=openai_teacher(server), output_dir=tmp_path))
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["teacher_cache.jsonl", "teacher_cache.jsonl.calls.json"], left

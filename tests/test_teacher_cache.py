@@ -138,7 +138,46 @@ def test_each_distinct_missing_request_is_sent_once_and_repeats_come_from_the_ca
     rerun = CachedTeacher(rerun_backend, TeacherCache(tmp_path / "c.jsonl"))
     assert [r.text for r in rerun.complete([ask(t) for t in "abcd"])] == [f"echo: {t}" for t in "abcd"]
     assert rerun_backend.sent == [] and rerun.stats.as_dict() == {
-        "calls": 0, "cached": 4, "errors": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        "calls": 0, "cached": 4, "errors": 0, "longer": 0, "truncated": 0, "rejected": 0, "prompt_tokens": 0,
+        "completion_tokens": 0}
+
+
+class CuttingBackend(EchoBackend):
+    """Answers a text of `needs[text]` tokens: cut off (finish_reason "length") when max_tokens is smaller."""
+
+    def __init__(self, needs: dict[str, int]) -> None:
+        super().__init__()
+        self.needs, self.budgets = needs, []
+
+    def complete(self, requests: Sequence[ChatRequest], on_result: ResultCallback,
+                 on_start: StartCallback | None = None) -> None:
+        for index, request in enumerate(requests):
+            text = request.messages[-1]["content"]
+            self.sent.append(text)
+            self.budgets.append((text, request.max_tokens))
+            cut = request.max_tokens < self.needs[text]
+            on_result(index, ChatResponse(f"echo: {text}"[: request.max_tokens], completion_tokens=request.max_tokens,
+                                          finish_reason="length" if cut else "stop"))
+
+
+def test_a_cut_off_reply_is_asked_again_with_twice_the_budget_up_to_the_cap(tmp_path: Path) -> None:
+    backend = CuttingBackend({"short": 10, "long": 50, "endless": 10_000})
+    teacher = CachedTeacher(backend, TeacherCache(tmp_path / "c.jsonl"), max_tokens_cap=100)
+    short, long, endless = teacher.complete([ask("short"), ask("long"), ask("endless")])
+    assert sorted(backend.budgets) == sorted([("short", 32), ("long", 32), ("long", 64), ("endless", 32), ("endless", 64),
+                                              ("endless", 100)])
+    assert not short.truncated and not long.truncated and long.text == "echo: long"
+    assert endless.ok and endless.truncated  # still cut at the cap: the caller records it as truncated
+    assert (teacher.stats.calls, teacher.stats.longer, teacher.stats.truncated) == (6, 3, 1)
+    # The rerun replays the same escalation from the cache: a cut-off reply in the cache is never the answer.
+    rerun_backend = CuttingBackend(backend.needs)
+    rerun = CachedTeacher(rerun_backend, TeacherCache(tmp_path / "c.jsonl"), max_tokens_cap=100)
+    assert [r.text for r in rerun.complete([ask("short"), ask("long"), ask("endless")])] == [
+        short.text, long.text, endless.text]
+    assert rerun_backend.sent == [] and (rerun.stats.cached, rerun.stats.truncated) == (6, 1)
+    # Without a cap a cut-off reply comes back as it is, marked.
+    plain = CachedTeacher(CuttingBackend(backend.needs), TeacherCache(tmp_path / "other.jsonl"))
+    assert plain.complete([ask("long")])[0].truncated
 
 
 def test_another_model_does_not_share_answers(tmp_path: Path) -> None:

@@ -128,7 +128,10 @@ class OpenAITeacherConfig(StrictModel):
     api_key_env: str | None = Field("OPENAI_API_KEY", description="environment variable holding the key")
     concurrency: int = Field(32, gt=0)
     timeout: float = Field(120.0, gt=0, description="seconds per request attempt")
-    max_retries: int = Field(5, ge=0, description="retries on 429/5xx/timeouts, with backoff and Retry-After")
+    max_retries: int = Field(5, ge=0, description="retries on 429/5xx/timeouts and replies without an answer, "
+                             "with backoff and Retry-After")
+    max_consecutive_failures: int = Field(10, gt=0, description="this many failed calls in a row stop the stage "
+                                          "(a dead server); 401/403/404 and a refused connection stop it at once")
     extra_body: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -202,6 +205,9 @@ class ProbeConfig(DatasetSelection):
     max_tokens: int = Field(1024, gt=0, description="teacher tokens per answer")
     probe_max_tokens: int = Field(1024, gt=0, description="teacher tokens per probe (JSON) reply")
     json_retries: int = Field(2, ge=0, description="repair requests after an invalid probe reply")
+    max_tokens_cap: int | None = Field(None, gt=0, description="a teacher reply cut off at its budget is asked "
+                                       "again with twice the budget, up to this; then it is recorded as truncated "
+                                       "(default: 4 x the larger of max_tokens and probe_max_tokens)")
     consistency_filter: bool = True
     answer_samples: int = Field(0, ge=0, description="(the Answer-Aug baseline) extra sampled teacher rationales "
                                 "per question; the correct ones are kept in the EI record's extra_responses")
@@ -227,8 +233,18 @@ class ProbeConfig(DatasetSelection):
                              "set probe_teacher (openai or local) to write and answer the probes")
         return self
 
+    @model_validator(mode="after")
+    def _cap_holds_the_budgets(self) -> ProbeConfig:
+        if self.max_tokens_cap is not None and self.max_tokens_cap < max(self.max_tokens, self.probe_max_tokens):
+            raise ValueError(f"max_tokens_cap ({self.max_tokens_cap}) is below max_tokens / probe_max_tokens "
+                             f"({self.max_tokens} / {self.probe_max_tokens})")
+        return self
+
     def resolved_cache_path(self) -> Path:
         return self.cache_path or self.output_dir / "teacher_cache.jsonl"
+
+    def resolved_max_tokens_cap(self) -> int:
+        return self.max_tokens_cap or 4 * max(self.max_tokens, self.probe_max_tokens)
 
 
 # ---------------------------------------------------------------- training: SFT warm-up and ExGRPO

@@ -28,7 +28,7 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Record]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                raise DataError(f"malformed JSON ({error.msg} at column {error.colno})", path, line_number) from None
+                raise DataError(f"malformed JSON: {error.msg} (column {error.colno})", path, line_number) from None
             if not isinstance(record, dict):
                 raise DataError(f"expected a JSON object, got {type(record).__name__}", path, line_number)
             yield line_number, record

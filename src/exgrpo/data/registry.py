@@ -273,7 +273,7 @@ def _load_local(entry: DatasetEntry, split: str) -> list[Example]:
         if not path.exists():
             raise DataError(
                 f"dataset '{entry.name}' split '{split}' is missing; set {DATA_DIR_ENV} to the folder that holds "
-                f"'{file_name}' (now {_files_dir(entry)}), or use --source hub", path)
+                f"'{file_name}' (now {_files_dir(entry)}); exgrpo eval can also read it from the hub (--source hub)", path)
         for position, record in read_records(path):
             examples.append(to_example(entry, entry, record, f"{path}:{position}", f"{entry.name}-{split}-{len(examples)}"))
     if spec.holdout is not None:

@@ -3,6 +3,7 @@ and the statistics report (JSON + Markdown). All files are written atomically.""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -16,8 +17,11 @@ if TYPE_CHECKING:
     from exgrpo.inversion.pipeline import ProbeOutcome, QuestionState
 
 EI_SCHEMA_VERSION = 1
-QUESTION_STATUSES = ["teacher_wrong", "no_consistent_probes", "too_easy", "above_max_solved", "kept"]
-PROBE_STATUSES = ["invalid", "mismatched", "inconsistent", "consistent"]
+QUESTION_STATUSES = ["teacher_failed", "teacher_truncated", "teacher_wrong", "no_consistent_probes", "too_easy",
+                     "above_max_solved", "kept"]
+PROBE_STATUSES = ["invalid", "truncated", "failed", "mismatched", "inconsistent", "consistent"]
+OUTPUT_FILES = ["ei.jsonl", "ei_dataset", "probes.jsonl", "stats.json", "stats.md"]
+CALL_COUNTS = ["calls", "cached", "errors", "longer", "truncated", "rejected", "prompt_tokens", "completion_tokens"]
 
 
 def ei_record(question: QuestionState) -> dict[str, Any]:
@@ -46,8 +50,40 @@ def probe_log_record(outcome: ProbeOutcome) -> dict[str, Any]:
             "status": outcome.status, "reason": outcome.reason, "repairs": outcome.repairs, **_probe_fields(outcome)}
 
 
+def remove_outputs(config: ProbeConfig) -> None:
+    """Remove an earlier run's outputs before this run asks anything: if it fails, nothing of the earlier
+    configuration is left to look like its result (the teacher cache stays: it is keyed by request)."""
+    for name in OUTPUT_FILES:
+        path = Path(config.output_dir) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def calls_ledger_path(cache_path: Path) -> Path:
+    return cache_path.with_name(cache_path.name + ".calls.json")
+
+
+def record_calls(cache_path: Path, teachers: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Add this run's call counts to the cache's ledger (per model, every run that used this cache, failed
+    ones included) and return the totals."""
+    ledger_path = calls_ledger_path(cache_path)
+    ledger = json.loads(ledger_path.read_text()) if ledger_path.exists() else {"schema_version": 1, "models": {}}
+    for teacher in {id(t): t for t in teachers.values()}.values():
+        totals = ledger["models"].setdefault(teacher.model, {name: 0 for name in ["runs", *CALL_COUNTS]})
+        counts = teacher.stats.as_dict()
+        totals["runs"] = totals.get("runs", 0) + 1
+        for name in CALL_COUNTS:
+            totals[name] = totals.get(name, 0) + counts[name]
+    if ledger["models"]:
+        atomic_write_json(ledger_path, ledger)
+    return ledger["models"]
+
+
 def statistics(config: ProbeConfig, questions: list[QuestionState], rules: list[Rule],
-               teacher_stats: dict[str, dict[str, Any]], seconds: float) -> dict[str, Any]:
+               teacher_stats: dict[str, dict[str, Any]], seconds: float,
+               cumulative: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
     from exgrpo.inversion.pipeline import rejection_reasons
 
     outcomes = [o for q in questions for o in q.outcomes]
@@ -65,34 +101,57 @@ def statistics(config: ProbeConfig, questions: list[QuestionState], rules: list[
         counts = Counter(q.status for q in mine)
         per_dataset[name] = {"questions": len(mine), **{s: counts[s] for s in QUESTION_STATUSES},
                              "probes_kept": sum(len(q.consistent()) for q in mine if q.status == "kept")}
+    unanswered = [{"question_id": q.example.id, "status": q.status, "reason": q.reason}
+                  for q in questions if q.status in ("teacher_failed", "teacher_truncated")]
+    unanswered += [{"question_id": o.question.id, "rule": o.rule.id, "status": o.status, "reason": o.reason}
+                   for o in outcomes if o.status in ("failed", "truncated")]
     return {"schema_version": EI_SCHEMA_VERSION, "split": config.split, "rules": per_rule, "datasets": per_dataset,
             "rejection_reasons": dict(rejection_reasons(outcomes).most_common(20)), "teachers": teacher_stats,
-            "seconds": round(seconds, 2)}
+            "unanswered": unanswered[:50], "cumulative_calls": cumulative or {}, "seconds": round(seconds, 2)}
 
 
 def markdown_report(stats: dict[str, Any]) -> str:
     lines = ["# Explanatory Inversion: probe statistics", "", f"Split `{stats['split']}`, {stats['seconds']:.0f} s.", "",
              "## Per rule", "",
-             "| rule | name | generated | invalid | repaired | mismatched | inconsistent | consistent | kept |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| rule | name | generated | invalid | repaired | truncated | failed | mismatched | inconsistent | "
+             "consistent | kept |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for rule_id, row in stats["rules"].items():
         lines.append(f"| {rule_id} | {row['name']} | {row['generated']} | {row['invalid']} | {row['repaired']} | "
-                     f"{row['mismatched']} | {row['inconsistent']} | {row['consistent']} | {row['kept']} |")
-    lines += ["", "`invalid`: no valid JSON probe after the repair rounds; `mismatched`: the teacher's answer to its "
-              "own probe disagrees with the probe's answer; `inconsistent`: after the probe dialogue the teacher "
-              "answered the original question wrongly (Eq. 1); `kept`: consistent probes of questions that pass "
-              "the difficulty filter (Eq. 2).", "", "## Per dataset", "",
-              "| dataset | questions | teacher wrong | no consistent probe | too easy | above max_solved | kept | probes kept |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                     f"{row['truncated']} | {row['failed']} | {row['mismatched']} | {row['inconsistent']} | "
+                     f"{row['consistent']} | {row['kept']} |")
+    lines += ["", "`invalid`: no valid JSON probe after the repair rounds; `truncated`: a teacher reply (probe, answer "
+              "or re-answer) still cut off at max_tokens_cap; `failed`: the server refused the request; `mismatched`: "
+              "the teacher's answer to its own probe disagrees with the probe's answer; `inconsistent`: after the probe "
+              "dialogue the teacher answered the original question wrongly (Eq. 1); `kept`: consistent probes of "
+              "questions that pass the difficulty filter (Eq. 2).", "", "## Per dataset", "",
+              "| dataset | questions | teacher failed | teacher truncated | teacher wrong | no consistent probe | "
+              "too easy | above max_solved | kept | probes kept |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, row in stats["datasets"].items():
-        lines.append(f"| {name} | {row['questions']} | {row['teacher_wrong']} | {row['no_consistent_probes']} | "
-                     f"{row['too_easy']} | {row['above_max_solved']} | {row['kept']} | {row['probes_kept']} |")
-    lines += ["", "## Model calls", "",
-              "| role | model | calls made | cached | failed | prompt tokens | completion tokens |",
-              "|---|---|---:|---:|---:|---:|---:|"]
+        lines.append(f"| {name} | {row['questions']} | {row['teacher_failed']} | {row['teacher_truncated']} | "
+                     f"{row['teacher_wrong']} | {row['no_consistent_probes']} | {row['too_easy']} | "
+                     f"{row['above_max_solved']} | {row['kept']} | {row['probes_kept']} |")
+    lines += ["", "## Model calls", "", "This run: `calls` paid, `cached` answered from the cache, `failed` after "
+              "retries, `longer` re-asked with a larger budget after a cut-off reply, `truncated` still cut off at the "
+              "cap, `refused` by the server.", "",
+              "| role | model | calls | cached | failed | longer | truncated | refused | prompt tokens | completion tokens |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for role, row in stats["teachers"].items():
-        lines.append(f"| {role} | {row['model']} | {row['calls']} | {row['cached']} | {row['errors']} | "
-                     f"{row['prompt_tokens']} | {row['completion_tokens']} |")
+        lines.append(f"| {role} | {row['model']} | {row['calls']} | {row['cached']} | {row['errors']} | {row['longer']} | "
+                     f"{row['truncated']} | {row['rejected']} | {row['prompt_tokens']} | {row['completion_tokens']} |")
+    if stats.get("cumulative_calls"):
+        lines += ["", "Every run with this cache so far, failed runs included:", "",
+                  "| model | runs | calls | cached | failed | longer | truncated | refused | prompt tokens | "
+                  "completion tokens |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for model, row in stats["cumulative_calls"].items():
+            lines.append(f"| {model} | {row['runs']} | {row['calls']} | {row['cached']} | {row['errors']} | "
+                         f"{row['longer']} | {row['truncated']} | {row['rejected']} | {row['prompt_tokens']} | "
+                         f"{row['completion_tokens']} |")
+    if stats.get("unanswered"):
+        lines += ["", "## Not judged (truncated or refused)", "", "| question | rule | status | reason |", "|---|---|---|---|"]
+        lines += [f"| {row['question_id']} | {row.get('rule', '')} | {row['status']} | {row['reason']} |"
+                  for row in stats["unanswered"]]
     if stats["rejection_reasons"]:
         lines += ["", "## Why probes were invalid", "", "| reason | probes |", "|---|---:|"]
         lines += [f"| {reason} | {count} |" for reason, count in stats["rejection_reasons"].items()]
@@ -118,14 +177,15 @@ def write_hf_dataset(records: list[dict[str, Any]], path: Path) -> None:
 
 
 def write_outputs(config: ProbeConfig, questions: list[QuestionState], rules: list[Rule],
-                  teacher_stats: dict[str, dict[str, Any]], seconds: float) -> dict[str, Any]:
+                  teacher_stats: dict[str, dict[str, Any]], seconds: float,
+                  cumulative: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
     output_dir = Path(config.output_dir)
     records = [ei_record(q) for q in questions if q.status == "kept"]
     atomic_write_jsonl(output_dir / "ei.jsonl", records)
     if records:
         write_hf_dataset(records, output_dir / "ei_dataset")
     atomic_write_jsonl(output_dir / "probes.jsonl", [probe_log_record(o) for q in questions for o in q.outcomes])
-    stats = statistics(config, questions, rules, teacher_stats, seconds)
+    stats = statistics(config, questions, rules, teacher_stats, seconds, cumulative)
     atomic_write_json(output_dir / "stats.json", stats)
     atomic_write_text(output_dir / "stats.md", markdown_report(stats))
     return stats

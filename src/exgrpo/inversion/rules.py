@@ -64,7 +64,7 @@ def extract_json_object(text: str) -> dict | str:
     try:
         value = json.loads(stripped[start : end + 1])
     except json.JSONDecodeError as error:
-        return f"reply is not valid JSON ({error.msg} at column {error.colno})"
+        return f"reply is not valid JSON: {error.msg} (column {error.colno})"
     return value if isinstance(value, dict) else "reply JSON is not an object"
 
 

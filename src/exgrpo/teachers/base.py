@@ -12,7 +12,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from exgrpo.errors import ExgrpoError
+
 Message = dict[str, str]
+
+
+class TeacherUnavailable(ExgrpoError):
+    """The teacher cannot answer any request (wrong key, unknown model, nothing listening, every call
+    failing): the stage stops at once, after keeping every answer already received."""
 
 
 @dataclass(frozen=True)
@@ -46,10 +53,19 @@ class ChatResponse:
     completion_tokens: int = 0
     error: str | None = None
     cached: bool = False
+    finish_reason: str | None = None  # the server's: "stop", "length" (cut at max_tokens)...; None when not told
+    # True for a request the server refused as such (HTTP 400/413/422: too long, malformed): asking again
+    # cannot help, so the stage goes on without it (the item is recorded as failed, with the reason).
+    rejected: bool = False
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.text is not None
+
+    @property
+    def truncated(self) -> bool:
+        """Cut off at the token budget: not a final answer."""
+        return self.finish_reason == "length"
 
 
 ResultCallback = Callable[[int, ChatResponse], None]
@@ -63,6 +79,7 @@ class TeacherBackend(Protocol):
                  on_start: StartCallback | None = None) -> None:
         """Answer every request, calling on_start(i) when request i is sent and on_result(i, response) when done.
 
-        Failures are reported as responses with `error` set, never raised.
+        A failed request is reported as a response with `error` set. Only a failure that dooms every request
+        raises, `TeacherUnavailable`, once the requests in flight are answered and reported.
         """
         ...

@@ -2,10 +2,13 @@
 
 The cache is an append-only JSONL file, fsync'd after every answer; a torn last line left by a killed
 process is dropped on open. Only successful answers are stored: a failed call is asked again next run.
+A reply cut off at its token budget (finish_reason "length") is stored as such, and is never a final
+answer while the budget may grow: the same request is asked again with twice the budget, up to a cap.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +26,8 @@ class TeacherCache:
         for record in read_appended_jsonl(self.path):
             self._entries[record["key"]] = ChatResponse(
                 text=record["text"], prompt_tokens=record.get("prompt_tokens", 0),
-                completion_tokens=record.get("completion_tokens", 0), cached=True)
+                completion_tokens=record.get("completion_tokens", 0), cached=True,
+                finish_reason=record.get("finish_reason"))
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -38,18 +42,19 @@ class TeacherCache:
         append_jsonl(self.path, [{
             "schema_version": CACHE_SCHEMA_VERSION, "key": key, "model": model, "request": request.payload(),
             "text": response.text, "prompt_tokens": response.prompt_tokens,
-            "completion_tokens": response.completion_tokens,
+            "completion_tokens": response.completion_tokens, "finish_reason": response.finish_reason,
         }])
-        self._entries[key] = ChatResponse(text=response.text, prompt_tokens=response.prompt_tokens,
-                                          completion_tokens=response.completion_tokens, cached=True)
+        self._entries[key] = dataclasses.replace(response, cached=True)
 
 
 @dataclass
 class CallStats:
     """What the teacher cost: calls made and their tokens, answers served from the cache, failures.
 
-    Every request is counted once, in `calls`, `cached` (no call paid for it, repeats in a batch included)
-    or `errors`: their sum is the number of requests answered, which progress reports rely on.
+    Every request sent to the cache is counted once, in `calls`, `cached` (no call paid for it, repeats in a
+    batch included) or `errors`: their sum is the number of requests answered, which progress reports rely
+    on. A request re-asked with a larger budget after a cut-off reply is a new request (`longer` counts them);
+    `truncated` counts the answers still cut off at the cap, `rejected` the requests the server refused.
     """
 
     calls: int = 0
@@ -58,29 +63,57 @@ class CallStats:
     in_flight: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    longer: int = 0
+    truncated: int = 0
+    rejected: int = 0
     last_error: str | None = None
     error_samples: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
-        return {"calls": self.calls, "cached": self.cached, "errors": self.errors,
+        return {"calls": self.calls, "cached": self.cached, "errors": self.errors, "longer": self.longer,
+                "truncated": self.truncated, "rejected": self.rejected,
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
 
 
 class CachedTeacher:
-    """A backend behind the cache: identical requests are asked once, ever."""
+    """A backend behind the cache: identical requests are asked once, ever.
+
+    With `max_tokens_cap`, a reply cut off at its budget is asked again with twice the budget (at most the
+    cap); what is still cut off at the cap comes back with `truncated` set, for the caller to record as such.
+    """
 
     def __init__(self, backend: TeacherBackend, cache: TeacherCache,
-                 on_change: Callable[[CallStats], None] | None = None) -> None:
+                 on_change: Callable[[CallStats], None] | None = None, max_tokens_cap: int | None = None) -> None:
         self.backend = backend
         self.cache = cache
         self.stats = CallStats()
         self.on_change = on_change
+        self.max_tokens_cap = max_tokens_cap
 
     @property
     def model(self) -> str:
         return self.backend.model
 
     def complete(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
+        current = list(requests)
+        final: list[ChatResponse | None] = [None] * len(requests)
+        pending = list(range(len(requests)))
+        while pending:
+            again = []
+            for index, response in zip(pending, self._complete_once([current[i] for i in pending]), strict=True):
+                cap = self.max_tokens_cap
+                if response.ok and response.truncated and cap is not None and current[index].max_tokens < cap:
+                    current[index] = dataclasses.replace(current[index], max_tokens=min(cap, 2 * current[index].max_tokens))
+                    again.append(index)
+                    continue
+                final[index] = response
+                self.stats.truncated += response.ok and response.truncated
+                self.stats.rejected += response.rejected
+            self.stats.longer += len(again)
+            pending = again
+        return [response if response is not None else ChatResponse(None, error="no answer") for response in final]
+
+    def _complete_once(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
         keys = [request_key(self.model, request) for request in requests]
         results: list[ChatResponse | None] = [self.cache.get(key) for key in keys]
         self.stats.cached += sum(result is not None for result in results)

@@ -19,7 +19,7 @@ def make_backend(config: TeacherConfig, datasets: list[str] | None = None) -> Te
 
         return OpenAITeacher(config.model, base_url=config.base_url, api_key_env=config.api_key_env,
                              concurrency=config.concurrency, timeout=config.timeout, max_retries=config.max_retries,
-                             extra_body=config.extra_body)
+                             extra_body=config.extra_body, max_consecutive_failures=config.max_consecutive_failures)
     if isinstance(config, LocalTeacherConfig):
         from exgrpo.teachers.local import LocalTeacher
 

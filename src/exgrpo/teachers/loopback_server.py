@@ -28,6 +28,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before answering (a hang is a delay longer than the client's timeout)
     raw_body: str | None = None  # send this body verbatim instead of a chat completion
+    finish_reason: str = "stop"  # "length": the reply was cut off at max_tokens
 
     def body(self, model: str) -> str:
         if self.raw_body is not None:
@@ -37,7 +38,7 @@ class Reply:
         words = max(1, len((self.content or "").split()))
         return json.dumps({
             "id": "chatcmpl-loopback", "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "finish_reason": "stop",
+            "choices": [{"index": 0, "finish_reason": self.finish_reason,
                          "message": {"role": "assistant", "content": self.content}}],
             "usage": {"prompt_tokens": 10, "completion_tokens": words, "total_tokens": 10 + words},
         })

@@ -76,6 +76,20 @@ def dialogue_sampling(generation_config: Any, temperature: float, top_k: int | N
                             min_new_tokens=int(kwargs.get("min_new_tokens") or 0))
 
 
+def sample_categorical(probs: Any) -> Any:
+    """One token per row of `probs` [rows, vocabulary], drawn from that row's distribution, as [rows, 1].
+
+    Why not `torch.multinomial`: on a CPU it draws a random number per vocabulary entry (as does the
+    exponential race vLLM uses), 11 ms per step at 16 rows x 49k tokens, a fifth of a SmolLM2 decoding step.
+    Inverse transform sampling draws one number per row: the first token whose cumulative probability (in
+    float64) exceeds it; tokens of probability 0 (cut by top-k / top-p) have no width and are never drawn."""
+    import torch
+
+    cumulative = probs.double().cumsum(-1)
+    draws = torch.rand((probs.shape[0], 1), dtype=torch.float64, device=probs.device) * cumulative[:, -1:]
+    return torch.searchsorted(cumulative, draws, right=True).clamp(max=probs.shape[-1] - 1)
+
+
 # end_turn(row, tokens, logprobs): record a finished turn; returns the tokens injected after it (the next
 # user turn), or None when that dialogue is over.
 EndTurn = Callable[[Any, list[int], list[float]], list[int] | None]
@@ -104,7 +118,7 @@ def decode_dialogues(model: Any, contexts: Sequence[list[int]], end_turn: EndTur
             if early:
                 logits[torch.tensor(early, device=logits.device)[:, None], stop_index] = -torch.inf
         scores = warpers(None, logits)
-        tokens = torch.multinomial(torch.softmax(scores, -1), 1)
+        tokens = sample_categorical(torch.softmax(scores, -1))
         batch.next_tokens = tokens.squeeze(-1)
         batch.next_logprobs = (torch.log_softmax(scores, -1).gather(-1, tokens).squeeze(-1).tolist()
                                if with_logprobs else [0.0] * len(batch.rows))

@@ -136,12 +136,17 @@ def bf16_copy_for_cpu(model: Any) -> Any:
 
     import torch
 
+    from exgrpo.models.cpu_attention import cpu_decode_attention
+
     parameter = next(model.parameters())
     if parameter.device.type != "cpu" or parameter.dtype != torch.float32:
         return model
     plain = copy.deepcopy(model)
     plain.__dict__.pop("forward", None)
-    return plain.to(torch.bfloat16).eval()
+    plain = plain.to(torch.bfloat16).eval()
+    if getattr(plain.config, "_attn_implementation", None) == "sdpa":  # one-token steps: matmuls beat CPU SDPA in bf16
+        plain.set_attn_implementation(cpu_decode_attention())
+    return plain
 
 
 class TransformersSampler:
