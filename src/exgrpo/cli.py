@@ -102,7 +102,10 @@ def probe_command(
     """Teacher rationales + Explanatory Inversion probes (10 rules) + both filters -> the EI dataset.
 
     Every teacher call is cached (OUTPUT_DIR/teacher_cache.jsonl, fsync'd per answer): rerunning a killed
-    or failed command reuses every answer already received and pays only for what is missing.
+    or failed command reuses every answer already received and pays only for what is missing. A reply cut
+    off at its token budget is asked again with twice the budget (up to max_tokens_cap), then counted as
+    truncated; a teacher that cannot answer at all (bad key, unknown model, nothing listening) stops the
+    command at once. The earlier run's outputs are removed before the first request.
     """
     from exgrpo.config import ProbeConfig, load_config
     from exgrpo.inversion.output import markdown_report
@@ -118,8 +121,9 @@ def probe_command(
             def on_progress(stage: str, done: int, total: int, stats) -> None:
                 if stage not in tasks:
                     tasks[stage] = progress.add_task(stage, total=total, in_flight=0, cached=0, errors=0)
-                progress.update(tasks[stage], completed=done, in_flight=stats.in_flight, cached=stats.cached,
-                                errors=stats.errors)
+                # The total grows when cut-off replies are asked again with a larger budget.
+                progress.update(tasks[stage], completed=done, total=total, in_flight=stats.in_flight,
+                                cached=stats.cached, errors=stats.errors)
 
             stats = run_probe(probe_config, on_progress=on_progress)
     except ExgrpoError as error:
