@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | sha256sum | cut -c1-12)
 QUICKSTART_DIR ?= runs/quickstart
 
-.PHONY: setup test lint quickstart quickstart-docs benchmarks models-table probe-report probe-report-doc clean
+.PHONY: setup test lint quickstart quickstart-docs benchmarks models-table probe-report probe-report-doc probe-served-doc clean
 
 setup: $(STAMP)
 
@@ -58,3 +58,7 @@ probe-report: setup
 probe-report-doc:
 	{ printf '%s\n\n' '> Written by `make probe-report`: configs/probe/palm_replay_tiny.yaml. Teacher: the PaLM-540B rationales released with Distilling step-by-step (replayed). Probe teacher and base student: the untrained tiny student, whose probes are invalid, so no question is kept: this page shows the statistics on real teacher text, not a usable EI dataset.'; \
 	  cat runs/probe-palm-replay/stats.md; } > docs/probe-stats-palm-replay.md
+
+# The probe statistics of a served local teacher: SmolLM2-135M-Instruct behind `transformers serve` (~15 min; resumes from its cache).
+probe-served-doc: setup
+	$(BIN)/python benchmarks/probe_served.py --limit 20 --page docs/probe-stats-smollm2-served.md

@@ -63,7 +63,7 @@ class TransformersServe:
                 raise ExgrpoError(f"`transformers serve` exited with code {self.process.returncode} before it answered "
                                   f"(command: {' '.join(command)})")
             try:
-                with urllib.request.urlopen(f"{self.base_url}/models", timeout=2):
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2):
                     return self
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.5)
