@@ -42,8 +42,9 @@ def main() -> None:
     print(report)
     if args.page:
         shown = ", ".join(f"{k}: {v}" for k, v in settings.items() if k != "output_dir")
+        teacher_calls = stats["teachers"]["teacher"]
         header = (f"> Written by `make probe-served-doc` (benchmarks/probe_served.py) in {seconds:.0f} s on this machine's "
-                  "CPU. Teacher and probe teacher: SmolLM2-135M-Instruct served by `transformers serve` on 127.0.0.1 "
+                  f"CPU ({teacher_calls['calls']} calls paid, {teacher_calls['cached']} answers from the run's cache). Teacher and probe teacher: SmolLM2-135M-Instruct served by `transformers serve` on 127.0.0.1 "
                   "(concurrency 2, greedy), reached through the OpenAI client like any API. Settings: "
                   f"{shown}. A 135M model is a weak teacher: this page shows how the stage accounts "
                   "for real, messy output, not a usable EI dataset.\n\n")

@@ -257,6 +257,11 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_dataset_without_paying_tw
     assert not paid_before_kill & set(rerun_keys), "the rerun asked again for an answer already cached"
     assert killed_run_requests + len(rerun_keys) <= uninterrupted_requests + 4  # at most the 4 calls in flight
     assert (tmp_path / "killed" / "ei.jsonl").read_text() == (tmp_path / "reference" / "ei.jsonl").read_text()
+    # The killed run never wrote its counts, but its paid calls are in the cache, and in the totals.
+    stats = json.loads((tmp_path / "killed" / "stats.json").read_text())
+    cache_entries = len((tmp_path / "killed" / "teacher_cache.jsonl").read_text().splitlines())
+    assert stats["cumulative_calls"]["scripted-teacher"]["calls"] == cache_entries >= killed_run_requests - 4
+    assert stats["cumulative_calls"]["scripted-teacher"]["runs"] == 1  # only the run that ended counted itself
 
 
 # ---------------------------------------------------------------- what a misbehaving teacher does to the stage

@@ -65,20 +65,22 @@ def calls_ledger_path(cache_path: Path) -> Path:
     return cache_path.with_name(cache_path.name + ".calls.json")
 
 
-def record_calls(cache_path: Path, teachers: dict[str, Any]) -> dict[str, dict[str, int]]:
-    """Add this run's call counts to the cache's ledger (per model, every run that used this cache, failed
-    ones included) and return the totals."""
-    ledger_path = calls_ledger_path(cache_path)
+def record_calls(cache: Any, teachers: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Add this run's counts to the cache's ledger (per model, every run that used this cache and ended,
+    failed ones included) and return the totals. Calls paid and their tokens come from the cache itself,
+    which holds every paid answer, also those of a killed run."""
+    ledger_path = calls_ledger_path(cache.path)
     ledger = json.loads(ledger_path.read_text()) if ledger_path.exists() else {"schema_version": 1, "models": {}}
     for teacher in {id(t): t for t in teachers.values()}.values():
-        totals = ledger["models"].setdefault(teacher.model, {name: 0 for name in ["runs", *CALL_COUNTS]})
+        totals = ledger["models"].setdefault(teacher.model, {})
         counts = teacher.stats.as_dict()
         totals["runs"] = totals.get("runs", 0) + 1
         for name in CALL_COUNTS:
             totals[name] = totals.get(name, 0) + counts[name]
     if ledger["models"]:
         atomic_write_json(ledger_path, ledger)
-    return ledger["models"]
+    return {model: {**totals, **cache.paid.get(model, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})}
+            for model, totals in ledger["models"].items()}
 
 
 def statistics(config: ProbeConfig, questions: list[QuestionState], rules: list[Rule],
@@ -141,7 +143,8 @@ def markdown_report(stats: dict[str, Any]) -> str:
         lines.append(f"| {role} | {row['model']} | {row['calls']} | {row['cached']} | {row['errors']} | {row['longer']} | "
                      f"{row['truncated']} | {row['rejected']} | {row['prompt_tokens']} | {row['completion_tokens']} |")
     if stats.get("cumulative_calls"):
-        lines += ["", "Every run with this cache so far, failed runs included:", "",
+        lines += ["", "Every run with this cache so far, failed runs included (calls and tokens: every answer in the cache, "
+                  "also from killed runs):", "",
                   "| model | runs | calls | cached | failed | longer | truncated | refused | prompt tokens | "
                   "completion tokens |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for model, row in stats["cumulative_calls"].items():

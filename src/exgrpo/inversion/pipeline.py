@@ -136,7 +136,7 @@ def run_probe(config: ProbeConfig, on_progress: ProgressCallback | None = None) 
     try:
         run_waves(config, questions, rules, waves, teacher, probe_teacher)
     finally:
-        cumulative = record_calls(config.resolved_cache_path(), waves.teachers)
+        cumulative = record_calls(cache, waves.teachers)
     teacher_stats = {role: {"model": t.model, **t.stats.as_dict()} for role, t in waves.teachers.items()}
     return write_outputs(config, questions, rules, teacher_stats, seconds=time.time() - started, cumulative=cumulative)
 

@@ -23,11 +23,21 @@ class TeacherCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._entries: dict[str, ChatResponse] = {}
+        # Per model, what the stored answers cost: every entry is one paid call, whichever run (even a killed
+        # one) made it.
+        self.paid: dict[str, dict[str, int]] = {}
         for record in read_appended_jsonl(self.path):
             self._entries[record["key"]] = ChatResponse(
                 text=record["text"], prompt_tokens=record.get("prompt_tokens", 0),
                 completion_tokens=record.get("completion_tokens", 0), cached=True,
                 finish_reason=record.get("finish_reason"))
+            self._count_paid(str(record.get("model")), self._entries[record["key"]])
+
+    def _count_paid(self, model: str, response: ChatResponse) -> None:
+        paid = self.paid.setdefault(model, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
+        paid["calls"] += 1
+        paid["prompt_tokens"] += response.prompt_tokens
+        paid["completion_tokens"] += response.completion_tokens
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -45,6 +55,7 @@ class TeacherCache:
             "completion_tokens": response.completion_tokens, "finish_reason": response.finish_reason,
         }])
         self._entries[key] = dataclasses.replace(response, cached=True)
+        self._count_paid(model, response)
 
 
 @dataclass
