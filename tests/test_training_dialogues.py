@@ -415,3 +415,27 @@ def test_bf16_rollout_copy_drops_the_autocast_wrapper_and_leaves_the_policy_alon
     assert next(policy.parameters()).dtype == torch.float32 and calls == [1]  # the policy keeps its wrapper
     assert torch.allclose(fast, exact, atol=0.1)
     assert bf16_copy_for_cpu(sampler_model) is sampler_model  # already bf16: nothing to copy
+
+
+def test_the_shared_prompt_is_prefilled_once_and_every_rollout_gets_its_cache(tiny_model_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from exgrpo.evaluation.continuous import DecodeBatch
+    from exgrpo.training.dialogue_decoding import prefill_shared
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path).eval()
+    contexts = [[5, 6, 7, 8], [5, 6, 7, 8], [9, 10], [5, 6, 7, 8]]
+    fed: list[int] = []
+    forward = model.forward
+    model.forward = lambda *a, **k: fed.append(k["input_ids"].shape[0]) or forward(*a, **k)
+    shared, plain = DecodeBatch(), DecodeBatch()
+    with torch.inference_mode():
+        shared_logits = prefill_shared(shared, model, contexts, pad_id=0)
+        plain_logits = plain.feed(model, contexts, pad_id=0)
+        assert fed == [2, 4]  # the shared prefill ran the two distinct prompts only
+        assert torch.allclose(shared_logits, plain_logits, atol=1e-5) and torch.equal(shared.mask, plain.mask)
+        for mine, theirs in zip(shared.cache.layers, plain.cache.layers, strict=True):
+            assert torch.allclose(mine.keys, theirs.keys, atol=1e-5) and torch.allclose(mine.values, theirs.values, atol=1e-5)
+        shared.next_tokens = plain.next_tokens = torch.tensor([1, 2, 3, 4])  # and decoding goes on alike
+        assert torch.allclose(shared.step(model), plain.step(model), atol=1e-5)

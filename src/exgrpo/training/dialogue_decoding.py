@@ -95,6 +95,25 @@ def sample_categorical(probs: Any) -> Any:
 EndTurn = Callable[[Any, list[int], list[float]], list[int] | None]
 
 
+def prefill_shared(batch: Any, model: Any, contexts: Sequence[list[int]], pad_id: int) -> Any:
+    """Feed the first contexts, each distinct one once: the G rollouts of a question start from the same
+    prompt, so its prefill is computed once and its cache rows copied (vLLM's prefix caching does this on a
+    GPU). Returns each row's last logits."""
+    import torch
+
+    from exgrpo.evaluation.continuous import select_cache_rows
+
+    distinct: dict[tuple[int, ...], int] = {}
+    source = [distinct.setdefault(tuple(context), len(distinct)) for context in contexts]
+    logits = batch.feed(model, [list(context) for context in distinct], pad_id)
+    if len(distinct) == len(contexts):
+        return logits
+    rows = torch.tensor(source, dtype=torch.long, device=logits.device)
+    batch.mask = batch.mask[rows]
+    select_cache_rows(batch.cache, rows)
+    return logits[rows]
+
+
 def decode_dialogues(model: Any, contexts: Sequence[list[int]], end_turn: EndTurn, max_new_tokens: int,
                      stop_ids: Sequence[int], pad_id: int, sampling: DialogueSampling,
                      with_logprobs: bool = False) -> None:
@@ -127,7 +146,7 @@ def decode_dialogues(model: Any, contexts: Sequence[list[int]], end_turn: EndTur
     with torch.inference_mode():
         batch.rows = list(range(len(contexts)))
         batch.generated, batch.logprobs = [[] for _ in contexts], [[] for _ in contexts]
-        choose(batch, batch.feed(model, contexts, pad_id))
+        choose(batch, prefill_shared(batch, model, contexts, pad_id))
         while batch.rows or parked.rows:
             talking = len(batch.rows) + len(parked.rows)
             # Feed parked rows once a quarter of the dialogues wait: joining copies the cache, so not row by row.
