@@ -21,7 +21,8 @@ QUESTION_STATUSES = ["teacher_failed", "teacher_truncated", "teacher_wrong", "no
                      "above_max_solved", "kept"]
 PROBE_STATUSES = ["invalid", "truncated", "failed", "mismatched", "inconsistent", "consistent"]
 OUTPUT_FILES = ["ei.jsonl", "ei_dataset", "probes.jsonl", "stats.json", "stats.md"]
-CALL_COUNTS = ["calls", "cached", "errors", "longer", "truncated", "rejected", "prompt_tokens", "completion_tokens"]
+# What the ledger adds up across runs; calls paid and their tokens are read from the cache instead.
+LEDGER_COUNTS = ["cached", "errors", "longer", "truncated", "rejected"]
 
 
 def ei_record(question: QuestionState) -> dict[str, Any]:
@@ -75,7 +76,7 @@ def record_calls(cache: Any, teachers: dict[str, Any]) -> dict[str, dict[str, in
         totals = ledger["models"].setdefault(teacher.model, {})
         counts = teacher.stats.as_dict()
         totals["runs"] = totals.get("runs", 0) + 1
-        for name in CALL_COUNTS:
+        for name in LEDGER_COUNTS:
             totals[name] = totals.get(name, 0) + counts[name]
     if ledger["models"]:
         atomic_write_json(ledger_path, ledger)

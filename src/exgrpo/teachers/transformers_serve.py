@@ -10,6 +10,7 @@ runs offline on 127.0.0.1, and is stopped (terminate, then kill) when the block 
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -83,6 +84,4 @@ class TransformersServe:
 
 
 def _offline_env() -> dict[str, str]:
-    import os
-
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
