@@ -18,7 +18,7 @@ import pytest
 from exgrpo.errors import ConfigError
 from exgrpo.teachers.base import ChatRequest, ChatResponse, TeacherUnavailable
 from exgrpo.teachers.cache import CachedTeacher, TeacherCache
-from exgrpo.teachers.loopback_server import LoopbackChatServer, Reply, last_user_message
+from exgrpo.teachers.loopback_server import LoopbackChatServer, Reply, last_user_message, prompt_tokens
 from exgrpo.teachers.openai_api import OpenAITeacher
 
 
@@ -288,9 +288,9 @@ def test_the_request_sent_is_the_chat_request() -> None:
     assert bodies[1]["response_format"] == {"type": "json_object"}
     assert all(body["top_k"] == 5 for body in bodies)
     assert all("meta" not in body and "purpose" not in body for body in bodies)
-    # The loopback server reports 10 prompt tokens and one completion token per word.
-    assert (plain.prompt_tokens, plain.completion_tokens) == (10, 4)
-    assert (json_mode.prompt_tokens, json_mode.completion_tokens) == (10, 4)
+    # The loopback server counts a token per word (and 3 per message); the client reports its counts.
+    assert (plain.prompt_tokens, plain.completion_tokens) == (prompt_tokens(list(messages)), 4)
+    assert (json_mode.prompt_tokens, json_mode.completion_tokens) == (prompt_tokens(list(messages[1:])), 4)
 
 
 # ---------------------------------------------------------------- the API key

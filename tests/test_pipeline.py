@@ -105,6 +105,10 @@ def test_paper_recipes_dry_run_without_loading_models(recipe: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert all(stage in result.stdout for stage in STAGES)
     config = build_config(RunConfig, yaml.safe_load(recipe.read_text()), str(recipe))
+    # The estimate: every held-in training question's rationale, priced where the recipe states a price.
+    teacher = config.probe_config().teacher.model  # type: ignore[union-attr]
+    assert f"Probe stage, teacher {teacher}" in result.stdout and "Student side" in result.stdout
+    assert ("no price" in result.stdout) == (teacher not in config.estimate.prices)
     stages = config.stage_configs()
     assert stages["sft"].lora is not None and stages["sft"].lora.r == 32
     assert len(stages["eval"]["base"].datasets) == 12

@@ -182,7 +182,7 @@ def _train_stage(config_class: Any, runner: Any, config: Path, overrides: dict[s
 def run_command(
     config: Annotated[Path, typer.Argument(help="Pipeline YAML: run_dir, world/student or base_model, probe, sft, train, eval.")],
     from_stage: Annotated[str | None, typer.Option("--from", help="Redo from this stage: world, base, probe, sft, train, eval, report.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate everything and print the plan; load no model.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate everything, print the plan and the estimated cost (teacher calls, tokens, money; student tokens, hours); send nothing, load no model.")] = False,
 ) -> None:
     """The whole method from one YAML file: world -> base -> probe -> sft -> train -> eval -> report.
 
@@ -203,6 +203,7 @@ def run_command(
             table.add_row(stage, digest, "done" if done and from_stage is None else "to run")
         console.print(table)
         if dry_run:
+            _print_estimate(run_config)
             return
         started = time.time()
         run(run_config, from_stage, on_stage=lambda stage, status: console.rule(f"[bold]{stage}[/]: {status}"))
@@ -212,6 +213,16 @@ def run_command(
     if report.exists():
         console.print(report.read_text(), markup=False, highlight=False, soft_wrap=True)
     console.print(f"Done in {time.time() - started:.0f} s; results in {run_config.run_dir / 'report'}")
+
+
+def _print_estimate(run_config: Any) -> None:
+    from exgrpo.estimate.run import estimate_notes, estimate_run, student_table, teacher_tables
+
+    estimate = estimate_run(run_config)
+    for table in [*teacher_tables(estimate), student_table(estimate)]:
+        console.print(table)
+    for note in estimate_notes(estimate):
+        console.print(f"- {note}", markup=False, highlight=False)
 
 
 @app.command("quickstart")

@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 from exgrpo.config import (
     DTYPE_HELP,
     DistillStageConfig,
+    EstimateConfig,
     EvalConfig,
     ProbeConfig,
     RLStageConfig,
@@ -83,6 +84,8 @@ class RunConfig(StrictModel):
     sft_model: str | None = Field(None, description="no SFT stage: train from this SFT model (another run's)")
     train: dict[str, Any] | None = Field(default_factory=dict, description="null: no RL stage")
     eval: EvalSection
+    estimate: EstimateConfig = Field(default_factory=EstimateConfig, description="prices and throughputs for the "
+                                     "cost estimate of `--dry-run`; in no stage's hash")
 
     @model_validator(mode="after")
     def _one_student(self) -> RunConfig:
@@ -126,8 +129,8 @@ class RunConfig(StrictModel):
         values = json.loads(json.dumps(self.probe))  # a copy
         if self.world is not None and values.get("teacher", {}).get("kind") == "exact":
             values["teacher"]["world"] = self.world.model_dump()
-        difficulty = values.setdefault("difficulty", {})
-        if difficulty.get("enabled", False):
+        difficulty = values.get("difficulty")  # absent: off (ProbeConfig's default); a section: on unless it says not
+        if difficulty is not None and difficulty.get("enabled", True):
             difficulty.setdefault("student", self.base_path())
         # The teacher cache lives outside the stage folder: redoing the stage must never lose a paid call.
         values.setdefault("cache_path", self.run_dir / "teacher_cache.jsonl")

@@ -41,3 +41,17 @@ def make_backend(config: TeacherConfig, datasets: list[str] | None = None) -> Te
         world = config.world
         return ExactTeacher(world_problems(world.seed, world.train_size, world.test_size, world.ood_size))
     raise TypeError(f"unknown teacher config {type(config).__name__}")
+
+
+def teacher_identity(config: TeacherConfig) -> str:
+    """The `model` (cache-key identity) of the backend `make_backend(config)` builds, without building it (a
+    dry run loads no model and opens no connection)."""
+    if isinstance(config, OpenAITeacherConfig | LocalTeacherConfig):
+        return config.model
+    if isinstance(config, ReplayTeacherConfig):
+        return f"replay:{config.name}"
+    if isinstance(config, ExactTeacherConfig):
+        from exgrpo.world.teacher import EXACT_TEACHER_NAME
+
+        return EXACT_TEACHER_NAME
+    raise TypeError(f"unknown teacher config {type(config).__name__}")

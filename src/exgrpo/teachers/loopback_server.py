@@ -30,18 +30,25 @@ class Reply:
     raw_body: str | None = None  # send this body verbatim instead of a chat completion
     finish_reason: str = "stop"  # "length": the reply was cut off at max_tokens
 
-    def body(self, model: str) -> str:
+    def body(self, model: str, messages: list[dict[str, Any]] | None = None) -> str:
         if self.raw_body is not None:
             return self.raw_body
         if self.status != 200:
             return json.dumps({"error": {"message": self.content or f"status {self.status}", "type": "server_error"}})
         words = max(1, len((self.content or "").split()))
+        prompt = prompt_tokens(messages or [])
         return json.dumps({
             "id": "chatcmpl-loopback", "object": "chat.completion", "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "finish_reason": self.finish_reason,
                          "message": {"role": "assistant", "content": self.content}}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": words, "total_tokens": 10 + words},
+            "usage": {"prompt_tokens": prompt, "completion_tokens": words, "total_tokens": prompt + words},
         })
+
+
+def prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    """The server's token count of a prompt: one per word, and 3 per message for the chat template's markers
+    (a real tokenizer's count differs from a client's estimate in the same way: the estimate calibrates on it)."""
+    return sum(len(str(message.get("content") or "").split()) + 3 for message in messages)
 
 
 Script = Callable[[dict[str, Any]], Reply]
@@ -134,7 +141,7 @@ class LoopbackChatServer:
                         await asyncio.sleep(reply.delay)
                     if self._stopped.is_set():  # a dead server answers nothing
                         break
-                    writer.write(_response_bytes(reply, body.get("model", "")))
+                    writer.write(_response_bytes(reply, body))
                     await writer.drain()
                 finally:
                     with self._lock:
@@ -160,8 +167,8 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[dict[str, str], d
     return headers, json.loads(raw or b"{}")
 
 
-def _response_bytes(reply: Reply, model: str) -> bytes:
-    payload = reply.body(model).encode()
+def _response_bytes(reply: Reply, request: dict[str, Any]) -> bytes:
+    payload = reply.body(request.get("model", ""), request.get("messages")).encode()
     reason = HTTPStatus(reply.status).phrase if reply.status in HTTPStatus._value2member_map_ else ""
     head = [f"HTTP/1.1 {reply.status} {reason}", "Content-Type: application/json", f"Content-Length: {len(payload)}",
             *(f"{name}: {value}" for name, value in reply.headers.items())]

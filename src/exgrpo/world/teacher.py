@@ -13,9 +13,11 @@ from exgrpo.teachers.base import ChatRequest, ChatResponse, ResultCallback, Star
 from exgrpo.world.probes import make_probe, probe_reply_json
 from exgrpo.world.program import Problem, rationale
 
+EXACT_TEACHER_NAME = "exact-world"
+
 
 class ExactTeacher:
-    def __init__(self, problems: dict[str, Problem], name: str = "exact-world") -> None:
+    def __init__(self, problems: dict[str, Problem], name: str = EXACT_TEACHER_NAME) -> None:
         self.problems = problems
         self.model = name
 
