@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | sha256sum | cut -c1-12)
 QUICKSTART_DIR ?= runs/quickstart
 
-.PHONY: setup test lint quickstart quickstart-docs benchmarks models-table probe-report probe-report-doc probe-served-doc clean
+.PHONY: setup test lint quickstart quickstart-docs benchmarks models-table probe-report probe-report-doc probe-served-doc gpu-check gpu-wheels clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,28 @@ benchmarks: setup
 # The real student's base table on the 12 benchmarks (200 questions each; hours on 2 cores; resumable).
 models-table: setup
 	$(BIN)/python benchmarks/models_table.py --model smollm2-135m-instruct --limit 200 --page docs/models.md
+
+# The GPU path on a real shape with random weights (docs/gpu.md); without CUDA, the tiny shape on the CPU.
+GPU_CHECK_OUT ?= runs/gpu-check/gpu_check.json
+gpu-check: setup
+	$(BIN)/exgrpo gpu-check --out $(GPU_CHECK_OUT) $(GPU_CHECK_ARGS)
+
+# What a GPU machine without network lacks (docs/gpu.md), as wheels for its Python 3.12 (about 30 MB):
+# carry wheels/gpu with the working tree and run benchmarks/gpu_check.sh there. Not torch, numpy, pandas,
+# pyarrow: that machine has its own (CUDA) builds.
+GPU_WHEELS := trl datasets dill multiprocess xxhash fsspec filelock pydantic pydantic_core annotated-types \
+	typing-inspection typing_extensions math-verify latex2sympy2_extended antlr4-python3-runtime transformers \
+	tokenizers huggingface_hub hf-xet httpx2 httpcore2 h11 anyio idna sniffio certifi safetensors accelerate peft \
+	typer click shellingham rich markdown-it-py mdurl pygments annotated-doc Jinja2 MarkupSafe PyYAML regex tqdm \
+	packaging psutil truststore requests charset-normalizer urllib3 python-dateutil tzdata
+GPU_PYTHON ?= 3.12
+GPU_WHEELS_DIR ?= wheels/gpu
+gpu-wheels: setup
+	rm -rf $(GPU_WHEELS_DIR)
+	$(BIN)/pip download --quiet --no-deps --only-binary=:all: --python-version $(GPU_PYTHON) --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -c requirements/constraints.txt -d $(GPU_WHEELS_DIR) $(GPU_WHEELS)
+	du -sh $(GPU_WHEELS_DIR)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

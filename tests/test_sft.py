@@ -58,6 +58,27 @@ def test_lora_sft_merges_the_adapter_into_a_plain_model(tiny_model_path: Path, t
     assert changed and all("proj" in name for name in changed)  # LoRA touched the linear layers only
 
 
+def test_lora_sft_in_bf16_keeps_the_frozen_base_in_bf16_and_trains_fp32_adapters(tiny_model_path: Path,
+                                                                                   tmp_path: Path) -> None:
+    """No fp32 master copy of frozen weights: half the memory of a 7B base under LoRA."""
+    import torch
+    from transformers import TrainerCallback
+
+    seen: dict[str, set] = {"frozen": set(), "trained": set()}
+
+    class Dtypes(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001, ANN003, ANN201
+            for parameter in model.parameters():
+                seen["trained" if parameter.requires_grad else "frozen"].add(parameter.dtype)
+
+    ei = write_toy_ei(tmp_path / "ei.jsonl")
+    run_sft(sft_config(tiny_model_path, ei, tmp_path / "lora", max_steps=2, lora={"r": 4, "alpha": 8},
+                       dtype="bfloat16"), callbacks=[Dtypes()])
+    assert seen == {"frozen": {torch.bfloat16}, "trained": {torch.float32}}
+    history = json.loads((tmp_path / "lora" / "log_history.json").read_text())
+    assert all(torch.isfinite(torch.tensor(entry["loss"])) for entry in history if "loss" in entry)
+
+
 def test_scoring_only_labelled_positions_keeps_loss_and_gradients(tiny_model_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     import torch

@@ -20,7 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from exgrpo import __version__
-from exgrpo.errors import ExgrpoError
+from exgrpo.errors import ConfigError, ExgrpoError
 
 # Keep third-party chatter (hub lookups, TRL experimental notices) out of the user's way.
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -260,6 +260,43 @@ def quickstart_command(
         write_docs_page(Path(recipe["run_dir"]), docs, seconds=time.time() - started, recipe=f"configs/{name}",
                         student=student)
         console.print(f"Results page written to {docs}")
+
+
+@app.command("gpu-check")
+def gpu_check_command(
+    shape: Annotated[str | None, typer.Option(help="Model shape (random weights): qwen2.5-1.5b, qwen2.5-7b, llama-3-8b, "
+                                              "gemma-7b, smollm2-135m, tiny. Default: qwen2.5-1.5b on CUDA, tiny on a CPU.")] = None,
+    out: Annotated[Path, typer.Option(help="Where the JSON result goes (estimate.gpu_check reads it).")] = Path("runs/gpu-check/gpu_check.json"),
+    steps: Annotated[int, typer.Option(help="Optimizer steps of SFT and of ExGRPO (the first is a warm-up).")] = 4,
+) -> None:
+    """The GPU path in minutes on a real shape with random weights (no download): LoRA SFT steps, ExGRPO steps
+    (transformers generation) and a batch of eval generation, in bf16; pass/fail, tokens/s and peak memory per
+    stage, written to OUT. Without CUDA it runs the same code on the tiny shape on the CPU."""
+    from exgrpo.gpu_check import run_gpu_check
+    from exgrpo.models.shapes import SHAPES
+
+    if shape is not None and shape not in SHAPES:
+        _fail(ConfigError(f"--shape must be one of {', '.join(SHAPES)}, not {shape!r}"))
+    result = run_gpu_check(shape, out, steps, log=lambda line: console.print(line, markup=False, highlight=False))
+    table = Table(title=f"gpu-check: {result['shape']} ({result['parameters'] / 1e6:,.0f} M parameters, random) on "
+                        f"{result['device']}, bf16")
+    for column in ("stage", "result", "tokens/s", "peak memory (GiB)", "seconds"):
+        table.add_column(column, justify="left" if column in ("stage", "result") else "right")
+    for stage in result["stages"]:
+        rate, peak = stage["tokens_per_s"], stage["peak_memory_gib"]
+        table.add_row(stage["stage"], "pass" if stage["passed"] else "[red]FAIL[/]", "" if rate is None else f"{rate:,.0f}",
+                      "" if peak is None else f"{peak:.1f}", f"{stage['seconds']:.0f}")
+    console.print(table)
+    for stage in result["stages"]:
+        if stage["detail"]:
+            console.print(f"{stage['stage']}: {stage['detail']}", markup=False, highlight=False)
+        if stage["error"]:
+            console.print(f"{stage['stage']} failed: {stage['error']}", markup=False, highlight=False)
+    for line in result["not_exercised"]:
+        console.print(f"not exercised: {line}", markup=False, highlight=False)
+    console.print(f"written to {out} (point estimate.gpu_check at it)")
+    if not result["passed"]:
+        raise typer.Exit(1)
 
 
 def _progress() -> Progress:

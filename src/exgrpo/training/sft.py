@@ -7,6 +7,7 @@ from typing import Any
 
 from exgrpo.config import SFTStageConfig
 from exgrpo.models.named import resolve_model
+from exgrpo.models.precision import torch_dtype
 from exgrpo.training.common import (
     last_checkpoint,
     peft_config,
@@ -35,8 +36,11 @@ def run_sft(config: SFTStageConfig, callbacks: list[Any] | None = None) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    # fp32 weights: with bf16 on, the Trainer computes under autocast and keeps fp32 master weights.
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    # Trained weights in fp32: with bf16 on, the Trainer computes under autocast and keeps fp32 master weights.
+    # Under LoRA the base weights are frozen and need no master copy: they load in the compute dtype (a 7B base
+    # is 15 GB in bf16, 30 GB in fp32), and PEFT keeps the adapters in fp32.
+    dtype = torch.float32 if config.lora is None else torch_dtype(config.dtype, model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
     arguments = SFTConfig(
         **trainer_arguments(config), num_train_epochs=config.epochs, max_length=config.max_length,
         assistant_only_loss=True,  # needs {% generation %} markers in the chat template
