@@ -159,3 +159,16 @@ def _env() -> dict[str, str]:
     import os
 
     return dict(os.environ)
+
+
+def test_tokens_are_counted_with_the_tokenizer_given_or_approximated(tiny_model_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    text = "Natalia sold clips to 48 of her friends in April."
+    counted = TokenCounter(str(tiny_model_path))
+    assert counted.text(text) == len(AutoTokenizer.from_pretrained(tiny_model_path)(text, add_special_tokens=False)
+                                     ["input_ids"])
+    assert TokenCounter().text(text) == -(-len(text) // 4)  # about 4 characters a token, rounded up
+    assert TokenCounter().messages([{"role": "user", "content": text}]) == TokenCounter().text(text) + 4
+    with pytest.raises(ConfigError, match="estimate.tokenizer: cannot load"):
+        TokenCounter(str(tiny_model_path / "missing"))

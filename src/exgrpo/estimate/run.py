@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.table import Table
@@ -45,6 +46,25 @@ class RunEstimate:
 
 
 def estimate_run(config: RunConfig) -> RunEstimate:
+    """The estimate; a synthetic world not written yet is generated into a scratch folder for it (it is
+    deterministic, and takes seconds), so that a fresh run's plan has its questions too."""
+    if config.world is None or (config.run_dir / "world" / "train.jsonl").exists():
+        return _estimate(config)
+    import tempfile
+
+    from exgrpo.world.datasets import register_world, write_world
+
+    world = config.world
+    with tempfile.TemporaryDirectory(prefix="exgrpo-dry-world-") as scratch:
+        write_world(Path(scratch), world.seed, world.train_size, world.test_size, world.ood_size)
+        register_world(Path(scratch))
+        try:
+            return _estimate(config)
+        finally:
+            register_world(config.run_dir / "world")
+
+
+def _estimate(config: RunConfig) -> RunEstimate:
     settings = config.estimate
     throughput = resolved_throughput(settings.throughput, settings.gpu_check)
     estimate = RunEstimate(None, [], settings.prices, throughput)
@@ -80,8 +100,6 @@ def resolved_throughput(given: StudentThroughput, gpu_check: object) -> StudentT
     """The throughputs given, the missing ones from a `make gpu-check` JSON file."""
     if gpu_check is None:
         return given
-    from pathlib import Path
-
     path = Path(str(gpu_check))
     try:
         measured = json.loads(path.read_text())["throughput"]
