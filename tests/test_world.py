@@ -79,9 +79,10 @@ def test_answers_and_rationales_are_exact() -> None:
 
 
 def test_world_files_load_through_the_registry(tmp_path: Path) -> None:
-    counts = write_world(tmp_path, seed=3, train_size=10, test_size=5, ood_size=5)
+    counts = write_world(tmp_path, seed=3, train_size=10, test_size=5, ood_size=5, val_size=2)
     names = register_world(tmp_path)
-    assert counts["world_train"] == 40 and counts["world_ood_reversed"] == 5
+    assert set(names) == set(counts)
+    assert counts["world_train"] == 40 and counts["world_ood_reversed"] == 5 and counts["world_val"] == 8
     assert counts["world_ei_test"] > 5 * 4 * 8  # the probes of the test questions, most rules apply
     for name in names:
         examples = load_examples(name)
@@ -139,3 +140,12 @@ def test_the_base_student_has_a_weak_prior(tmp_path: Path) -> None:
     correct = sum(check_example(o.text, e).correct for o, e in zip(outputs, tests, strict=True))
     assert parsed >= len(tests) // 2  # it learned the answer format
     assert 0 < correct < 0.6 * len(tests)  # low but not zero: not the reasoning
+
+
+def test_a_validation_split_is_disjoint_from_train_and_test_and_changes_neither() -> None:
+    with_val = generate_world(seed=3, train_size=40, test_size=15, ood_size=15, val_size=10)
+    assert all(with_val[split] == WORLD[split] for split in WORLD)  # the other splits are unchanged
+    val, seen = with_val["val"], {question_text(p) for split in ("train", "test") for p in WORLD[split]}
+    assert len(val) == 4 * 10 and not {question_text(p) for p in val} & seen
+    assert {p.family for p in val} == {p.family for p in WORLD["test"]}
+    assert len({p.id for p in val} | {p.id for p in WORLD["test"]}) == len(val) + len(WORLD["test"])

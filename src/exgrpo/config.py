@@ -161,6 +161,8 @@ class WorldConfig(StrictModel):
     train_size: int = Field(150, gt=0, description="training problems per family (4 families)")
     test_size: int = Field(50, gt=0, description="held-in test problems per family")
     ood_size: int = Field(50, gt=0, description="problems per family of each held-out set")
+    val_size: int = Field(0, ge=0, description="problems per family of a validation split (world_val) like the "
+                          "held-in test, disjoint from train and test; 0: none")
 
 
 class ExactTeacherConfig(StrictModel):

@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -60,6 +60,8 @@ class EvalSection(StrictModel):
     datasets: list[str] = Field(min_length=1)
     ei_test: str | None = Field(None, description="dataset of probes of the test questions (EI-Test)")
     limit: int | None = Field(None, gt=0, description="first N questions of each dataset")
+    limits: dict[str, Annotated[int, Field(gt=0)]] = Field(default_factory=dict,
+                                                          description="per dataset: first N questions (over limit)")
     ei_test_limit: int | None = Field(None, gt=0, description="first N probes of EI-Test (default: limit)")
     max_new_tokens: int = Field(128, gt=0)
     batch_size: int = Field(32, gt=0)
@@ -162,7 +164,8 @@ class RunConfig(StrictModel):
         datasets = self.eval.datasets + ([self.eval.ei_test] if self.eval.ei_test else [])
         return build_config(EvalConfig, {
             "model": self.model_paths()[model], "datasets": datasets, "limit": self.eval.limit,
-            "limits": {self.eval.ei_test: self.eval.ei_test_limit} if self.eval.ei_test and self.eval.ei_test_limit else {},
+            "limits": {**self.eval.limits, **({self.eval.ei_test: self.eval.ei_test_limit}
+                                              if self.eval.ei_test and self.eval.ei_test_limit else {})},
             "max_new_tokens": self.eval.max_new_tokens, "batch_size": self.eval.batch_size,
             "backend": self.eval.backend, "dtype": self.eval.dtype, "output_dir": self.run_dir / "eval" / model},
             "eval section")
@@ -200,7 +203,8 @@ def stage_world(config: RunConfig) -> dict[str, Any]:
     if config.world is None:
         return {"skipped": "no synthetic world in this config"}
     world = config.world
-    return write_world(config.run_dir / "world", world.seed, world.train_size, world.test_size, world.ood_size)
+    return write_world(config.run_dir / "world", world.seed, world.train_size, world.test_size, world.ood_size,
+                       world.val_size)
 
 
 def stage_base(config: RunConfig) -> dict[str, Any]:

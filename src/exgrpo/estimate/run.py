@@ -56,7 +56,7 @@ def estimate_run(config: RunConfig) -> RunEstimate:
 
     world = config.world
     with tempfile.TemporaryDirectory(prefix="exgrpo-dry-world-") as scratch:
-        write_world(Path(scratch), world.seed, world.train_size, world.test_size, world.ood_size)
+        write_world(Path(scratch), world.seed, world.train_size, world.test_size, world.ood_size, world.val_size)
         register_world(Path(scratch))
         try:
             return _estimate(config)

@@ -39,7 +39,8 @@ def make_backend(config: TeacherConfig, datasets: list[str] | None = None) -> Te
         from exgrpo.world.teacher import ExactTeacher
 
         world = config.world
-        return ExactTeacher(world_problems(world.seed, world.train_size, world.test_size, world.ood_size))
+        return ExactTeacher(world_problems(world.seed, world.train_size, world.test_size, world.ood_size,
+                                           world.val_size))
     raise TypeError(f"unknown teacher config {type(config).__name__}")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from exgrpo.data.registry import DatasetEntry, SplitSource, register
 from exgrpo.data.schema import AnswerType
 from exgrpo.files import atomic_write_jsonl
-from exgrpo.world.generate import SPLITS, generate_world, to_example
+from exgrpo.world.generate import SPLITS, VALIDATION, generate_world, to_example
 from exgrpo.world.probes import make_probe
 from exgrpo.world.program import Problem
 
@@ -20,15 +20,16 @@ def dataset_name(split: str) -> str:
     return f"world_{split}"
 
 
-def world_problems(seed: int, train_size: int, test_size: int, ood_size: int) -> dict[str, Problem]:
+def world_problems(seed: int, train_size: int, test_size: int, ood_size: int, val_size: int = 0) -> dict[str, Problem]:
     """Every problem of the world by id (what the exact teacher needs)."""
-    world = generate_world(seed, train_size, test_size, ood_size)
+    world = generate_world(seed, train_size, test_size, ood_size, val_size)
     return {problem.id: problem for problems in world.values() for problem in problems}
 
 
-def write_world(out_dir: Path, seed: int, train_size: int, test_size: int, ood_size: int) -> dict[str, int]:
+def write_world(out_dir: Path, seed: int, train_size: int, test_size: int, ood_size: int,
+                val_size: int = 0) -> dict[str, int]:
     """Write each split (and EI-Test) as JSONL; returns the example count per dataset."""
-    world = generate_world(seed, train_size, test_size, ood_size)
+    world = generate_world(seed, train_size, test_size, ood_size, val_size)
     counts = {}
     for split, problems in world.items():
         records = [{**to_example(p, split).to_dict(), "family": p.family} for p in problems]
@@ -59,7 +60,7 @@ def _shuffle(records: list, seed: int, split: str) -> None:
 def register_world(out_dir: Path) -> list[str]:
     """Registry entries for the written splits: world_train (split train), the others (split test)."""
     names = []
-    groups = {split: spec[-1] for split, spec in SPLITS.items()} | {EI_TEST: "other"}
+    groups = {split: spec[-1] for split, spec in SPLITS.items()} | {EI_TEST: "other", VALIDATION: "other"}
     for split, group in groups.items():
         split_name = "train" if split == "train" else "test"
         register(DatasetEntry(

@@ -74,9 +74,14 @@ def random_problem(rng: random.Random, family: str, steps: int, variant: int, he
     return Problem(problem_id, family, rng.random() < 0.5, tuple(chosen), style, reversed_)
 
 
+# A validation split (when asked for): the held-in test's distribution, disjoint from train and test, for every
+# choice made while developing (budgets, learning rates), so that test is read only for the results.
+VALIDATION = "val"
+
+
 def generate_split(split: str, size: int, seed: int, exclude: set[str] | None = None) -> list[Problem]:
     """`size` problems per family of the split, seeded; questions in `exclude` (train's) are never repeated."""
-    families, (low, high), variant, reversed_, held_out_words, _ = SPLITS[split]
+    families, (low, high), variant, reversed_, held_out_words, _ = SPLITS["test" if split == VALIDATION else split]
     problems, seen = [], set(exclude or ())
     for family in families:
         rng = _rng(seed, split, family)
@@ -102,11 +107,16 @@ def to_example(problem: Problem, split: str) -> Example:
                    choices=tuple(str(o) for o in problem.options) or None)
 
 
-def generate_world(seed: int, train_size: int, test_size: int, ood_size: int) -> dict[str, list[Problem]]:
-    """Every split; train first, so the others can exclude its questions."""
+def generate_world(seed: int, train_size: int, test_size: int, ood_size: int,
+                   val_size: int = 0) -> dict[str, list[Problem]]:
+    """Every split; train first, so the others can exclude its questions (validation last, excluding test's too:
+    adding it changes no other split)."""
     world = {"train": generate_split("train", train_size, seed)}
     train_questions = {question_text(p) for p in world["train"]}
     for split in SPLITS:
         if split != "train":
             world[split] = generate_split(split, test_size if split == "test" else ood_size, seed, train_questions)
+    if val_size:
+        seen = train_questions | {question_text(p) for p in world["test"]}
+        world[VALIDATION] = generate_split(VALIDATION, val_size, seed, seen)
     return world
