@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from exgrpo.evaluation.metrics import Estimate
 from exgrpo.files import atomic_write_text
 from exgrpo.study.plots import plot_dsu, plot_fractions, plot_main
+from exgrpo.study.projection import projection_lines
 from exgrpo.study.spec import Study
 from exgrpo.study.tables import Page, Row, cell
+from exgrpo.study.verdicts import verdict
 
 ZERO_SHOT = Row("Zero-shot (base student)", "ei_exgrpo", "base")
 EI_SFT = Row("EI data, plain SFT (no RL)", "ei_exgrpo", "sft")
@@ -72,13 +73,14 @@ def dsu_curves(page: Page) -> tuple[dict[int, list[float]], dict[int, list[float
 # ---------------------------------------------------------------- the page
 
 
-def _goal(met: bool | None, text: str) -> str:
-    mark = "not measured yet" if met is None else "met" if met else "NOT met"
-    return f"- **{mark}**: {text}"
+RULE = ("Every goal is judged in code (exgrpo/study/verdicts.py) from the paired 95% CI of the difference (same "
+        "seeds, same questions): **met** only when it excludes 0 in the goal's favour, **failed** when it excludes 0 "
+        "against, else **not resolved**.")
 
 
-def _separated(a: Estimate | None, b: Estimate | None) -> bool | None:
-    return None if a is None or b is None else a.low > b.high
+def _goal(page: Page, better: Row, worse: Row, datasets: list[str], text: str, pooled: bool = False) -> str:
+    difference = page.estimate(better, datasets, minus=worse, pooled=pooled)
+    return f"- **{verdict(difference)}**: {text}: paired difference {cell(difference)} points."
 
 
 def goals(page: Page, study: Study) -> list[str]:
@@ -87,29 +89,18 @@ def goals(page: Page, study: Study) -> list[str]:
         if method not in study.methods:
             continue
         other = method_row(study, method)
-        ours, theirs = page.estimate(OURS, page.held_out), page.estimate(other, page.held_out)
-        lines.append(_goal(_separated(ours, theirs),
-                           f"EI + ExGRPO beats {other.title} on the held-out average with non-overlapping 95% CIs: "
-                           f"{cell(ours)} vs {cell(theirs)}; paired difference {page.difference(OURS, other, page.held_out)}."))
+        lines.append(_goal(page, OURS, other, page.held_out, f"EI + ExGRPO beats {other.title} on the held-out "
+                           "average (mean of the splits)"))
+        lines.append(_goal(page, OURS, other, page.held_out, f"EI + ExGRPO beats {other.title} on the held-out "
+                           "questions pooled", pooled=True))
     ladder = [row for row in ablation_rows(study)[1:] if row.method != "rl_no_sft"]  # that one is off the ladder
-    steps = []
-    all_up: bool | None = True
     for before, after in zip(ladder, ladder[1:], strict=False):
-        difference = page.estimate(after, page.held_out, minus=before)
-        if difference is None:
-            all_up = None
-            continue
-        if all_up is not None:
-            all_up = all_up and difference.value > 0
-        steps.append(f"{after.title}: {cell(difference)}")
-    lines.append(_goal(all_up, "each ablation step adds held-out accuracy (paired differences, points): "
-                       + "; ".join(steps)))
+        lines.append(_goal(page, after, before, page.held_out, f"the ablation step '{after.title}' adds held-out "
+                           f"accuracy over '{before.title}'"))
     quarter = next((row for f, row in fraction_rows(study, study.first) if f == 0.25), None)
     if quarter is not None and "skd" in study.methods:
-        difference = page.estimate(quarter, page.held_out, minus=method_row(study, "skd"))
-        met = None if difference is None else difference.value >= 0
-        lines.append(_goal(met, f"EI + ExGRPO with 25% of the questions matches or beats SKD with 100% on the held-out "
-                           f"average: difference {cell(difference)} (points; 'matches' read as a mean difference >= 0)."))
+        lines.append(_goal(page, quarter, method_row(study, "skd"), page.held_out,
+                           "EI + ExGRPO with 25% of the questions beats SKD with 100% on the held-out average"))
     return lines
 
 
@@ -127,6 +118,15 @@ def _scale(study: Study) -> list[str]:
 
 def _note(study: Study, section: str) -> list[str]:
     return [study.notes[section].strip(), ""] if section in study.notes else []
+
+
+def _all_rows(study: Study, *tables: list[Row]) -> list[Row]:
+    """Every distinct row of the tables, and every other method's own model."""
+    rows = {(row.method, row.model): row for table in tables for row in table}
+    for method in study.methods:
+        row = method_row(study, method)
+        rows.setdefault((row.method, row.model), row)
+    return list(rows.values())
 
 
 def write_results_page(study: Study, page_path: Path, command: str) -> None:
@@ -152,13 +152,21 @@ def write_results_page(study: Study, page_path: Path, command: str) -> None:
         "Accuracy (%) with 95% CIs from a bootstrap over seeds and questions. Held-in: new questions of the training",
         "families. Held-out: more steps, unseen names and templates, reversed arithmetic, the never-trained budget",
         "family. EI-Test: the ten rules' probes of the held-in test questions.", "",
-        "## Goals (the paper's claims, scaled)", "", *goals(page, study), "",
+        "## Goals (the paper's claims, scaled)", "", RULE, "", *goals(page, study), "",
+        "## Degenerate outputs", "",
+        "Runs whose outputs degenerated on a dataset (more than 80% of outputs without a parseable answer, or more than",
+        "80% one answer where the gold answers are less uniform), found by code in every finished evaluation:", "",
+        *(page.degenerate_runs(_all_rows(study, main, ablation)) or ["- none detected"]), "",
         "## Main table", "", *page.accuracy_table(main), "", "![main](results/main.png)", "",
         "Held-out accuracy of each seed (where a CI is wide, this shows which seed it comes from):", "",
         *page.seed_table(main, page.held_out), "", *_note(study, "main"),
         "Per test set:", "", *page.dataset_table(main), "", "Per family (all test sets):", "",
         *(page.family_table(main) if page.world else ["(question ids carry no family here)"]), "",
     ]
+    if page.outside:
+        lines += ["## Outside check: real benchmarks", "",
+                  "Every trained student on real arithmetic benchmarks (not in any average): does training on the world",
+                  "move them?", "", *page.dataset_table(main, page.outside), ""]
     if teacher is not None:
         lines += [f"GKD's teacher model (a larger student SFT'd on the teacher's rationales): "
                   f"held-in {cell(page.estimate(teacher, page.held_in))}, held-out {cell(page.estimate(teacher, page.held_out))}.",
@@ -175,7 +183,10 @@ def write_results_page(study: Study, page_path: Path, command: str) -> None:
               "tokenizer; what an API teacher would have been paid to write; the exact teacher here is free).",
               "Student training tokens: TRL's `num_tokens` (every input token of every step, SFT + RL). GKD also",
               "runs its teacher model over every student token it trains on.", "",
-              *page.compute_table(compute_rows), "", *_note(study, "compute")]
+              *page.compute_table(compute_rows), "", *_note(study, "compute"),
+              "Projected cost of the whole spec on this machine (exgrpo/study/projection.py: the first run's stage",
+              "times against the tokens `exgrpo run --dry-run` counts for them, applied to every method):", "",
+              *projection_lines(study)]
     if "skd_compute_matched" in study.methods:
         matched = method_row(study, "skd_compute_matched")
         lines += ["Compute-matched comparison (SKD trained for as many student tokens as EI + ExGRPO):", "",

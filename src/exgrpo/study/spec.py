@@ -53,6 +53,9 @@ class Study:
         self.seeds: list[int] = list(spec["seeds"])
         self.run_root = Path(run_root or spec.get("run_root", "runs/study"))
         self.notes: dict[str, str] = spec.get("notes", {})  # per page section: what the numbers cannot say
+        # Datasets the page keeps out of the held-in / held-out averages: `validation` (read while developing,
+        # never for results) and `outside` (real benchmarks, an outside check reported on their own).
+        self.report: dict[str, list[str]] = spec.get("report", {})
         self.first = next(iter(self.methods))
         for name, method in self.methods.items():
             for key in ("sft_model_from", "compute_match"):

@@ -102,14 +102,19 @@ class Page:
         self.page = page
         self.images = page.parent / "results"
         config = study.run_config(study.first, study.seeds[0])  # (registers a synthetic world's datasets)
-        names = expand_dataset_names(config.eval.datasets)
+        self.config = config
+        set_apart = set(expand_dataset_names(study.report.get("outside", []) + study.report.get("validation", [])))
+        names = [name for name in expand_dataset_names(config.eval.datasets) if name not in set_apart]
         self.held_in = [name for name in names if get_entry(name).group == "held_in"]
         self.held_out = [name for name in names if get_entry(name).group == "held_out"]
+        self.outside = expand_dataset_names(study.report.get("outside", []))
         self.ei_test = [config.eval.ei_test] if config.eval.ei_test else []
         self.world = config.world is not None  # question ids name their family
 
     def estimate(self, row: Row, datasets: list[str], keep: Any = None, seeds: list[int] | None = None,
-                 minus: Row | None = None) -> Estimate | None:
+                 minus: Row | None = None, pooled: bool = False) -> Estimate | None:
+        """The mean over `datasets` of their accuracies, or with `pooled` the accuracy over all their questions
+        together (a large split then weighs more)."""
         seeds = seeds if seeds is not None else self.results.seeds(row, *([minus] if minus else []))
         if not seeds:
             return None
@@ -119,14 +124,52 @@ class Page:
             if minus is not None:
                 matrix = matrix - self.results.matrix(minus, seeds, dataset, keep)
             groups.append(matrix)
+        if pooled and groups:
+            groups = [np.concatenate(groups, axis=1)]
         return pooled_bootstrap(groups)
 
+    def floors(self, datasets: list[str], pooled: bool = False) -> str:
+        """The guessing floors (random valid answer / majority answer, %) of the evaluated questions: the mean
+        over the datasets, or over their questions pooled."""
+        from exgrpo.evaluation.evaluate import load_eval_datasets
+        from exgrpo.evaluation.floors import guessing_floors
+
+        if not hasattr(self, "_examples"):
+            self._examples = {name: examples for name, (_, examples) in
+                              load_eval_datasets(self.config.eval_config("base")).items()}
+        present = [self._examples[d] for d in datasets if d in self._examples]
+        if not present:
+            return "n/a"
+        if pooled:
+            floors = [guessing_floors([e for examples in present for e in examples])]
+        else:
+            floors = [guessing_floors(examples) for examples in present]
+        return " / ".join(f"{np.mean([f[kind] for f in floors]):.1f}" for kind in ("random", "majority"))
+
     def accuracy_table(self, rows: list[Row]) -> list[str]:
-        lines = ["| method | seeds | held-in | held-out | EI-Test |", "|---|---|---|---|---|"]
+        """Held-out both ways: the mean over its splits, and pooled over their questions; the floors below."""
+        lines = ["| method | seeds | held-in | held-out (mean of splits) | held-out (pooled) | EI-Test |",
+                 "|---|---|---|---|---|---|"]
         for row in rows:
             seeds = self.results.seeds(row)
             lines.append(f"| {row.title} | {len(seeds)} | {cell(self.estimate(row, self.held_in))} | "
-                         f"{cell(self.estimate(row, self.held_out))} | {cell(self.estimate(row, self.ei_test))} |")
+                         f"{cell(self.estimate(row, self.held_out))} | "
+                         f"{cell(self.estimate(row, self.held_out, pooled=True))} | "
+                         f"{cell(self.estimate(row, self.ei_test))} |")
+        lines.append(f"| *guessing floor: random / majority* | | {self.floors(self.held_in)} | "
+                     f"{self.floors(self.held_out)} | {self.floors(self.held_out, pooled=True)} | "
+                     f"{self.floors(self.ei_test)} |")
+        return lines
+
+    def degenerate_runs(self, rows: list[Row]) -> list[str]:
+        """Every finished (row, seed) whose outputs degenerated on some dataset, with why (study/verdicts.py)."""
+        from exgrpo.study.verdicts import degenerations
+
+        lines = []
+        for row in rows:
+            for seed in self.results.seeds(row):
+                found = degenerations(self.study.run_dir(seed, row.method) / "eval" / row.model)
+                lines += [f"- {row.title}, seed {seed}, {dataset}: {reason}" for dataset, reason in found.items()]
         return lines
 
     def seed_means(self, row: Row, datasets: list[str]) -> dict[int, float]:
@@ -144,12 +187,13 @@ class Page:
                                                          for s in seeds) + " |")
         return lines
 
-    def dataset_table(self, rows: list[Row]) -> list[str]:
-        datasets = self.held_in + self.held_out
+    def dataset_table(self, rows: list[Row], datasets: list[str] | None = None) -> list[str]:
+        datasets = datasets if datasets is not None else self.held_in + self.held_out
         lines = ["| method | " + " | ".join(d.removeprefix("world_") for d in datasets) + " |",
                  "|---|" + "---|" * len(datasets)]
         for row in rows:
             lines.append(f"| {row.title} | " + " | ".join(cell(self.estimate(row, [d])) for d in datasets) + " |")
+        lines.append("| *guessing floor: random / majority* | " + " | ".join(self.floors([d]) for d in datasets) + " |")
         return lines
 
     def family_table(self, rows: list[Row]) -> list[str]:

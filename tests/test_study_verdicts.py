@@ -1,0 +1,41 @@
+"""The page's rules in code: verdicts from paired CIs, degenerate outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from exgrpo.evaluation.metrics import Estimate
+from exgrpo.study.verdicts import degeneration, degenerations, verdict
+
+
+def test_a_goal_is_met_only_when_the_paired_ci_excludes_zero_in_its_favour() -> None:
+    assert verdict(Estimate(0.05, 0.01, 0.09)) == "met"
+    assert verdict(Estimate(-0.05, -0.09, -0.01)) == "failed"
+    assert verdict(Estimate(0.05, -0.01, 0.11)) == "not resolved"  # a positive mean alone is not enough
+    assert verdict(Estimate(0.0, 0.0, 0.0)) == "not resolved"
+    assert verdict(None) == "not measured yet"
+
+
+def records(extracted: list[str | None], gold: list[str]) -> list[dict]:
+    return [{"id": str(i), "extracted": e, "gold": g} for i, (e, g) in enumerate(zip(extracted, gold, strict=True))]
+
+
+def test_one_answer_everywhere_or_no_answer_is_degenerate() -> None:
+    golds = [str(i % 7) for i in range(20)]
+    assert "95% of answers are '3'" in degeneration(records(["3"] * 19 + ["1"], golds))
+    assert "85% of outputs have no parseable answer" in degeneration(records([None] * 17 + ["1", "2", "3"], golds))
+    assert degeneration(records([str(i % 5) for i in range(20)], golds)) is None  # varied answers, even if wrong
+    assert degeneration(records(["3"] * 16 + ["1"] * 4, golds)) is None  # 80 % exactly: not above the threshold
+    # Where the gold answers are that uniform themselves, answering the same is not a collapse.
+    assert degeneration(records(["no"] * 18 + ["yes"] * 2, ["no"] * 19 + ["yes"])) is None
+    assert degeneration([]) is None
+
+
+def test_degenerate_datasets_of_an_evaluated_model_are_named(tmp_path: Path) -> None:
+    folder = tmp_path / "predictions"
+    folder.mkdir()
+    golds = [str(i) for i in range(10)]
+    (folder / "world_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records(["7"] * 10, golds)))
+    (folder / "world_ood_steps.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records(golds, golds)))
+    assert list(degenerations(tmp_path)) == ["world_test"]
