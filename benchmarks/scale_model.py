@@ -1,10 +1,11 @@
 """The scale-model study (docs/results.md): EI + ExGRPO against the baselines on the synthetic world.
 
     python benchmarks/scale_model.py run --seed 0 [--seed 1 ...] [--method skd ...]
+    python benchmarks/scale_model.py tune [--method skd ...]
     python benchmarks/scale_model.py project
     python benchmarks/scale_model.py report [--page docs/results.md]
 
-`project` prints the whole study's projected hours once the first method's first seed has finished (its stages
+`tune` chooses every method's learning rates on the validation split (the spec's `tuning` section); `project` prints the whole study's projected hours once the first method's first seed has finished (its stages
 time this machine); `run` trains and evaluates every method of configs/study/study.yaml for the given seeds (resumable: a rerun
 skips finished stages); `report` reads whatever runs have finished and writes the results page and plots.
 """
@@ -30,6 +31,8 @@ def main() -> int:
     run.add_argument("--seed", type=int, action="append", help="a seed of the spec (repeatable; default: all)")
     run.add_argument("--method", action="append", help="only these methods (repeatable; default: all, in order)")
     commands.add_parser("project", help="the whole study's projected hours, timed on the first finished run")
+    tune = commands.add_parser("tune", help="choose each method's learning rates on validation (spec: tuning)")
+    tune.add_argument("--method", action="append", help="only these methods (repeatable; default: all, in order)")
     report = commands.add_parser("report", help="write the results page from the finished runs")
     report.add_argument("--page", type=Path, default=Path("docs/results.md"))
     arguments = parser.parse_args()
@@ -40,6 +43,12 @@ def main() -> int:
             started = time.time()
             run_seed(study, seed, arguments.method, log=lambda line: print(time.strftime("%H:%M:%S"), line, flush=True))
             print(f"seed {seed} done in {time.time() - started:.0f} s", flush=True)
+        return 0
+    if arguments.command == "tune":
+        from exgrpo.study.tuning import tune_method
+
+        for method in arguments.method or list(study.methods):
+            tune_method(study, method, log=lambda line: print(time.strftime("%H:%M:%S"), line, flush=True))
         return 0
     if arguments.command == "project":
         from exgrpo.study.projection import projection_lines

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from exgrpo.config import StudentThroughput
 from exgrpo.estimate.run import estimate_run
@@ -19,6 +20,11 @@ class MethodCost:
     method: str
     seeds: int
     hours_per_seed: float  # student-side stages: SFT, RL, eval (the exact teacher's probe stage takes seconds)
+    tuning_hours: float = 0.0  # every learning-rate candidate of every stage it trains, on the tuning seed
+
+    @property
+    def hours(self) -> float:
+        return self.hours_per_seed * self.seeds + self.tuning_hours
 
 
 def _stage(load_name: str) -> str:
@@ -44,14 +50,26 @@ def measured_throughput(study: Study) -> tuple[StudentThroughput, dict[str, floa
     return StudentThroughput(**rates), seconds
 
 
+def _hours(config: Any, throughput: StudentThroughput) -> float:
+    config = config.model_copy()
+    config.estimate = config.estimate.model_copy(update={"throughput": throughput})
+    return sum((load.seconds or 0.0) for load in estimate_run(config).loads) / 3600
+
+
 def project(study: Study, throughput: StudentThroughput, methods: list[str] | None = None) -> list[MethodCost]:
+    from exgrpo.config import build_config
+    from exgrpo.pipeline import RunConfig
+    from exgrpo.study.tuning import candidate_values, trained_stages
+
     costs = []
     for method in methods or list(study.methods):
-        config = study.run_config(method, study.seeds[0]).model_copy()
-        config.estimate = config.estimate.model_copy(update={"throughput": throughput})
-        loads = estimate_run(config).loads
-        hours = sum((load.seconds or 0.0) for load in loads) / 3600
-        costs.append(MethodCost(method, len(study.seeds), hours))
+        cost = MethodCost(method, len(study.seeds), _hours(study.run_config(method, study.seeds[0]), throughput))
+        if study.tuning:
+            for stage in trained_stages(study, method):
+                for learning_rate in study.tuning["learning_rates"][stage]:
+                    values = candidate_values(study, method, stage, learning_rate, {}, planning=True)
+                    cost.tuning_hours += _hours(build_config(RunConfig, values, f"tuning {method}"), throughput)
+        costs.append(cost)
     return costs
 
 
@@ -62,13 +80,13 @@ def projection_lines(study: Study) -> list[str]:
         return [f"Not projected yet: the first run ({study.first}, seed {study.seeds[0]}) has not finished."]
     throughput, seconds = measured
     costs = project(study, throughput)
-    total = sum(c.hours_per_seed * c.seeds for c in costs)
+    total = sum(c.hours for c in costs)
     lines = [f"Measured on {study.first}, seed {study.seeds[0]} (wall seconds: "
              + ", ".join(f"{stage} {value:.0f}" for stage, value in seconds.items()) + "): "
              + ", ".join(f"{name.removesuffix('_tokens_per_s')} {getattr(throughput, name):,.0f} tok/s"
                          for name in STAGE_RATES.values() if getattr(throughput, name)) + ".", "",
-             "| method | seeds | projected hours per seed | projected hours |", "|---|---|---|---|"]
-    lines += [f"| {study.title(c.method)} | {c.seeds} | {c.hours_per_seed:.2f} | {c.hours_per_seed * c.seeds:.2f} |"
-              for c in costs]
-    lines += [f"| **all** | | | **{total:.1f}** |", ""]
+             "| method | seeds | hours per seed | tuning hours (all candidates) | hours |", "|---|---|---|---|---|"]
+    lines += [f"| {study.title(c.method)} ({c.method}) | {c.seeds} | {c.hours_per_seed:.2f} | {c.tuning_hours:.2f} | "
+              f"{c.hours:.2f} |" for c in costs]
+    lines += [f"| **all** | | | | **{total:.1f}** |", ""]
     return lines

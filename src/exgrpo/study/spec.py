@@ -56,6 +56,7 @@ class Study:
         # Datasets the page keeps out of the held-in / held-out averages: `validation` (read while developing,
         # never for results) and `outside` (real benchmarks, an outside check reported on their own).
         self.report: dict[str, list[str]] = spec.get("report", {})
+        self.tuning: dict[str, Any] = spec.get("tuning", {})  # learning rates chosen on validation (study/tuning.py)
         self.first = next(iter(self.methods))
         for name, method in self.methods.items():
             for key in ("sft_model_from", "compute_match"):
@@ -68,8 +69,10 @@ class Study:
     def title(self, method: str) -> str:
         return self.methods[method].get("title", method)
 
-    def run_values(self, method: str, seed: int, sft_epochs: float | None = None) -> dict[str, Any]:
-        """The method's `exgrpo run` configuration for a seed, as a plain mapping (validated by RunConfig)."""
+    def run_values(self, method: str, seed: int, sft_epochs: float | None = None,
+                   apply_tuning: bool = True) -> dict[str, Any]:
+        """The method's `exgrpo run` configuration for a seed, as a plain mapping (validated by RunConfig), with
+        the learning rates its tuning chose on validation, once chosen."""
         spec = self.methods[method]
         values = deep_merge(self.common, {k: v for k, v in spec.items() if k not in STUDY_KEYS})
         if isinstance(spec.get("train"), dict) and spec["train"].get("method", "exgrpo") != "exgrpo":
@@ -96,6 +99,12 @@ class Study:
             train["teacher_model"] = str(self.run_dir(seed, train.pop("teacher_model_from")) / "sft" / "final")
         if sft_epochs is not None:
             values["sft"]["epochs"] = sft_epochs
+        if apply_tuning:
+            from exgrpo.study.tuning import read_choice
+
+            for stage, learning_rate in read_choice(self, method).items():
+                if values.get(stage) is not None:
+                    values[stage]["learning_rate"] = learning_rate
         values["eval"].setdefault("models", ["exgrpo" if train is not None else "sft"])
         return values
 

@@ -1,0 +1,80 @@
+"""Equal tuning on validation (study/tuning.py): the candidates' configurations and the choice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from exgrpo.errors import ConfigError
+from exgrpo.study import tuning
+from exgrpo.study.spec import Study
+
+REPO = Path(__file__).resolve().parents[1]
+RATES = {"sft": [5.0e-5, 1.0e-4, 2.0e-4], "train": [1.0e-5, 2.0e-5, 5.0e-5]}
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> Study:
+    spec = yaml.safe_load((REPO / "configs" / "study" / "smollm2.yaml").read_text())
+    spec.update(run_root=str(tmp_path / "runs"), tuning={"seed": 0, "datasets": ["world_val"], "learning_rates": RATES})
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return Study(path)
+
+
+def test_a_candidate_trains_one_stage_with_its_rate_and_reads_validation_only(study: Study) -> None:
+    values = tuning.candidate_values(study, "ei_exgrpo", "sft", 2.0e-4, {})
+    assert values["sft"]["learning_rate"] == 2.0e-4 and values["train"] is None
+    assert values["eval"]["datasets"] == ["world_val"] and values["eval"]["ei_test"] is None
+    assert values["eval"]["models"] == ["sft"]
+    assert values["run_dir"] == str(study.run_root / "tuning" / "ei_exgrpo" / "sft-lr0.0002")
+    rl = tuning.candidate_values(study, "ei_exgrpo", "train", 1.0e-5, {"sft": 1.0e-4})
+    assert rl["sft"] is None and rl["sft_model"] == str(study.run_root / "tuning" / "ei_exgrpo" / "sft-lr0.0001" / "sft"
+                                                        / "final")
+    assert rl["train"]["learning_rate"] == 1.0e-5 and rl["eval"]["models"] == ["exgrpo"]
+    assert tuning.trained_stages(study, "ei_exgrpo") == ["sft", "train"]
+    assert tuning.trained_stages(study, "skd") == ["sft"] and tuning.trained_stages(study, "skd_grpo") == ["train"]
+
+
+def test_rl_from_another_methods_sft_waits_for_its_tuning(study: Study) -> None:
+    with pytest.raises(ConfigError, match="tune skd first"):
+        tuning.candidate_values(study, "skd_grpo", "train", 1.0e-5, {})
+    choice = tuning.tuning_dir(study, "skd") / "chosen.json"
+    choice.parent.mkdir(parents=True)
+    choice.write_text(json.dumps({"learning_rates": {"sft": 5.0e-5}}))
+    values = tuning.candidate_values(study, "skd_grpo", "train", 1.0e-5, {})
+    assert values["sft_model"] == str(tuning.candidate_dir(study, "skd", "sft", 5.0e-5) / "sft" / "final")
+
+
+def test_the_best_validation_accuracy_is_chosen_and_applied_to_every_seed(study: Study,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import exgrpo.pipeline
+
+    accuracy = {("sft", 1.0e-4): 0.6, ("sft", 5.0e-5): 0.4, ("sft", 2.0e-4): 0.5,
+                ("train", 1.0e-5): 0.61, ("train", 2.0e-5): 0.61, ("train", 5.0e-5): 0.3}
+    ran: list[Any] = []
+
+    def fake_run(config: Any, on_stage: Any = None) -> None:  # writes what an evaluation would
+        stage = "train" if config.train is not None else "sft"
+        learning_rate = (config.train or config.sft)["learning_rate"]
+        model = "exgrpo" if stage == "train" else "sft"
+        report = config.run_dir / "eval" / model / "report.json"
+        report.parent.mkdir(parents=True)
+        correct = round(100 * accuracy[(stage, learning_rate)])
+        report.write_text(json.dumps({"datasets": [{"num_correct": correct, "num_examples": 100}]}))
+        ran.append((stage, learning_rate, config.sft_model))
+
+    monkeypatch.setattr(exgrpo.pipeline, "run", fake_run)
+    chosen = tuning.tune_method(study, "ei_exgrpo", log=lambda line: None)
+    assert chosen == {"sft": 1.0e-4, "train": 1.0e-5}  # a tie goes to the first candidate
+    assert len(ran) == 6 and all(sft_model.endswith("sft-lr0.0001/sft/final") for stage, _, sft_model in ran
+                                 if stage == "train")
+    for seed in study.seeds:
+        values = study.run_values("ei_exgrpo", seed)
+        assert (values["sft"]["learning_rate"], values["train"]["learning_rate"]) == (1.0e-4, 1.0e-5)
+    saved = json.loads((tuning.tuning_dir(study, "ei_exgrpo") / "chosen.json").read_text())
+    assert saved["validation_accuracy"]["sft"] == {"5e-05": 0.4, "0.0001": 0.6, "0.0002": 0.5}
