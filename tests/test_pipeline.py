@@ -4,6 +4,7 @@ resuming after a failed stage, and the paper recipes' dry runs."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,8 @@ def test_stages_run_once_skip_on_rerun_and_redo_from_a_stage(tmp_path: Path) -> 
     assert "| EI + ExGRPO |" in report and (tmp_path / "run" / "report" / "results.png").stat().st_size > 1000
     manifest = json.loads((tmp_path / "run" / "probe" / "manifest.json").read_text())
     assert manifest["outputs"]["datasets"]["world_train"]["questions"] == 24
+    sft = json.loads((tmp_path / "run" / "sft" / "manifest.json").read_text())
+    assert 0 < sft["cpu_seconds"] <= sft["seconds"] * (os.cpu_count() or 1) + 1  # CPU time of every thread
     assert set(statuses(config).values()) == {"skipped (done)"}
     redo = statuses(config, from_stage="train")
     assert [redo[s] for s in ("world", "base", "probe", "sft")] == ["skipped (done)"] * 4

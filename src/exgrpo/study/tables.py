@@ -228,18 +228,21 @@ class Page:
             return None
         spec = self.study.methods[row.method]
         source = spec.get("sft_model_from", row.method)  # the method that trained its SFT model
-        teacher, student, seconds = [], [], []
+        teacher, student, seconds, cpu, steps = [], [], [], [], []
         for seed in seeds:
             own, shared = self.study.run_dir(seed, row.method), self.study.run_dir(seed, source)
             parts = [(shared, "sft")] + ([(own, "train")] if row.model == "exgrpo" else [])
             student.append(sum(student_tokens(folder).get(stage, 0) for folder, stage in parts))
             seconds.append(sum(_stage_seconds(folder, stage) for folder, stage in parts))
+            cpu.append(sum(_stage_seconds(folder, stage, "cpu_seconds") for folder, stage in parts))
+            steps.append(sum(_optimizer_steps(folder / stage) for folder, stage in parts))
             teacher.append(teacher_tokens(self.study.run_config(source, seed)))
-        return [f"{np.mean(teacher):,.0f}", f"{np.mean(student):,.0f}", f"{np.mean(seconds):.0f}"]
+        return [f"{np.mean(steps):,.0f}", f"{np.mean(teacher):,.0f}", f"{np.mean(student):,.0f}",
+                f"{np.mean(seconds):.0f}", f"{np.mean(cpu):.0f}" if all(cpu) else "n/a"]
 
     def compute_table(self, rows: list[Row]) -> list[str]:
-        lines = ["| method | teacher-written tokens trained on | student training tokens | training wall time (s) |",
-                 "|---|---|---|---|"]
+        lines = ["| method | optimizer steps | teacher-written tokens trained on | student training tokens | "
+                 "training wall time (s) | training CPU time (s) |", "|---|---|---|---|---|---|"]
         for row in rows:
             values = self.compute_row(row)
             if values is not None:
@@ -247,12 +250,18 @@ class Page:
         return lines
 
 
-def _stage_seconds(run_dir: Path, stage: str) -> float:
+def _stage_seconds(run_dir: Path, stage: str, kind: str = "seconds") -> float:
+    """A stage's wall `seconds` or `cpu_seconds` (all threads; RL sampling and reference passes included)."""
     manifest = run_dir / stage / "manifest.json"
     if not manifest.exists():
         return 0.0
     manifest_data = json.loads(manifest.read_text())
-    return 0.0 if "skipped" in manifest_data.get("outputs", {}) else float(manifest_data["seconds"])
+    return 0.0 if "skipped" in manifest_data.get("outputs", {}) else float(manifest_data.get(kind, 0.0))
+
+
+def _optimizer_steps(stage_dir: Path) -> int:
+    history = stage_dir / "log_history.json"
+    return max((entry.get("step", 0) for entry in json.loads(history.read_text())), default=0) if history.exists() else 0
 
 
 def teacher_tokens(config: Any) -> int:
