@@ -71,8 +71,13 @@ def test_every_method_of_the_study_trains_and_evaluates(tmp_path: Path) -> None:
     page = tmp_path / "docs" / "results.md"
     write_results_page(study, page, "python benchmarks/scale_model.py report")
     text = page.read_text()
-    for section in ("## Goals", "## Main table", "## Ablation", "## Data efficiency", "## Compute", "## DSU"):
+    for section in ("## Goals", "## Degenerate outputs", "## Main table", "## Ablation", "## Data efficiency",
+                    "## Compute", "## DSU"):
         assert section in text
+    assert "| **all** |" in text.split("Projected cost")[1]  # the projection from the first run, by code
+    assert "guessing floor: random / majority" in text.split("## Main table")[1].split("## Ablation")[0]
+    verdicts = [line for line in text.split("## Goals")[1].split("## Degenerate")[0].splitlines() if line.startswith("- **")]
+    assert verdicts and all(line.split("**")[1] in ("met", "failed", "not resolved") for line in verdicts)
     for method in study.methods:
         if method != "teacher_model":
             assert study.title(method) in text, method

@@ -133,6 +133,9 @@ def write_results_page(study: Study, page_path: Path, command: str) -> None:
     page = Page(study, page_path)
     page.images.mkdir(parents=True, exist_ok=True)
     main, ablation = main_rows(study), ablation_rows(study)
+    at_floor = set(page.floor_families(main))
+    every_family = at_floor and at_floor == page.families()
+    page.excluded = set() if every_family else at_floor  # before any average is computed
     curves = {"SKD": fraction_rows(study, "skd"), "EI + ExGRPO": fraction_rows(study, study.first)}
     fired, held_out = dsu_curves(page)
     plot_main(page, main, page.images / "main.png")
@@ -152,6 +155,12 @@ def write_results_page(study: Study, page_path: Path, command: str) -> None:
         "Accuracy (%) with 95% CIs from a bootstrap over seeds and questions. Held-in: new questions of the training",
         "families. Held-out: more steps, unseen names and templates, reversed arithmetic, the never-trained budget",
         "family. EI-Test: the ten rules' probes of the held-in test questions.", "",
+        *(["Families at the guessing floor for every method (no method's CI above the larger floor), left out of "
+           f"every average and reported in the family table only: {', '.join(sorted(page.excluded))}.", ""]
+          if page.excluded else []),
+        *(["**Every family is at the guessing floor for every method**: no method's CI rises above the larger floor "
+           "anywhere, so the averages below are over all families and cannot tell the methods apart.", ""]
+          if every_family else []),
         "## Goals (the paper's claims, scaled)", "", RULE, "", *goals(page, study), "",
         "## Degenerate outputs", "",
         "Runs whose outputs degenerated on a dataset (more than 80% of outputs without a parseable answer, or more than",

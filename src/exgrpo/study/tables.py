@@ -82,6 +82,10 @@ def pooled_bootstrap(groups: list[np.ndarray], seed: int = 0) -> Estimate | None
     return Estimate(float(np.mean([g.mean() for g in groups])), float(low), float(high))
 
 
+def _every(question_id: str) -> bool:
+    return True
+
+
 def family(question_id: str) -> str:
     return question_id.split("#")[0].split("-")[1]
 
@@ -110,6 +114,7 @@ class Page:
         self.outside = expand_dataset_names(study.report.get("outside", []))
         self.ei_test = [config.eval.ei_test] if config.eval.ei_test else []
         self.world = config.world is not None  # question ids name their family
+        self.excluded: set[str] = set()  # families left out of the averages: at the floor for every method
 
     def estimate(self, row: Row, datasets: list[str], keep: Any = None, seeds: list[int] | None = None,
                  minus: Row | None = None, pooled: bool = False) -> Estimate | None:
@@ -118,6 +123,7 @@ class Page:
         seeds = seeds if seeds is not None else self.results.seeds(row, *([minus] if minus else []))
         if not seeds:
             return None
+        keep = keep or self.averaged  # by default, without the families left out of the averages
         groups = []
         for dataset in datasets:
             matrix = self.results.matrix(row, seeds, dataset, keep)
@@ -128,16 +134,52 @@ class Page:
             groups = [np.concatenate(groups, axis=1)]
         return pooled_bootstrap(groups)
 
-    def floors(self, datasets: list[str], pooled: bool = False) -> str:
-        """The guessing floors (random valid answer / majority answer, %) of the evaluated questions: the mean
-        over the datasets, or over their questions pooled."""
+    def examples(self, dataset: str) -> list[Any]:
+        """The evaluated questions of a dataset (without the families left out of the averages)."""
         from exgrpo.evaluation.evaluate import load_eval_datasets
-        from exgrpo.evaluation.floors import guessing_floors
 
         if not hasattr(self, "_examples"):
             self._examples = {name: examples for name, (_, examples) in
                               load_eval_datasets(self.config.eval_config("base")).items()}
-        present = [self._examples[d] for d in datasets if d in self._examples]
+        return [e for e in self._examples.get(dataset, []) if not self.world or family(e.id) not in self.excluded]
+
+    def averaged(self, question_id: str) -> bool:
+        """Whether a question counts in the averages (its family is not one left out at the floor)."""
+        return not self.world or family(question_id) not in self.excluded
+
+    def families(self) -> set[str]:
+        return {family(e.id) for d in self.held_in + self.held_out for e in self.examples(d)} if self.world else set()
+
+    def floor_families(self, rows: list[Row]) -> list[str]:
+        """Families no method's CI lifts above their guessing floor (the larger of random and majority)."""
+        from exgrpo.evaluation.floors import guessing_floors
+
+        if not self.world:
+            return []
+        datasets = self.held_in + self.held_out
+        kept, self.excluded = self.excluded, set()
+        try:
+            names = sorted(self.families())
+            at_floor = []
+            for name in names:
+                examples = [e for d in datasets for e in self.examples(d) if family(e.id) == name]
+                floors = guessing_floors(examples)
+                floor = max(floors["random"], floors["majority"]) / 100
+                where = [d for d in datasets if any(family(e.id) == name for e in self.examples(d))]
+                measured = [e for e in (self.estimate(row, where, keep=lambda i, n=name: family(i) == n)
+                                        for row in rows) if e is not None]
+                if measured and all(e.low <= floor for e in measured):
+                    at_floor.append(name)
+            return at_floor
+        finally:
+            self.excluded = kept
+
+    def floors(self, datasets: list[str], pooled: bool = False) -> str:
+        """The guessing floors (random valid answer / majority answer, %) of the evaluated questions: the mean
+        over the datasets, or over their questions pooled."""
+        from exgrpo.evaluation.floors import guessing_floors
+
+        present = [examples for examples in (self.examples(d) for d in datasets) if examples]
         if not present:
             return "n/a"
         if pooled:
@@ -175,7 +217,8 @@ class Page:
     def seed_means(self, row: Row, datasets: list[str]) -> dict[int, float]:
         """Accuracy of each finished seed (mean over the datasets of their question means): shows which seed a
         wide CI comes from, e.g. a student that collapsed."""
-        return {seed: float(np.mean([self.results.matrix(row, [seed], d).mean() for d in datasets]))
+        return {seed: float(np.mean([matrix.mean() for d in datasets
+                                     if (matrix := self.results.matrix(row, [seed], d, self.averaged)).size]))
                 for seed in self.results.seeds(row)}
 
     def seed_table(self, rows: list[Row], datasets: list[str]) -> list[str]:
@@ -192,8 +235,11 @@ class Page:
         lines = ["| method | " + " | ".join(d.removeprefix("world_") for d in datasets) + " |",
                  "|---|" + "---|" * len(datasets)]
         for row in rows:
-            lines.append(f"| {row.title} | " + " | ".join(cell(self.estimate(row, [d])) for d in datasets) + " |")
+            lines.append(f"| {row.title} | " + " | ".join(cell(self.estimate(row, [d], keep=_every)) for d in datasets)
+                         + " |")
+        excluded, self.excluded = self.excluded, set()  # every question here, floors included
         lines.append("| *guessing floor: random / majority* | " + " | ".join(self.floors([d]) for d in datasets) + " |")
+        self.excluded = excluded
         return lines
 
     def family_table(self, rows: list[Row]) -> list[str]:
