@@ -32,18 +32,27 @@ def _stage(load_name: str) -> str:
 
 
 def measured_throughput(study: Study) -> tuple[StudentThroughput, dict[str, float]] | None:
-    """Tokens per second of each kind on this machine, from the first method's first seed (None until it has
-    finished), and the wall seconds per stage it took."""
+    """Tokens per second of each kind on this machine, from the first method's first seed (None until its SFT and
+    RL stages and at least one model's evaluation have finished), and the wall seconds they took."""
     seed = study.seeds[0]
     config = study.run_config(study.first, seed)
     seconds = {}
-    for stage in STAGE_RATES:
+    for stage in ("sft", "train"):
         manifest = config.run_dir / stage / "manifest.json"
         if not manifest.exists():
             return None
         seconds[stage] = float(json.loads(manifest.read_text())["seconds"])
+    # Evaluation is timed per model (each report has its seconds): one evaluated model is enough to time it.
+    evaluated = [model for model in config.evaluated_models()
+                 if (config.run_dir / "eval" / model / "report.json").exists()]
+    if not evaluated:
+        return None
+    seconds["eval"] = sum(json.loads((config.run_dir / "eval" / model / "report.json").read_text())["seconds"]
+                          for model in evaluated)
     tokens: dict[str, float] = {}
     for load in estimate_run(config).loads:
+        if load.stage.startswith("eval: ") and load.stage.removeprefix("eval: ") not in evaluated:
+            continue
         tokens[_stage(load.stage)] = tokens.get(_stage(load.stage), 0.0) + load.tokens
     rates = {STAGE_RATES[stage]: tokens[stage] / seconds[stage] for stage in STAGE_RATES
              if tokens.get(stage) and seconds[stage] > 0}

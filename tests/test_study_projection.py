@@ -1,0 +1,65 @@
+"""The study's projected cost from its first run (study/projection.py), on a run folder written here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from exgrpo.estimate.student_tokens import StudentLoad
+from exgrpo.study import projection
+from exgrpo.study.spec import Study
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> Study:
+    spec = yaml.safe_load((REPO / "configs" / "study" / "smollm2.yaml").read_text())
+    spec.update(run_root=str(tmp_path / "runs"), seeds=[0, 1])
+    spec.pop("tuning")
+    spec["methods"] = {name: spec["methods"][name] for name in ("ei_exgrpo", "skd")}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return Study(path)
+
+
+def fake_loads(config: Any) -> Any:
+    """Token counts as the estimate would give them: SFT 1000, RL 400, 3000 per evaluated model."""
+    loads = [StudentLoad("sft", 10, 1000.0, 0.0, "sft_tokens_per_s")]
+    if config.train_config() is not None:
+        loads.append(StudentLoad("train (ExGRPO)", 4, 400.0, 400.0, "exgrpo_tokens_per_s"))
+    loads += [StudentLoad(f"eval: {model}", None, 3000.0, 3000.0, "generate_tokens_per_s")
+              for model in config.evaluated_models()]
+    throughput = config.estimate.throughput
+    for load in loads:
+        rate = getattr(throughput, load.throughput)
+        load.seconds = load.tokens / rate if rate else None
+    return type("Estimate", (), {"loads": loads})()
+
+
+def test_the_first_runs_times_give_the_rates_and_every_method_is_projected(study: Study,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(projection, "estimate_run", fake_loads)
+    assert projection.measured_throughput(study) is None  # nothing has run
+    run_dir = study.run_dir(0, "ei_exgrpo")
+    for stage, seconds in (("sft", 100.0), ("train", 40.0)):
+        (run_dir / stage).mkdir(parents=True)
+        (run_dir / stage / "manifest.json").write_text(json.dumps({"seconds": seconds}))
+    assert projection.measured_throughput(study) is None  # no evaluation yet
+    (run_dir / "eval" / "base").mkdir(parents=True)
+    (run_dir / "eval" / "base" / "report.json").write_text(json.dumps({"seconds": 300.0}))
+    throughput, seconds = projection.measured_throughput(study)
+    # One evaluated model times evaluation: its tokens only (3000 over 300 s), not the three models'.
+    assert (throughput.sft_tokens_per_s, throughput.exgrpo_tokens_per_s, throughput.generate_tokens_per_s) == \
+        (10.0, 10.0, 10.0)
+    assert seconds == {"sft": 100.0, "train": 40.0, "eval": 300.0}
+    costs = {cost.method: cost for cost in projection.project(study, throughput)}
+    assert costs["ei_exgrpo"].hours_per_seed == pytest.approx((100 + 40 + 3 * 300) / 3600)
+    assert costs["skd"].hours_per_seed == pytest.approx((100 + 300) / 3600)
+    assert costs["ei_exgrpo"].hours == pytest.approx(2 * (100 + 40 + 900) / 3600)  # two seeds, no tuning
+    lines = projection.projection_lines(study)
+    assert any(line.startswith("| **all** |") and f"{2 * (1040 + 400) / 3600:.1f}" in line for line in lines)
