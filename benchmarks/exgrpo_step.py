@@ -30,12 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoTokenizer, TrainerCallback
+from transformers import AutoTokenizer
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 from exgrpo.config import TrainConfig  # noqa: E402
 from exgrpo.evaluation.generation import load_model_and_tokenizer  # noqa: E402
+from exgrpo.gpu_check import step_timer  # noqa: E402
 from exgrpo.models.named import resolve_model  # noqa: E402
 from exgrpo.models.tiny import build_tiny_model  # noqa: E402
 from exgrpo.training.rollout import TransformersSampler  # noqa: E402
@@ -53,18 +54,6 @@ def write_ei(path: Path, questions: int) -> Path:
                         "teacher_response": "The answer is yes.", "probes": probes, "difficulty": {}})
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
-
-
-class StepTimer(TrainerCallback):
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self._start = 0.0
-
-    def on_step_begin(self, *args: Any, **kwargs: Any) -> None:
-        self._start = time.perf_counter()
-
-    def on_step_end(self, *args: Any, **kwargs: Any) -> None:
-        self.times.append(time.perf_counter() - self._start)
 
 
 class RecordingSampler:
@@ -136,7 +125,7 @@ def run_vanilla(config: TrainConfig, batch: int) -> tuple[float, float]:
     from exgrpo.training.dialogues import load_ei_questions
     from exgrpo.training.exgrpo import questions_dataset
 
-    timer = StepTimer()
+    timer = step_timer()
     trainer = GRPOTrainer(model=config.model, reward_funcs=[lambda completions, **_: [0.0] * len(completions)],
                           args=grpo_arguments(config), train_dataset=questions_dataset(load_ei_questions(config.ei_path())),
                           processing_class=AutoTokenizer.from_pretrained(config.model), callbacks=[timer])
@@ -181,7 +170,7 @@ def main() -> None:
         def exgrpo_run(name: str, aux: float) -> tuple[float, float, list, list[dict]]:
             config = TrainConfig(**common, output_dir=root / name, max_new_tokens=args.tokens,
                                  generation_kwargs={"min_new_tokens": args.tokens}, exgrpo={**method, "aux_weight": aux})
-            timer, record, lengths = StepTimer(), Recording(), []
+            timer, record, lengths = step_timer(), Recording(), []
             trainer = build_trainer(config, callbacks=[timer])
             rollout = trainer._rollout
             trainer.make_sampler = lambda: RecordingSampler(
