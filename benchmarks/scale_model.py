@@ -45,9 +45,9 @@ def main() -> int:
             print(f"seed {seed} done in {time.time() - started:.0f} s", flush=True)
         return 0
     if arguments.command == "tune":
-        from exgrpo.study.tuning import tune_method
+        from exgrpo.study.tuning import tune_method, tuned_methods
 
-        for method in arguments.method or list(study.methods):
+        for method in arguments.method or tuned_methods(study):
             tune_method(study, method, log=lambda line: print(time.strftime("%H:%M:%S"), line, flush=True))
         return 0
     if arguments.command == "project":

@@ -317,6 +317,11 @@ def run(config: RunConfig, from_stage: str | None = None,
     if from_stage is not None and from_stage not in STAGES:
         raise ConfigError(f"--from must be one of {', '.join(STAGES)}, not {from_stage!r}")
     redo = set(STAGES[STAGES.index(from_stage):]) if from_stage else set()
+    if config.world is not None:
+        from exgrpo.world.datasets import register_world
+
+        # The world's dataset names point at the last config built: another run's config may have been since.
+        register_world(config.run_dir / "world")
     manifests = {}
     for stage, digest, done in plan(config):
         stage_dir = config.run_dir / stage

@@ -10,6 +10,8 @@ study reads itself and removes before the run config is built:
 - sft_model_from: M: no SFT stage, RL starts from method M's SFT model (ablations share one EI-SFT);
 - own_base: build this run's own base student (otherwise the seed's first method's base is reused);
 - compute_match: M: SFT epochs chosen so that the student trains on as many tokens as method M did;
+- tuning_from: M: use method M's tuned learning rates (a data-efficiency run is not tuned on its own);
+- seeds: [S, ...]: run this method for these of the study's seeds only (a cut budget's fewer seeds);
 - train.teacher_model_from: M: the distillation teacher is method M's SFT model (a train section of another
   method than exgrpo replaces the common one instead of being merged into it).
 """
@@ -28,7 +30,7 @@ from exgrpo.errors import ConfigError
 from exgrpo.files import atomic_write_text
 from exgrpo.models.named import resolve_model
 
-STUDY_KEYS = ("title", "data_fraction", "sft_model_from", "own_base", "compute_match")
+STUDY_KEYS = ("title", "data_fraction", "sft_model_from", "own_base", "compute_match", "tuning_from", "seeds")
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -66,6 +68,9 @@ class Study:
     def run_dir(self, seed: int, method: str) -> Path:
         return self.run_root / f"seed{seed}" / method
 
+    def method_seeds(self, method: str) -> list[int]:
+        return [seed for seed in self.seeds if seed in self.methods[method].get("seeds", self.seeds)]
+
     def title(self, method: str) -> str:
         return self.methods[method].get("title", method)
 
@@ -102,7 +107,7 @@ class Study:
         if apply_tuning:
             from exgrpo.study.tuning import read_choice
 
-            for stage, learning_rate in read_choice(self, method).items():
+            for stage, learning_rate in read_choice(self, spec.get("tuning_from", method)).items():
                 if values.get(stage) is not None:
                     values[stage]["learning_rate"] = learning_rate
         values["eval"].setdefault("models", ["exgrpo" if train is not None else "sft"])
@@ -148,17 +153,49 @@ def compute_matched_epochs(study: Study, method: str, seed: int) -> float:
     return round(max(target / per_epoch, 1.0), 2)
 
 
+def held_out_datasets(study: Study) -> list[str]:
+    """The held-out splits the page averages (the validation split and the outside check set apart)."""
+    from exgrpo.config import expand_dataset_names
+    from exgrpo.data.registry import get_entry
+
+    config = study.run_config(study.first, study.seeds[0])  # (registers a synthetic world's datasets)
+    apart = set(expand_dataset_names(study.report.get("outside", []) + study.report.get("validation", [])))
+    return [name for name in expand_dataset_names(config.eval.datasets)
+            if name not in apart and get_entry(name).group == "held_out"]
+
+
+def checkpoint_model(checkpoint: Path, folder: Path) -> str:
+    """A loadable model of an RL checkpoint: the folder itself, or a LoRA checkpoint (an adapter only) merged
+    into the model it was trained from, saved once under `folder`."""
+    if not (checkpoint / "adapter_config.json").exists():
+        return str(checkpoint)
+    merged = folder / "merged"
+    if not (merged / "config.json").exists():
+        from peft import AutoPeftModelForCausalLM
+        from transformers import AutoTokenizer
+
+        model = AutoPeftModelForCausalLM.from_pretrained(str(checkpoint)).merge_and_unload()
+        partial = folder / "merged.partial"
+        model.save_pretrained(partial)
+        AutoTokenizer.from_pretrained(str(checkpoint)).save_pretrained(partial)
+        partial.replace(merged)
+    return str(merged)
+
+
 def evaluate_checkpoints(study: Study, seed: int, datasets: list[str]) -> dict[int, float]:
     """Held-out accuracy of every saved checkpoint of the first method's RL stage (the DSU diagnostics),
     into its run's diagnostics/ folder (resumable like any evaluation); step -> average accuracy."""
     from exgrpo.evaluation.evaluate import evaluate
 
     config = study.run_config(study.first, seed)
-    accuracy = {}
+    accuracy: dict[int, float] = {}
+    if not datasets:
+        return accuracy
     for checkpoint in sorted((config.run_dir / "train").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
+        folder = config.run_dir / "diagnostics" / checkpoint.name
+        folder.mkdir(parents=True, exist_ok=True)
         eval_config = config.eval_config("exgrpo").model_copy(update={
-            "model": str(checkpoint), "datasets": datasets,
-            "output_dir": config.run_dir / "diagnostics" / checkpoint.name})
+            "model": checkpoint_model(checkpoint, folder), "datasets": datasets, "output_dir": folder})
         report = evaluate(eval_config)
         accuracy[int(checkpoint.name.split("-")[1])] = report["averages"]["held_out"]["accuracy"]["value"]
     return accuracy
@@ -167,15 +204,24 @@ def evaluate_checkpoints(study: Study, seed: int, datasets: list[str]) -> dict[i
 def run_seed(study: Study, seed: int, methods: list[str] | None = None, log: Any = print) -> None:
     """Every method (or the named ones) for one seed, in the spec's order; finished stages are skipped."""
     from exgrpo.pipeline import run
+    from exgrpo.study.reuse import adopt_base_evaluation
+    from exgrpo.study.tuning import adopt_chosen
 
     for method in methods or list(study.methods):
+        if seed not in study.method_seeds(method):
+            log(f"seed {seed} {method}: not run for this seed (methods.{method}.seeds)")
+            continue
         epochs = compute_matched_epochs(study, method, seed) if "compute_match" in study.methods[method] else None
         config = study.run_config(method, seed, epochs)
         config.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(config.run_dir / "config.yaml",
                           yaml.safe_dump(study.run_values(method, seed, epochs), sort_keys=False))
         log(f"seed {seed} {method}: {config.run_dir}")
+        for stage in adopt_chosen(study, method, seed, config):
+            log(f"  seed {seed} {method} {stage}: adopted from its chosen tuning candidate (the same run)")
+        if adopt_base_evaluation(study.run_config(study.first, study.seeds[0]), config):
+            log(f"  seed {seed} {method} eval: the base student's evaluation copied from seed {study.seeds[0]}")
         run(config, on_stage=lambda stage, status, m=method: log(f"  seed {seed} {m} {stage}: {status}"))
         if method == study.first:
-            held_out = [d for d in config.eval.datasets if d != "world_test"]
-            log(f"  seed {seed} {method} checkpoints, held-out accuracy: {evaluate_checkpoints(study, seed, held_out)}")
+            accuracy = evaluate_checkpoints(study, seed, held_out_datasets(study))
+            log(f"  seed {seed} {method} checkpoints, held-out accuracy: {accuracy}")

@@ -12,6 +12,9 @@ A method with its own SFT and RL stages tunes SFT first (its SFT model evaluated
 model. A method that starts RL from another's SFT model (`sft_model_from`) tunes its RL stage from that
 method's chosen SFT run. Runs go to <run_root>/tuning/<method>/<stage>-lr<LR>/, the choice to
 <run_root>/tuning/<method>/chosen.json, which `Study.run_values` then applies to every seed's real run.
+
+The tuning seed's real run of a method is its chosen candidates' run: it adopts their trained stages
+(study/reuse.py) and trains nothing again; a candidate adopts a stage the seed's run has already trained alike.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 from exgrpo.errors import ConfigError
 from exgrpo.files import atomic_write_json
+from exgrpo.study.reuse import adopt_stage
 from exgrpo.study.spec import Study
 
 
@@ -91,6 +95,8 @@ def tune_method(study: Study, method: str, log: Any = print) -> dict[str, float]
     from exgrpo.config import build_config
     from exgrpo.pipeline import RunConfig, run
 
+    if "tuning_from" in study.methods[method]:
+        raise ConfigError(f"{study.spec_path}: methods.{method} uses {study.methods[method]['tuning_from']}'s tuning")
     settings = tuning_settings(study)
     chosen: dict[str, float] = {}
     scores: dict[str, dict[str, float]] = {}
@@ -100,6 +106,8 @@ def tune_method(study: Study, method: str, log: Any = print) -> dict[str, float]
             values = candidate_values(study, method, stage, learning_rate, chosen)
             config = build_config(RunConfig, values, f"tuning {method} {stage} lr {learning_rate:g}")
             log(f"tuning {method} {stage} lr {learning_rate:g}: {config.run_dir}")
+            if adopt_stage(study.run_config(method, settings["seed"]), config, stage):
+                log(f"  {stage}: adopted from the seed's run (trained alike)")
             run(config, on_stage=lambda name, status: log(f"  {name}: {status}"))
             scores[stage][f"{learning_rate:g}"] = validation_accuracy(config.run_dir, values["eval"]["models"][0])
         best = max(settings["learning_rates"][stage], key=lambda lr: scores[stage][f"{lr:g}"])  # ties: the first
@@ -109,3 +117,26 @@ def tune_method(study: Study, method: str, log: Any = print) -> dict[str, float]
                       {"learning_rates": chosen, "validation_accuracy": scores, "datasets": settings["datasets"],
                        "seed": settings["seed"]})
     return chosen
+
+
+def tuned_methods(study: Study) -> list[str]:
+    """The methods tuned on their own (a `tuning_from` method takes another's choice)."""
+    return [method for method, spec in study.methods.items() if "tuning_from" not in spec]
+
+
+def adopt_chosen(study: Study, method: str, seed: int, config: Any) -> list[str]:
+    """On the tuning seed, the stages `config` (the method's real run) takes from its chosen candidates."""
+    from exgrpo.config import build_config
+    from exgrpo.pipeline import RunConfig
+
+    if not study.tuning or seed != tuning_settings(study)["seed"] or "tuning_from" in study.methods[method]:
+        return []
+    chosen = read_choice(study, method)
+    adopted = []
+    for stage in trained_stages(study, method):
+        if stage in chosen:
+            candidate = build_config(RunConfig, candidate_values(study, method, stage, chosen[stage], chosen),
+                                     f"tuning {method} {stage}")
+            if adopt_stage(candidate, config, stage):
+                adopted.append(stage)
+    return adopted

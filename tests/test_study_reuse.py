@@ -1,0 +1,96 @@
+"""Work the study does once (study/reuse.py): the tuning seed's runs are their chosen candidates, a candidate
+takes what the seed's run trained alike, and the base student's evaluation is copied to every seed. Real runs of
+a micro world with tiny students; the training functions are counted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import exgrpo.training.sft
+import exgrpo.training.train
+from exgrpo.study import tuning
+from exgrpo.study.reuse import origin
+from exgrpo.study.spec import Study, run_seed
+
+REPO = Path(__file__).parents[1]
+
+
+def micro_study(tmp_path: Path, base_model: Path) -> Study:
+    spec: dict[str, Any] = yaml.safe_load((REPO / "configs" / "study" / "smollm2.yaml").read_text())
+    common = spec["common"]
+    common["base_model"] = str(base_model)  # one base for every seed (a built student would differ per seed)
+    common["world"] = {"seed": 0, "train_size": 4, "test_size": 2, "ood_size": 2, "val_size": 2}
+    common["sft"].update(max_steps=2, per_device_batch_size=2, max_length=512, logging_steps=1, save_steps=1)
+    common["train"].update(max_steps=1, save_steps=1, max_new_tokens=8, logging_steps=1)
+    common["eval"].update(max_new_tokens=8, datasets=["world_val", "world_test", "world_ood_steps"], limits={}, ei_test=None)
+    methods = spec["methods"]
+    spec.update(run_root=str(tmp_path / "runs"), seeds=[0, 1],
+                methods={"ei_exgrpo": methods["ei_exgrpo"], "skd": methods["skd"], "skd_grpo": methods["skd_grpo"],
+                         "skd_f0.5": {**methods["skd_f0.5"], "tuning_from": "skd", "seeds": [0]}},
+                tuning={"seed": 0, "datasets": ["world_val"],
+                        "learning_rates": {"sft": [1.0e-4, 2.0e-4], "train": [2.0e-5, 5.0e-5]}})
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return Study(path)
+
+
+@pytest.mark.slow
+def test_the_tuning_seed_trains_nothing_twice_and_the_base_is_evaluated_once(
+        tmp_path: Path, tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    study = micro_study(tmp_path, tiny_model_path)
+    trained: list[str] = []
+    for module, name in ((exgrpo.training.sft, "run_sft"), (exgrpo.training.train, "run_train")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda config, real=real, name=name: trained.append(
+            f"{name} {config.output_dir}") or real(config))
+    # The choice: the higher rate of SFT, the lower of RL (whatever the micro models score on validation).
+    monkeypatch.setattr(tuning, "validation_accuracy", lambda run_dir, model: float(
+        run_dir.name in ("sft-lr0.0002", "train-lr2e-05")))
+    log = lambda line: None  # noqa: E731
+
+    run_seed(study, 0, ["ei_exgrpo"], log=log)  # the first run, before tuning, at the common rates (1e-4, 2e-5)
+    assert len(trained) == 2
+    trained.clear()
+    for method in tuning.tuned_methods(study):
+        tuning.tune_method(study, method, log=log)
+    # ei_exgrpo: its 1e-4 SFT is the seed run's (adopted), 2e-4 trains, then RL from 2e-4 at both rates;
+    # skd: both rates; skd_grpo: both rates from skd's choice; skd_f0.5 takes skd's choice and is not tuned.
+    assert sorted(line.split()[0] + " " + line.split("/tuning/")[1].split("/")[0] for line in trained) == [
+        "run_sft ei_exgrpo", "run_sft skd", "run_sft skd", "run_train ei_exgrpo", "run_train ei_exgrpo",
+        "run_train skd_grpo", "run_train skd_grpo"]
+    ei_candidate = tuning.candidate_dir(study, "ei_exgrpo", "sft", 1.0e-4) / "sft"
+    assert origin(ei_candidate) == origin(study.run_dir(0, "ei_exgrpo") / "sft")
+
+    trained.clear()
+    run_seed(study, 0, log=log)  # the tuning seed: every trained stage is its chosen candidate's
+    assert [line for line in trained if "skd_f0.5" not in line] == []
+    assert len(trained) == 1  # the data-efficiency run trains (its data differs from any candidate's)
+    for method, stages in (("ei_exgrpo", ("sft", "train")), ("skd", ("sft",)), ("skd_grpo", ("train",))):
+        for stage in stages:
+            manifest = json.loads((study.run_dir(0, method) / stage / "manifest.json").read_text())
+            chosen = tuning.read_choice(study, method)[stage]
+            assert manifest["adopted_from"] == str(tuning.candidate_dir(study, method, stage, chosen) / stage)
+            assert manifest["seconds"] > 0  # what the training cost is kept
+    values = yaml.safe_load((study.run_dir(0, "ei_exgrpo") / "config.yaml").read_text())
+    assert (values["sft"]["learning_rate"], values["train"]["learning_rate"]) == (2.0e-4, 2.0e-5)
+    assert yaml.safe_load((study.run_dir(0, "skd_f0.5") / "config.yaml").read_text())[
+        "sft"]["learning_rate"] == tuning.read_choice(study, "skd")["sft"]
+    diagnostics = study.run_dir(0, "ei_exgrpo") / "diagnostics" / "checkpoint-1"
+    assert (diagnostics / "merged" / "config.json").exists()  # the LoRA checkpoint, merged to be evaluated
+    assert json.loads((diagnostics / "report.json").read_text())["averages"]["held_out"]
+    for model in ("base", "sft", "exgrpo"):
+        assert (study.run_dir(0, "ei_exgrpo") / "eval" / model / "report.json").exists()
+
+    trained.clear()
+    lines: list[str] = []
+    run_seed(study, 1, log=lines.append)  # another seed trains everything, evaluates the base student not again
+    assert "  seed 1 ei_exgrpo eval: the base student's evaluation copied from seed 0" in lines
+    assert len(trained) == 4 and not (study.run_dir(1, "skd_f0.5")).exists()
+    base = [study.run_dir(seed, "ei_exgrpo") / "eval" / "base" / "predictions" / "world_test.jsonl" for seed in (0, 1)]
+    assert base[0].read_text() == base[1].read_text()
+    assert json.loads((study.run_dir(1, "ei_exgrpo") / "eval" / "manifest.json").read_text())["config_hash"]
