@@ -29,7 +29,7 @@ def study(tmp_path: Path) -> Study:
 
 def fake_loads(config: Any) -> Any:
     """Token counts as the estimate would give them: SFT 1000, RL 400, 3000 per evaluated model."""
-    loads = [StudentLoad("sft", 10, 1000.0, 0.0, "sft_tokens_per_s")]
+    loads = [StudentLoad("sft", 10, 1000.0, 0.0, "sft_tokens_per_s")] if config.sft_config() is not None else []
     if config.train_config() is not None:
         loads.append(StudentLoad("train (ExGRPO)", 4, 400.0, 400.0, "exgrpo_tokens_per_s"))
     loads += [StudentLoad(f"eval: {model}", None, 3000.0, 3000.0, "generate_tokens_per_s")
@@ -57,9 +57,29 @@ def test_the_first_runs_times_give_the_rates_and_every_method_is_projected(study
     assert (throughput.sft_tokens_per_s, throughput.exgrpo_tokens_per_s, throughput.generate_tokens_per_s) == \
         (10.0, 10.0, 10.0)
     assert seconds == {"sft": 100.0, "train": 40.0, "eval": 300.0}
-    costs = {cost.method: cost for cost in projection.project(study, throughput)}
-    assert costs["ei_exgrpo"].hours_per_seed == pytest.approx((100 + 40 + 3 * 300) / 3600)
+    costs = {cost.method: cost for cost in projection.project(study, throughput, base_eval_seconds=300.0)}
+    assert costs["ei_exgrpo"].hours_per_seed == pytest.approx((100 + 40 + 2 * 300) / 3600)
     assert costs["skd"].hours_per_seed == pytest.approx((100 + 300) / 3600)
-    assert costs["ei_exgrpo"].hours == pytest.approx(2 * (100 + 40 + 900) / 3600)  # two seeds, no tuning
+    # Two seeds, no tuning: both trained; the base student evaluated once.
+    assert costs["ei_exgrpo"].hours == pytest.approx((2 * (100 + 40 + 600) + 300) / 3600)
     lines = projection.projection_lines(study)
-    assert any(line.startswith("| **all** |") and f"{2 * (1040 + 400) / 3600:.1f}" in line for line in lines)
+    assert any(line.startswith("| **all** |") and f"{(2 * (740 + 400) + 300) / 3600:.1f}" in line for line in lines)
+    # Once a trained model is evaluated, evaluation is timed on it (the base talks to the token limit).
+    (run_dir / "eval" / "sft").mkdir(parents=True)
+    (run_dir / "eval" / "sft" / "report.json").write_text(json.dumps({"seconds": 100.0}))
+    assert projection.measured_throughput(study)[0].generate_tokens_per_s == 30.0
+
+
+def test_the_tuning_seed_trains_nothing_again_and_per_method_seeds_count(study: Study,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(projection, "estimate_run", fake_loads)
+    study.tuning = {"seed": 0, "datasets": ["world_val"], "learning_rates": {"sft": [1e-4, 2e-4], "train": [1e-5]}}
+    study.methods["skd"]["seeds"] = [1]  # not the tuning seed: trained on its one seed
+    throughput = projection.StudentThroughput(sft_tokens_per_s=10.0, exgrpo_tokens_per_s=10.0,
+                                              generate_tokens_per_s=10.0)
+    costs = {cost.method: cost for cost in projection.project(study, throughput, base_eval_seconds=0.0)}
+    ours, skd = costs["ei_exgrpo"], costs["skd"]
+    assert (ours.seeds, ours.trained_seeds, skd.seeds, skd.trained_seeds) == (2, 1, 1, 1)
+    # Tuning: 2 SFT candidates (SFT + its eval) and 1 RL candidate (RL + its eval), each 100 / 40 / 300 s.
+    assert ours.tuning_hours == pytest.approx((2 * (100 + 300) + (40 + 300)) / 3600)
+    assert ours.hours == pytest.approx((140 + 2 * 600 + 2 * 400 + 340) / 3600)

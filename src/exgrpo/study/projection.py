@@ -19,21 +19,35 @@ STAGE_RATES = {"sft": "sft_tokens_per_s", "train": "exgrpo_tokens_per_s", "eval"
 class MethodCost:
     method: str
     seeds: int
-    hours_per_seed: float  # student-side stages: SFT, RL, eval (the exact teacher's probe stage takes seconds)
+    training_hours: float  # per seed: SFT and RL (the exact teacher's probe stage takes seconds)
+    eval_hours: float  # per seed: its trained models' evaluations
+    trained_seeds: int  # seeds it trains on (the tuning seed's run is its chosen candidate's: nothing trained)
+    base_eval_hours: float = 0.0  # the base student's evaluation, done once for the whole study
     tuning_hours: float = 0.0  # every learning-rate candidate of every stage it trains, on the tuning seed
 
     @property
+    def hours_per_seed(self) -> float:
+        return self.training_hours + self.eval_hours
+
+    @property
     def hours(self) -> float:
-        return self.hours_per_seed * self.seeds + self.tuning_hours
+        return (self.training_hours * self.trained_seeds + self.eval_hours * self.seeds + self.base_eval_hours
+                + self.tuning_hours)
 
 
 def _stage(load_name: str) -> str:
     return load_name.split(" ")[0].split(":")[0]  # "train (ExGRPO)" -> train, "eval: sft" -> eval
 
 
+def _report_seconds(run_dir: Any, model: str) -> float | None:
+    report = run_dir / "eval" / model / "report.json"
+    return float(json.loads(report.read_text())["seconds"]) if report.exists() else None
+
+
 def measured_throughput(study: Study) -> tuple[StudentThroughput, dict[str, float]] | None:
     """Tokens per second of each kind on this machine, from the first method's first seed (None until its SFT and
-    RL stages and at least one model's evaluation have finished), and the wall seconds they took."""
+    RL stages and at least one model's evaluation have finished), and the wall seconds they took. Evaluation is
+    timed on the trained models once one is evaluated (they stop early; the base student talks to the limit)."""
     seed = study.seeds[0]
     config = study.run_config(study.first, seed)
     seconds = {}
@@ -42,16 +56,15 @@ def measured_throughput(study: Study) -> tuple[StudentThroughput, dict[str, floa
         if not manifest.exists():
             return None
         seconds[stage] = float(json.loads(manifest.read_text())["seconds"])
-    # Evaluation is timed per model (each report has its seconds): one evaluated model is enough to time it.
-    evaluated = [model for model in config.evaluated_models()
-                 if (config.run_dir / "eval" / model / "report.json").exists()]
-    if not evaluated:
+    evaluated = [model for model in config.evaluated_models() if _report_seconds(config.run_dir, model) is not None]
+    trained = [model for model in evaluated if model != "base"]
+    timed = trained or evaluated
+    if not timed:
         return None
-    seconds["eval"] = sum(json.loads((config.run_dir / "eval" / model / "report.json").read_text())["seconds"]
-                          for model in evaluated)
+    seconds["eval"] = sum(_report_seconds(config.run_dir, model) or 0.0 for model in timed)
     tokens: dict[str, float] = {}
     for load in estimate_run(config).loads:
-        if load.stage.startswith("eval: ") and load.stage.removeprefix("eval: ") not in evaluated:
+        if load.stage.startswith("eval: ") and load.stage.removeprefix("eval: ") not in timed:
             continue
         tokens[_stage(load.stage)] = tokens.get(_stage(load.stage), 0.0) + load.tokens
     rates = {STAGE_RATES[stage]: tokens[stage] / seconds[stage] for stage in STAGE_RATES
@@ -59,25 +72,39 @@ def measured_throughput(study: Study) -> tuple[StudentThroughput, dict[str, floa
     return StudentThroughput(**rates), seconds
 
 
-def _hours(config: Any, throughput: StudentThroughput) -> float:
+def _hours(config: Any, throughput: StudentThroughput) -> dict[str, float]:
+    """Hours per kind of work: training, eval of trained models, eval of the base."""
     config = config.model_copy()
     config.estimate = config.estimate.model_copy(update={"throughput": throughput})
-    return sum((load.seconds or 0.0) for load in estimate_run(config).loads) / 3600
+    hours = {"training": 0.0, "eval": 0.0, "base": 0.0}
+    for load in estimate_run(config).loads:
+        kind = "base" if load.stage == "eval: base" else "eval" if load.stage.startswith("eval") else "training"
+        hours[kind] += (load.seconds or 0.0) / 3600
+    return hours
 
 
-def project(study: Study, throughput: StudentThroughput, methods: list[str] | None = None) -> list[MethodCost]:
+def project(study: Study, throughput: StudentThroughput, methods: list[str] | None = None,
+            base_eval_seconds: float | None = None) -> list[MethodCost]:
+    """Every method's cost. `base_eval_seconds`: the base student's evaluation as measured (else estimated)."""
     from exgrpo.config import build_config
     from exgrpo.pipeline import RunConfig
     from exgrpo.study.tuning import candidate_values, trained_stages
 
+    tuning_seed = study.tuning.get("seed") if study.tuning else None
     costs = []
     for method in methods or list(study.methods):
-        cost = MethodCost(method, len(study.seeds), _hours(study.run_config(method, study.seeds[0]), throughput))
-        if study.tuning:
+        seeds = study.method_seeds(method)
+        hours = _hours(study.run_config(method, seeds[0]), throughput)
+        tuned_itself = bool(study.tuning) and "tuning_from" not in study.methods[method]
+        trained_seeds = len(seeds) - (tuned_itself and tuning_seed in seeds)
+        base = (base_eval_seconds / 3600 if base_eval_seconds is not None else hours["base"]) if hours["base"] else 0.0
+        cost = MethodCost(method, len(seeds), hours["training"], hours["eval"], trained_seeds, base)
+        if tuned_itself:
             for stage in trained_stages(study, method):
                 for learning_rate in study.tuning["learning_rates"][stage]:
                     values = candidate_values(study, method, stage, learning_rate, {}, planning=True)
-                    cost.tuning_hours += _hours(build_config(RunConfig, values, f"tuning {method}"), throughput)
+                    candidate = _hours(build_config(RunConfig, values, f"tuning {method}"), throughput)
+                    cost.tuning_hours += candidate["training"] + candidate["eval"]
         costs.append(cost)
     return costs
 
@@ -88,14 +115,22 @@ def projection_lines(study: Study) -> list[str]:
     if measured is None:
         return [f"Not projected yet: the first run ({study.first}, seed {study.seeds[0]}) has not finished."]
     throughput, seconds = measured
-    costs = project(study, throughput)
+    base_seconds = _report_seconds(study.run_dir(study.seeds[0], study.first), "base")
+    costs = project(study, throughput, base_eval_seconds=base_seconds)
     total = sum(c.hours for c in costs)
     lines = [f"Measured on {study.first}, seed {study.seeds[0]} (wall seconds: "
-             + ", ".join(f"{stage} {value:.0f}" for stage, value in seconds.items()) + "): "
+             + ", ".join(f"{stage} {value:.0f}" for stage, value in seconds.items())
+             + (f", base student's evaluation {base_seconds:.0f}" if base_seconds is not None else "") + "): "
              + ", ".join(f"{name.removesuffix('_tokens_per_s')} {getattr(throughput, name):,.0f} tok/s"
-                         for name in STAGE_RATES.values() if getattr(throughput, name)) + ".", "",
-             "| method | seeds | hours per seed | tuning hours (all candidates) | hours |", "|---|---|---|---|---|"]
-    lines += [f"| {study.title(c.method)} ({c.method}) | {c.seeds} | {c.hours_per_seed:.2f} | {c.tuning_hours:.2f} | "
-              f"{c.hours:.2f} |" for c in costs]
-    lines += [f"| **all** | | | | **{total:.1f}** |", ""]
+                         for name in STAGE_RATES.values() if getattr(throughput, name)) + ". "
+             "The tuning seed's runs are their chosen candidates (nothing trained twice); the base student is "
+             "evaluated once for every seed.", "",
+             "| method | seeds | seeds trained | training hours per seed | evaluation hours per seed | "
+             "tuning hours (all candidates) | hours |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {study.title(c.method)} ({c.method}) | {c.seeds} | {c.trained_seeds} | {c.training_hours:.2f} | "
+              f"{c.eval_hours:.2f} | {c.tuning_hours:.2f} | {c.hours - c.base_eval_hours:.2f} |" for c in costs]
+    base_hours = sum(c.base_eval_hours for c in costs)
+    if base_hours:
+        lines.append(f"| the base student's evaluation (once, for every seed) | | | | | | {base_hours:.2f} |")
+    lines += [f"| **all** | | | | | | **{total:.1f}** |", ""]
     return lines
