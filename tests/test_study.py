@@ -76,6 +76,10 @@ def test_every_method_of_the_study_trains_and_evaluates(tmp_path: Path) -> None:
         assert section in text
     assert "| **all** |" in text.split("Projected cost")[1]  # the projection from the first run, by code
     assert "guessing floor: random / majority" in text.split("## Main table")[1].split("## Ablation")[0]
+    gate = [line for line in text.split("## Does the student learn?")[1].split("## Goals")[0].splitlines()
+            if line.startswith("- **")]
+    assert gate and gate[0].split("**")[1] in ("met", "failed", "not resolved") and "held-in test" in gate[0]
+    assert "No tuning section in the spec" in text.split("## Tuning")[1]
     verdicts = [line for line in text.split("## Goals")[1].split("## Degenerate")[0].splitlines() if line.startswith("- **")]
     assert verdicts and all(line.split("**")[1] in ("met", "failed", "not resolved") for line in verdicts)
     for method in study.methods:

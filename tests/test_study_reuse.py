@@ -94,3 +94,16 @@ def test_the_tuning_seed_trains_nothing_twice_and_the_base_is_evaluated_once(
     base = [study.run_dir(seed, "ei_exgrpo") / "eval" / "base" / "predictions" / "world_test.jsonl" for seed in (0, 1)]
     assert base[0].read_text() == base[1].read_text()
     assert json.loads((study.run_dir(1, "ei_exgrpo") / "eval" / "manifest.json").read_text())["config_hash"]
+
+    # The page of such a study: the gate, the tuning table, one seed for the data-efficiency rows.
+    from exgrpo.study.page import write_results_page
+
+    page = tmp_path / "docs" / "results.md"
+    write_results_page(study, page, "python benchmarks/scale_model.py report")
+    text = page.read_text()
+    assert "evaluated once (greedy decoding" in text
+    assert "| SKD (SFT on teacher rationales) | sft | 0.0001: 0.0, 0.0002: 100.0 | 0.0002 |" in text
+    assert "skd_f0.5 (skd)" in text.split("## Tuning")[1]
+    assert "| SKD | 0.5 | 1 |" in text and "| SKD | 1 | 2 |" in text
+    gate = text.split("## Does the student learn?")[1].split("## Goals")[0]
+    assert "on the held-in test (world_test)" in gate and "on the validation (world_val)" in gate

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from exgrpo.evaluation.metrics import Estimate
-from exgrpo.study.verdicts import degeneration, degenerations, verdict
+from exgrpo.study.verdicts import degeneration, degenerations, threshold_verdict, verdict
 
 
 def test_a_goal_is_met_only_when_the_paired_ci_excludes_zero_in_its_favour() -> None:
@@ -39,3 +39,10 @@ def test_degenerate_datasets_of_an_evaluated_model_are_named(tmp_path: Path) -> 
     (folder / "world_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records(["7"] * 10, golds)))
     (folder / "world_ood_steps.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records(golds, golds)))
     assert list(degenerations(tmp_path)) == ["world_test"]
+
+
+def test_a_threshold_is_reached_only_when_the_whole_ci_is_at_or_above_it() -> None:
+    assert threshold_verdict(Estimate(0.50, 0.44, 0.58), 0.4375) == "met"
+    assert threshold_verdict(Estimate(0.45, 0.40, 0.50), 0.4375) == "not resolved"
+    assert threshold_verdict(Estimate(0.30, 0.25, 0.35), 0.4375) == "failed"
+    assert threshold_verdict(None, 0.4375) == "not measured yet"

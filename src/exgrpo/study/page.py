@@ -13,8 +13,8 @@ from exgrpo.files import atomic_write_text
 from exgrpo.study.plots import plot_dsu, plot_fractions, plot_main
 from exgrpo.study.projection import projection_lines
 from exgrpo.study.spec import Study
-from exgrpo.study.tables import Page, Row, cell
-from exgrpo.study.verdicts import verdict
+from exgrpo.study.tables import Page, Row, cell, every
+from exgrpo.study.verdicts import threshold_verdict, verdict
 
 ZERO_SHOT = Row("Zero-shot (base student)", "ei_exgrpo", "base")
 EI_SFT = Row("EI data, plain SFT (no RL)", "ei_exgrpo", "sft")
@@ -104,8 +104,63 @@ def goals(page: Page, study: Study) -> list[str]:
     return lines
 
 
+GATE_POINTS = 25.0  # EI-SFT must reach the guessing floor + this on held-in before methods are compared
+
+
+def gate_lines(page: Page) -> list[str]:
+    """Does the student learn? EI-SFT against the larger guessing floor + 25 points, on every question (families
+    at the floor included), on the held-in test and on the validation split the development read."""
+    excluded, page.excluded = page.excluded, set()
+    try:
+        lines = []
+        for name, datasets in (("held-in test", page.held_in), ("validation", page.validation)):
+            floors = page.floor_values(datasets) if datasets else None
+            if floors is None:
+                continue
+            threshold = max(floors) + GATE_POINTS
+            estimate = page.estimate(EI_SFT, datasets, keep=every)
+            lines.append(f"- **{threshold_verdict(estimate, threshold / 100)}** on the {name} "
+                         f"({', '.join(datasets)}): EI-SFT {cell(estimate)} against the larger floor "
+                         f"{max(floors):.1f} + {GATE_POINTS:g} = {threshold:.1f}.")
+        return lines
+    finally:
+        page.excluded = excluded
+
+
+def tuning_lines(study: Study) -> list[str]:
+    """Every tuned method's candidates, their validation accuracy and the choice (tuning/<method>/chosen.json)."""
+    from exgrpo.study.tuning import read_choice, tuned_methods, tuning_dir
+
+    if not study.tuning:
+        return ["No tuning section in the spec: every method at the spec's learning rates."]
+    lines = [f"Every stage a method trains got the same candidates (seed {study.tuning['seed']}, chosen by accuracy "
+             f"on {', '.join(study.tuning['datasets'])} only; test never read): "
+             + "; ".join(f"{stage} {', '.join(f'{lr:g}' for lr in rates)}"
+                         for stage, rates in study.tuning["learning_rates"].items()) + ". Runs that take another "
+             "method's choice: " + (", ".join(f"{m} ({s['tuning_from']})" for m, s in study.methods.items()
+                                              if "tuning_from" in s) or "none") + ".", "",
+             "| method | stage | validation accuracy per learning rate | chosen |", "|---|---|---|---|"]
+    for method in tuned_methods(study):
+        path = tuning_dir(study, method) / "chosen.json"
+        if not path.exists():
+            lines.append(f"| {study.title(method)} | | not tuned yet | |")
+            continue
+        saved = json.loads(path.read_text())
+        for stage, learning_rate in read_choice(study, method).items():
+            scores = ", ".join(f"{lr}: {100 * value:.1f}" for lr, value in saved["validation_accuracy"][stage].items())
+            lines.append(f"| {study.title(method)} | {stage} | {scores} | {learning_rate:g} |")
+    return lines
+
+
 def _scale(study: Study) -> list[str]:
     world, student = study.common.get("world"), study.common.get("student")
+    if world is not None and student is None:
+        return [f"**Scale.** The synthetic world ({world['train_size']} training problems per family, 4 families; "
+                f"{world['test_size']} held-in test problems per family; held-out splits of {world['ood_size']} per "
+                f"family, evaluated up to the spec's limits; {world.get('val_size') or 0} validation problems per "
+                f"family), its exact teacher, and the pretrained student `{study.common.get('base_model')}`. The base "
+                "student is evaluated once (greedy decoding: no training seed in it) and that evaluation is every "
+                "seed's zero-shot row."]
     if world is None or student is None:
         return [f"**Models.** Student `{study.common.get('base_model')}`; the teacher and data as configured."]
     return [f"**Scale.** The synthetic world ({world['train_size']} training questions per family, 4 families; "
@@ -161,6 +216,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> None:
         *(["**Every family is at the guessing floor for every method**: no method's CI rises above the larger floor "
            "anywhere, so the averages below are over all families and cannot tell the methods apart.", ""]
           if every_family else []),
+        "## Does the student learn? (the EI-SFT gate)", "", *gate_lines(page), "",
         "## Goals (the paper's claims, scaled)", "", RULE, "", *goals(page, study), "",
         "## Degenerate outputs", "",
         "Runs whose outputs degenerated on a dataset (more than 80% of outputs without a parseable answer, or more than",
@@ -183,12 +239,14 @@ def write_results_page(study: Study, page_path: Path, command: str) -> None:
                   f"held-in {cell(page.estimate(teacher, page.held_in))}, held-out {cell(page.estimate(teacher, page.held_out))}.",
                   ""]
     lines += ["## Ablation", "", *page.accuracy_table(ablation), "",
-              "## Data efficiency", "", "| method | fraction | held-in | held-out |", "|---|---|---|---|"]
+              "## Data efficiency", "", "| method | fraction | seeds | held-in | held-out |", "|---|---|---|---|---|"]
     for name, points in curves.items():
         for fraction, row in points:
-            lines.append(f"| {name} | {fraction:g} | {cell(page.estimate(row, page.held_in))} | "
+            lines.append(f"| {name} | {fraction:g} | {len(page.results.seeds(row))} | "
+                         f"{cell(page.estimate(row, page.held_in))} | "
                          f"{cell(page.estimate(row, page.held_out))} |")
     lines += ["", "![data efficiency](results/data_efficiency.png)", "",
+              "## Tuning (equal for every method, on validation)", "", *tuning_lines(study), "",
               "## Compute", "",
               "Teacher-written tokens: the rationales, probes and probe answers a method's SFT data holds (student",
               "tokenizer; what an API teacher would have been paid to write; the exact teacher here is free).",

@@ -82,7 +82,7 @@ def pooled_bootstrap(groups: list[np.ndarray], seed: int = 0) -> Estimate | None
     return Estimate(float(np.mean([g.mean() for g in groups])), float(low), float(high))
 
 
-def _every(question_id: str) -> bool:
+def every(question_id: str) -> bool:
     return True
 
 
@@ -111,7 +111,9 @@ class Page:
         names = [name for name in expand_dataset_names(config.eval.datasets) if name not in set_apart]
         self.held_in = [name for name in names if get_entry(name).group == "held_in"]
         self.held_out = [name for name in names if get_entry(name).group == "held_out"]
-        self.outside = expand_dataset_names(study.report.get("outside", []))
+        evaluated = set(expand_dataset_names(config.eval.datasets))
+        self.outside = [d for d in expand_dataset_names(study.report.get("outside", [])) if d in evaluated]
+        self.validation = [d for d in expand_dataset_names(study.report.get("validation", [])) if d in evaluated]
         self.ei_test = [config.eval.ei_test] if config.eval.ei_test else []
         self.world = config.world is not None  # question ids name their family
         self.excluded: set[str] = set()  # families left out of the averages: at the floor for every method
@@ -174,19 +176,24 @@ class Page:
         finally:
             self.excluded = kept
 
-    def floors(self, datasets: list[str], pooled: bool = False) -> str:
-        """The guessing floors (random valid answer / majority answer, %) of the evaluated questions: the mean
-        over the datasets, or over their questions pooled."""
+    def floor_values(self, datasets: list[str], pooled: bool = False) -> tuple[float, float] | None:
+        """The guessing floors (random valid answer, majority answer; %) of the evaluated questions: the mean over
+        the datasets, or over their questions pooled."""
         from exgrpo.evaluation.floors import guessing_floors
 
         present = [examples for examples in (self.examples(d) for d in datasets) if examples]
         if not present:
-            return "n/a"
+            return None
         if pooled:
             floors = [guessing_floors([e for examples in present for e in examples])]
         else:
             floors = [guessing_floors(examples) for examples in present]
-        return " / ".join(f"{np.mean([f[kind] for f in floors]):.1f}" for kind in ("random", "majority"))
+        random, majority = (float(np.mean([f[kind] for f in floors])) for kind in ("random", "majority"))
+        return random, majority
+
+    def floors(self, datasets: list[str], pooled: bool = False) -> str:
+        values = self.floor_values(datasets, pooled)
+        return "n/a" if values is None else " / ".join(f"{value:.1f}" for value in values)
 
     def accuracy_table(self, rows: list[Row]) -> list[str]:
         """Held-out both ways: the mean over its splits, and pooled over their questions; the floors below."""
@@ -235,7 +242,7 @@ class Page:
         lines = ["| method | " + " | ".join(d.removeprefix("world_") for d in datasets) + " |",
                  "|---|" + "---|" * len(datasets)]
         for row in rows:
-            lines.append(f"| {row.title} | " + " | ".join(cell(self.estimate(row, [d], keep=_every)) for d in datasets)
+            lines.append(f"| {row.title} | " + " | ".join(cell(self.estimate(row, [d], keep=every)) for d in datasets)
                          + " |")
         excluded, self.excluded = self.excluded, set()  # every question here, floors included
         lines.append("| *guessing floor: random / majority* | " + " | ".join(self.floors([d]) for d in datasets) + " |")

@@ -25,6 +25,18 @@ def verdict(difference: Estimate | None) -> str:
     return "not resolved"
 
 
+def threshold_verdict(estimate: Estimate | None, threshold: float) -> str:
+    """The verdict on "reaches `threshold`" from a 95% CI: met when the whole CI is at or above it, failed when it
+    is wholly below, else not resolved."""
+    if estimate is None:
+        return "not measured yet"
+    if estimate.low >= threshold:
+        return "met"
+    if estimate.high < threshold:
+        return "failed"
+    return "not resolved"
+
+
 def degeneration(records: list[dict[str, Any]]) -> str | None:
     """Why a run's predictions on one dataset are degenerate, or None: more than 80 % of outputs without a
     parseable answer, or more than 80 % giving one answer where the gold answers are less uniform than that."""
