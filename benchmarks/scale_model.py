@@ -35,6 +35,8 @@ def main() -> int:
     tune.add_argument("--method", action="append", help="only these methods (repeatable; default: all, in order)")
     report = commands.add_parser("report", help="write the results page from the finished runs")
     report.add_argument("--page", type=Path, default=Path("docs/results.md"))
+    report.add_argument("--readme", type=Path, default=Path("README.md"),
+                        help="its study summary (between the summary markers) is rewritten from the page's verdicts")
     arguments = parser.parse_args()
 
     study = Study(arguments.spec, arguments.run_root)
@@ -55,10 +57,15 @@ def main() -> int:
 
         print("\n".join(projection_lines(study)))
         return 0
-    from exgrpo.study.page import write_results_page
+    from exgrpo.files import replace_marked_section
+    from exgrpo.study.page import SUMMARY_BEGIN, SUMMARY_END, write_results_page
 
-    write_results_page(study, arguments.page, " ".join(["python", "benchmarks/scale_model.py", *sys.argv[1:]]))
+    summary = write_results_page(study, arguments.page,
+                                 " ".join(["python", "benchmarks/scale_model.py", *sys.argv[1:]]))
     print(f"wrote {arguments.page}")
+    if arguments.readme.exists() and SUMMARY_BEGIN in arguments.readme.read_text():
+        replace_marked_section(arguments.readme, SUMMARY_BEGIN, SUMMARY_END, "\n".join(summary))
+        print(f"wrote the study summary of {arguments.readme}")
     return 0
 
 

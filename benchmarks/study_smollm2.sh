@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # The whole smollm2 study (issue 15), resumable: rerun it after an interruption and it goes on where it stopped
-# (finished stages and predictions are kept). Tuning on validation, then every seed, then the results page.
+# (finished stages and predictions are kept; a killed training resumes from its last checkpoint). Tuning on
+# validation, then every seed, then the results page. One process per method and seed: a long process that
+# trains one model after another holds on to memory it no longer needs.
 #
 #   nohup bash benchmarks/study_smollm2.sh > runs/study-smollm2/logs/study.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SPEC=configs/study/smollm2.yaml
-python benchmarks/scale_model.py --spec "$SPEC" tune
-python benchmarks/scale_model.py --spec "$SPEC" run
-python benchmarks/scale_model.py --spec "$SPEC" report --page docs/results.md
+if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then source .venv/bin/activate; fi  # the repo's venv
+SPEC=${SPEC:-configs/study/smollm2.yaml}
+study() { python benchmarks/scale_model.py --spec "$SPEC" "$@"; }
+names() { python -c "import sys; from exgrpo.study.spec import Study; from exgrpo.study.tuning import tuned_methods
+study = Study(sys.argv[1]); print(*(tuned_methods(study) if sys.argv[2] == 'tuned' else study.seeds))" "$SPEC" "$1"; }
+methods() { python -c "import sys; from exgrpo.study.spec import Study
+study = Study(sys.argv[1]); print(*(m for m in study.methods if int(sys.argv[2]) in study.method_seeds(m)))" "$SPEC" "$1"; }
+for method in $(names tuned); do study tune --method "$method"; done
+for seed in $(names seeds); do
+  for method in $(methods "$seed"); do study run --seed "$seed" --method "$method"; done
+done
+study report --page docs/results.md

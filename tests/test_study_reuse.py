@@ -31,7 +31,7 @@ def micro_study(tmp_path: Path, base_model: Path) -> Study:
     methods = spec["methods"]
     spec.update(run_root=str(tmp_path / "runs"), seeds=[0, 1],
                 methods={"ei_exgrpo": methods["ei_exgrpo"], "skd": methods["skd"], "skd_grpo": methods["skd_grpo"],
-                         "skd_f0.5": {**methods["skd_f0.5"], "tuning_from": "skd", "seeds": [0]}},
+                         "skd_compute_matched": methods["skd_compute_matched"], "skd_f0.5": methods["skd_f0.5"]},
                 tuning={"seed": 0, "datasets": ["world_val"],
                         "learning_rates": {"sft": [1.0e-4, 2.0e-4], "train": [2.0e-5, 5.0e-5]}})
     path = tmp_path / "spec.yaml"
@@ -67,9 +67,12 @@ def test_the_tuning_seed_trains_nothing_twice_and_the_base_is_evaluated_once(
     assert origin(ei_candidate) == origin(study.run_dir(0, "ei_exgrpo") / "sft")
 
     trained.clear()
-    run_seed(study, 0, log=log)  # the tuning seed: every trained stage is its chosen candidate's
-    assert [line for line in trained if "skd_f0.5" not in line] == []
-    assert len(trained) == 1  # the data-efficiency run trains (its data differs from any candidate's)
+    lines: list[str] = []
+    run_seed(study, 0, log=lines.append)  # the tuning seed: every trained stage is its chosen candidate's
+    # Its SFT model changed, so its eval stage was cleared: the base student's kept predictions came back.
+    assert "  seed 0 ei_exgrpo eval: the base student's predictions copied from its kept evaluation" in lines
+    # Only the one-seed runs train (their data or steps differ from every candidate's).
+    assert sorted(Path(line.split()[1]).parent.name for line in trained) == ["skd_compute_matched", "skd_f0.5"]
     for method, stages in (("ei_exgrpo", ("sft", "train")), ("skd", ("sft",)), ("skd_grpo", ("train",))):
         for stage in stages:
             manifest = json.loads((study.run_dir(0, method) / stage / "manifest.json").read_text())
@@ -85,23 +88,45 @@ def test_the_tuning_seed_trains_nothing_twice_and_the_base_is_evaluated_once(
     assert json.loads((diagnostics / "report.json").read_text())["averages"]["held_out"]
     for model in ("base", "sft", "exgrpo"):
         assert (study.run_dir(0, "ei_exgrpo") / "eval" / model / "report.json").exists()
+    # Finished SFT stages keep their final model, not their checkpoints (RL checkpoints stay: the diagnostics).
+    assert not list(study.run_root.glob("**/sft/checkpoint-*")) and list(study.run_root.glob("**/train/checkpoint-*"))
+    assert all((path.parent / "final" / "config.json").exists() for path in study.run_root.glob("**/sft/manifest.json")
+               if "skipped" not in json.loads(path.read_text())["outputs"])
+
+    # Compute-matched SKD: as many SFT steps as EI + ExGRPO's CPU seconds buy at SKD's CPU seconds per step.
+    def cpu(method: str, stage: str) -> float:
+        return json.loads((study.run_dir(0, method) / stage / "manifest.json").read_text())["cpu_seconds"]
+
+    skd_steps = json.loads((study.run_dir(0, "skd") / "sft" / "log_history.json").read_text())[-1]["step"]
+    expected = round((cpu("ei_exgrpo", "sft") + cpu("ei_exgrpo", "train")) / (cpu("skd", "sft") / skd_steps))
+    matched = yaml.safe_load((study.run_dir(0, "skd_compute_matched") / "config.yaml").read_text())
+    assert matched["sft"]["max_steps"] == max(1, expected) and "compute_match" not in matched
 
     trained.clear()
-    lines: list[str] = []
+    lines.clear()
     run_seed(study, 1, log=lines.append)  # another seed trains everything, evaluates the base student not again
-    assert "  seed 1 ei_exgrpo eval: the base student's evaluation copied from seed 0" in lines
+    assert "  seed 1 ei_exgrpo eval: the base student's predictions copied from its kept evaluation" in lines
     assert len(trained) == 4 and not (study.run_dir(1, "skd_f0.5")).exists()
     base = [study.run_dir(seed, "ei_exgrpo") / "eval" / "base" / "predictions" / "world_test.jsonl" for seed in (0, 1)]
     assert base[0].read_text() == base[1].read_text()
     assert json.loads((study.run_dir(1, "ei_exgrpo") / "eval" / "manifest.json").read_text())["config_hash"]
 
     # The page of such a study: the gate, the tuning table, one seed for the data-efficiency rows.
-    from exgrpo.study.page import write_results_page
+    from exgrpo.files import replace_marked_section
+    from exgrpo.study.page import SUMMARY_BEGIN, SUMMARY_END, write_results_page
 
     page = tmp_path / "docs" / "results.md"
-    write_results_page(study, page, "python benchmarks/scale_model.py report")
+    summary = write_results_page(study, page, "python benchmarks/scale_model.py report")
     text = page.read_text()
     assert "evaluated once (greedy decoding" in text
+    # The README's summary is the page's own verdict lines, written between its markers.
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{SUMMARY_BEGIN}\nold\n{SUMMARY_END}\nkept\n")
+    replace_marked_section(readme, SUMMARY_BEGIN, SUMMARY_END, "\n".join(summary))
+    written = readme.read_text()
+    assert "old" not in written and written.endswith("kept\n")
+    verdict_lines = [line for line in summary if line.startswith("- **")]
+    assert len(verdict_lines) >= 3 and all(line in text.splitlines() for line in verdict_lines)
     assert "| SKD (SFT on teacher rationales) | sft | 0.0001: 0.0, 0.0002: 100.0 | 0.0002 |" in text
     assert "skd_f0.5 (skd)" in text.split("## Tuning")[1]
     assert "| SKD | 0.5 | 1 |" in text and "| SKD | 1 | 2 |" in text

@@ -93,6 +93,17 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         raise
 
 
+def replace_marked_section(path: str | Path, begin: str, end: str, body: str) -> None:
+    """Replace what lies between the marker lines `begin` and `end` of a text file (written by code, so that a
+    document's numbers are never typed by hand); the rest of the file is kept as it is."""
+    path = Path(path)
+    text = path.read_text()
+    if begin not in text or end not in text:
+        raise ValueError(f"{path}: no markers ({begin} ... {end}) to write between")
+    head, rest = text.split(begin, 1)
+    atomic_write_text(path, head + begin + "\n" + body.strip("\n") + "\n" + end + rest.split(end, 1)[1])
+
+
 def atomic_write_json(path: str | Path, value: Any) -> None:
     atomic_write_text(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from exgrpo.files import atomic_write_json, atomic_write_text
+from exgrpo.files import atomic_write_json, replace_marked_section
 from exgrpo.models.shapes import build_shaped_model
 
 WORDS = ["the", "number", "of", "apples", "each", "basket", "holds", "is", "twice", "what", "remains", "after", "she", "gives", "away", "three", "then", "adds", "five", "more", "so", "we", "compute", "total", "per", "day", "across", "weeks", "and", "divide", "by", "price"]
@@ -223,9 +223,4 @@ def results_markdown(result: dict[str, Any]) -> str:
 
 def write_results_section(doc: Path, result: dict[str, Any]) -> None:
     """Replace the results section of `doc` (between its markers) with this check's table."""
-    text = doc.read_text()
-    if RESULTS_BEGIN not in text or RESULTS_END not in text:
-        raise ValueError(f"{doc}: no results markers ({RESULTS_BEGIN} ... {RESULTS_END})")
-    head, rest = text.split(RESULTS_BEGIN, 1)
-    atomic_write_text(doc, head + RESULTS_BEGIN + "\n" + results_markdown(result) + "\n" + RESULTS_END
-                      + rest.split(RESULTS_END, 1)[1])
+    replace_marked_section(doc, RESULTS_BEGIN, RESULTS_END, results_markdown(result))

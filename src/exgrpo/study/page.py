@@ -184,7 +184,19 @@ def _all_rows(study: Study, *tables: list[Row]) -> list[Row]:
     return list(rows.values())
 
 
-def write_results_page(study: Study, page_path: Path, command: str) -> None:
+SUMMARY_BEGIN = "<!-- study summary: written by benchmarks/scale_model.py report -->"
+SUMMARY_END = "<!-- end of study summary -->"
+
+
+def summary_lines(study: Study, page_path: Path, gate: list[str], goal_lines: list[str], command: str) -> list[str]:
+    """What the README says of the study: the page's own verdict lines, nothing else."""
+    return [f"From [{page_path.as_posix()}]({page_path.as_posix()}) (`{command}`, spec "
+            f"`{os.path.relpath(study.spec_path)}`), its verdict lines as the page prints them. The EI-SFT gate:", "",
+            *gate, "", "Goals (paired 95% CIs; met only when the CI excludes 0 in the goal's favour):", "", *goal_lines]
+
+
+def write_results_page(study: Study, page_path: Path, command: str) -> list[str]:
+    """Write the page and its plots; returns the summary lines (gate and goals) for the README."""
     page = Page(study, page_path)
     page.images.mkdir(parents=True, exist_ok=True)
     main, ablation = main_rows(study), ablation_rows(study)
@@ -200,6 +212,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> None:
     teacher = Row(study.title("teacher_model"), "teacher_model", "sft") if "teacher_model" in study.methods else None
     compute_rows = [r for r in main if r.model != "base"] + [
         method_row(study, m) for m in ("skd_compute_matched",) if m in study.methods]
+    gate, goal_lines = gate_lines(page), goals(page, study)
     lines = [
         "# Results: EI + ExGRPO against distillation baselines (the scale-model study)", "",
         f"Written by `{command}` from the runs of `{os.path.relpath(study.spec_path)}` (reproduce: "
@@ -216,8 +229,8 @@ def write_results_page(study: Study, page_path: Path, command: str) -> None:
         *(["**Every family is at the guessing floor for every method**: no method's CI rises above the larger floor "
            "anywhere, so the averages below are over all families and cannot tell the methods apart.", ""]
           if every_family else []),
-        "## Does the student learn? (the EI-SFT gate)", "", *gate_lines(page), "",
-        "## Goals (the paper's claims, scaled)", "", RULE, "", *goals(page, study), "",
+        "## Does the student learn? (the EI-SFT gate)", "", *gate, "",
+        "## Goals (the paper's claims, scaled)", "", RULE, "", *goal_lines, "",
         "## Degenerate outputs", "",
         "Runs whose outputs degenerated on a dataset (more than 80% of outputs without a parseable answer, or more than",
         "80% one answer where the gold answers are less uniform), found by code in every finished evaluation:", "",
@@ -258,7 +271,10 @@ def write_results_page(study: Study, page_path: Path, command: str) -> None:
               *projection_lines(study)]
     if "skd_compute_matched" in study.methods:
         matched = method_row(study, "skd_compute_matched")
-        lines += ["Compute-matched comparison (SKD trained for as many student tokens as EI + ExGRPO):", "",
+        basis = ("as much training CPU time as EI + ExGRPO (its SFT steps from SKD's CPU seconds per step)"
+                 if study.methods["skd_compute_matched"].get("compute_match_on") == "cpu_seconds"
+                 else "as many student tokens as EI + ExGRPO")
+        lines += [f"Compute-matched comparison (SKD trained for {basis}):", "",
                   *page.accuracy_table([method_row(study, "skd"), matched, OURS]), "",
                   f"EI + ExGRPO minus compute-matched SKD, held-out: {page.difference(OURS, matched, page.held_out)}; "
                   f"held-in: {page.difference(OURS, matched, page.held_in)}.", ""]
@@ -273,3 +289,4 @@ def write_results_page(study: Study, page_path: Path, command: str) -> None:
                   "| DSU firing rate | " + " | ".join(f"{np.mean(fired[s]):.2f}" for s in sorted(fired)) + " |", "",
                   "![dsu](results/dsu.png)", ""]
     atomic_write_text(page_path, "\n".join(lines))
+    return summary_lines(study, page_path, gate, goal_lines, command)

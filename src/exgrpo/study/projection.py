@@ -115,7 +115,11 @@ def projection_lines(study: Study) -> list[str]:
     if measured is None:
         return [f"Not projected yet: the first run ({study.first}, seed {study.seeds[0]}) has not finished."]
     throughput, seconds = measured
-    base_seconds = _report_seconds(study.run_dir(study.seeds[0], study.first), "base")
+    from exgrpo.study.reuse import kept_base_evaluation
+
+    kept = kept_base_evaluation(study.run_root) / "report.json"  # the first evaluation's time, not a copy's
+    base_seconds = (float(json.loads(kept.read_text())["seconds"]) if kept.exists()
+                    else _report_seconds(study.run_dir(study.seeds[0], study.first), "base"))
     costs = project(study, throughput, base_eval_seconds=base_seconds)
     total = sum(c.hours for c in costs)
     lines = [f"Measured on {study.first}, seed {study.seeds[0]} (wall seconds: "

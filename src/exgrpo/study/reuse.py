@@ -5,8 +5,8 @@ rewritten with the adopting run's stage hash, so the pipeline takes it as done t
 Two cases, both checked stage by stage (`equivalent`), never assumed:
 - the tuning seed's run of a method *is* its chosen tuning candidate (same settings, same seed): its SFT and RL
   stages are adopted from the candidates, and a candidate adopts what the seed's run already trained;
-- the base student's evaluation (greedy decoding, no training seed in it) is done once: every seed's run adopts
-  the first seed's.
+- the base student's evaluation (greedy decoding, no training seed in it) is done once: the first finished one is
+  kept at <run_root>/base-eval and its predictions copied into every run that evaluates the base student.
 
 An adopted manifest keeps the seconds and CPU time of the training it copies (what that result cost) and names its
 `origin`: the folder that trained it and when, so two runs hold the same model exactly when their origins agree (a
@@ -96,24 +96,57 @@ def adopt_stage(source: Any, target: Any, stage: str) -> bool:
     return True
 
 
-def adopt_base_evaluation(source: Any, target: Any) -> bool:
-    """Copy the first seed's evaluation of the base student into another seed's eval stage (which then finds
-    every prediction done: their fingerprints name the same model, data and decoding). Copied, not linked: an
+def kept_base_evaluation(run_root: Path) -> Path:
+    return run_root / "base-eval"
+
+
+def keep_base_evaluation(config: Any, run_root: Path) -> bool:
+    """Keep a finished evaluation of the base student at <run_root>/base-eval (with the world it was read from),
+    once: a later change of the run's eval stage clears its folder, and the base student's answers stay valid."""
+    folder, kept = config.run_dir / "eval" / "base", kept_base_evaluation(run_root)
+    if kept.exists() or "base" not in config.evaluated_models() or not (folder / "report.json").exists():
+        return False
+    partial = kept.with_name(kept.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(folder, partial)
+    atomic_write_json(partial / "world.json", {"world": _normalised(config, "world", {})})
+    partial.replace(kept)
+    return True
+
+
+def adopt_base_evaluation(run_root: Path, target: Any) -> bool:
+    """Copy the kept base-student predictions into a run's eval stage before it runs: the evaluation then finds
+    them done (each prediction's fingerprint names the model, data and decoding; one that does not match is
+    generated again). Only into a run of the same world (question ids name no world). Copied, not linked: an
     evaluation appends to its prediction files."""
-    folder, wanted = source.run_dir / "eval" / "base", target.run_dir / "eval" / "base"
-    if ("base" not in target.evaluated_models() or not (folder / "report.json").exists() or wanted.exists()
-            or source.run_dir == target.run_dir):
+    kept = kept_base_evaluation(run_root)
+    stage_dir = target.run_dir / "eval"
+    wanted = stage_dir / "base"
+    if "base" not in target.evaluated_models() or not (kept / "world.json").exists():
+        return False
+    if json.loads((kept / "world.json").read_text())["world"] != _normalised(target, "world", {}):
         return False
     digest, done = _digest(target, "eval")
-    renames = {str(source.run_dir): str(target.run_dir)}
-    if done or any(_normalised(source, name, renames) != _normalised(target, name, renames) for name in DATA_STAGES):
+    if done:
         return False
-    if source.eval_config("base").model_copy(update={"output_dir": wanted}) != target.eval_config("base"):
+    recorded = [json.loads(path.read_text()).get("config_hash")
+                for path in (stage_dir / "started.json", stage_dir / "manifest.json") if path.exists()]
+    if any(value != digest for value in recorded):
+        shutil.rmtree(stage_dir)  # what the pipeline does to a stage folder of another configuration
+    if wanted.exists():
         return False
-    started = target.run_dir / "eval" / "started.json"
-    recorded = json.loads(started.read_text()).get("config_hash") if started.exists() else None
-    if recorded not in (None, digest):
-        return False  # the stage is about to be cleared for another configuration
-    shutil.copytree(folder, wanted)
-    atomic_write_json(started, {"config_hash": digest})
+    shutil.copytree(kept / "predictions", wanted / "predictions")
+    atomic_write_json(stage_dir / "started.json", {"config_hash": digest})
     return True
+
+
+def prune_sft_checkpoints(run_dir: Path) -> int:
+    """Delete the checkpoints of a finished SFT stage (with full fine-tuning, weights and optimizer state: 1.6 GB
+    each for a 135M student): they only serve to resume that stage, and a study holds dozens. Returns how many."""
+    stage_dir = run_dir / "sft"
+    if _manifest(stage_dir) is None:
+        return 0
+    checkpoints = sorted(stage_dir.glob("checkpoint-*"))
+    for checkpoint in checkpoints:
+        shutil.rmtree(checkpoint)
+    return len(checkpoints)

@@ -10,6 +10,9 @@ study reads itself and removes before the run config is built:
 - sft_model_from: M: no SFT stage, RL starts from method M's SFT model (ablations share one EI-SFT);
 - own_base: build this run's own base student (otherwise the seed's first method's base is reused);
 - compute_match: M: SFT epochs chosen so that the student trains on as many tokens as method M did;
+  with compute_match_on: cpu_seconds, SFT steps chosen so that its training takes as much CPU time as M's (SFT
+  and RL, sampling and reference passes included), at the CPU time per step of method compute_match_rate_from's
+  run of the same seed (the same training, fewer steps);
 - tuning_from: M: use method M's tuned learning rates (a data-efficiency run is not tuned on its own);
 - seeds: [S, ...]: run this method for these of the study's seeds only (a cut budget's fewer seeds);
 - train.teacher_model_from: M: the distillation teacher is method M's SFT model (a train section of another
@@ -30,7 +33,8 @@ from exgrpo.errors import ConfigError
 from exgrpo.files import atomic_write_text
 from exgrpo.models.named import resolve_model
 
-STUDY_KEYS = ("title", "data_fraction", "sft_model_from", "own_base", "compute_match", "tuning_from", "seeds")
+STUDY_KEYS = ("title", "data_fraction", "sft_model_from", "own_base", "compute_match", "compute_match_on",
+              "compute_match_rate_from", "tuning_from", "seeds")
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +65,7 @@ class Study:
         self.tuning: dict[str, Any] = spec.get("tuning", {})  # learning rates chosen on validation (study/tuning.py)
         self.first = next(iter(self.methods))
         for name, method in self.methods.items():
-            for key in ("sft_model_from", "compute_match"):
+            for key in ("sft_model_from", "compute_match", "compute_match_rate_from", "tuning_from"):
                 if key in method and method[key] not in self.methods:
                     raise ConfigError(f"{self.spec_path}: methods.{name}.{key}: no method {method[key]!r}")
 
@@ -74,7 +78,7 @@ class Study:
     def title(self, method: str) -> str:
         return self.methods[method].get("title", method)
 
-    def run_values(self, method: str, seed: int, sft_epochs: float | None = None,
+    def run_values(self, method: str, seed: int, sft_overrides: dict[str, Any] | None = None,
                    apply_tuning: bool = True) -> dict[str, Any]:
         """The method's `exgrpo run` configuration for a seed, as a plain mapping (validated by RunConfig), with
         the learning rates its tuning chose on validation, once chosen."""
@@ -102,8 +106,8 @@ class Study:
         train = values.get("train")
         if train is not None and "teacher_model_from" in train:
             train["teacher_model"] = str(self.run_dir(seed, train.pop("teacher_model_from")) / "sft" / "final")
-        if sft_epochs is not None:
-            values["sft"]["epochs"] = sft_epochs
+        if sft_overrides:
+            values["sft"].update(sft_overrides)
         if apply_tuning:
             from exgrpo.study.tuning import read_choice
 
@@ -113,11 +117,11 @@ class Study:
         values["eval"].setdefault("models", ["exgrpo" if train is not None else "sft"])
         return values
 
-    def run_config(self, method: str, seed: int, sft_epochs: float | None = None) -> Any:
+    def run_config(self, method: str, seed: int, sft_overrides: dict[str, Any] | None = None) -> Any:
         from exgrpo.config import build_config
         from exgrpo.pipeline import RunConfig
 
-        return build_config(RunConfig, self.run_values(method, seed, sft_epochs), f"{self.spec_path}: methods.{method}")
+        return build_config(RunConfig, self.run_values(method, seed, sft_overrides), f"{self.spec_path}: methods.{method}")
 
 
 def student_tokens(run_dir: Path) -> dict[str, float]:
@@ -132,7 +136,7 @@ def student_tokens(run_dir: Path) -> dict[str, float]:
     return tokens
 
 
-def compute_matched_epochs(study: Study, method: str, seed: int) -> float:
+def _matched_epochs(study: Study, method: str, seed: int) -> float:
     """SFT epochs that give `method` as many student training tokens as its compute_match target used (its own
     SFT data's tokens per epoch measured by the tokenizer over TRL's chat template)."""
     from transformers import AutoTokenizer
@@ -151,6 +155,38 @@ def compute_matched_epochs(study: Study, method: str, seed: int) -> float:
     per_epoch = sum(len(tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=False))
                     for example in sft_examples(sft))
     return round(max(target / per_epoch, 1.0), 2)
+
+
+def _stage_cpu_seconds(stage_dir: Path) -> float:
+    manifest = stage_dir / "manifest.json"
+    values = json.loads(manifest.read_text()) if manifest.exists() else {}
+    return 0.0 if "skipped" in values.get("outputs", {}) else float(values.get("cpu_seconds", 0.0))
+
+
+def _matched_cpu_steps(study: Study, method: str, seed: int) -> int:
+    """SFT steps that take as much CPU time as the target's training (its SFT, wherever that was trained, and RL),
+    at the CPU seconds per step that compute_match_rate_from's run of this seed measured."""
+    spec = study.methods[method]
+    target = spec["compute_match"]
+    source = study.methods[target].get("sft_model_from", target)
+    budget = (_stage_cpu_seconds(study.run_dir(seed, source) / "sft")
+              + _stage_cpu_seconds(study.run_dir(seed, target) / "train"))
+    rate_dir = study.run_dir(seed, spec.get("compute_match_rate_from", ""))
+    history = rate_dir / "sft" / "log_history.json"
+    steps = max((e.get("step", 0) for e in json.loads(history.read_text())), default=0) if history.exists() else 0
+    per_step = _stage_cpu_seconds(rate_dir / "sft") / steps if steps else 0.0
+    if budget <= 0 or per_step <= 0:
+        raise ConfigError(f"{study.spec_path}: methods.{method}: match on CPU seconds needs seed {seed}'s finished "
+                          f"{target} and {spec.get('compute_match_rate_from')} runs (run them first)")
+    return max(1, round(budget / per_step))
+
+
+def compute_matched_sft(study: Study, method: str, seed: int) -> dict[str, Any]:
+    """The SFT settings that match the method's compute to its compute_match target's, on tokens (epochs) or
+    on CPU seconds (steps)."""
+    if study.methods[method].get("compute_match_on", "tokens") == "cpu_seconds":
+        return {"max_steps": _matched_cpu_steps(study, method, seed)}
+    return {"epochs": _matched_epochs(study, method, seed)}
 
 
 def held_out_datasets(study: Study) -> list[str]:
@@ -204,24 +240,27 @@ def evaluate_checkpoints(study: Study, seed: int, datasets: list[str]) -> dict[i
 def run_seed(study: Study, seed: int, methods: list[str] | None = None, log: Any = print) -> None:
     """Every method (or the named ones) for one seed, in the spec's order; finished stages are skipped."""
     from exgrpo.pipeline import run
-    from exgrpo.study.reuse import adopt_base_evaluation
+    from exgrpo.study.reuse import adopt_base_evaluation, keep_base_evaluation, prune_sft_checkpoints
     from exgrpo.study.tuning import adopt_chosen
 
     for method in methods or list(study.methods):
         if seed not in study.method_seeds(method):
             log(f"seed {seed} {method}: not run for this seed (methods.{method}.seeds)")
             continue
-        epochs = compute_matched_epochs(study, method, seed) if "compute_match" in study.methods[method] else None
-        config = study.run_config(method, seed, epochs)
+        overrides = compute_matched_sft(study, method, seed) if "compute_match" in study.methods[method] else None
+        config = study.run_config(method, seed, overrides)
         config.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(config.run_dir / "config.yaml",
-                          yaml.safe_dump(study.run_values(method, seed, epochs), sort_keys=False))
+                          yaml.safe_dump(study.run_values(method, seed, overrides), sort_keys=False))
         log(f"seed {seed} {method}: {config.run_dir}")
         for stage in adopt_chosen(study, method, seed, config):
             log(f"  seed {seed} {method} {stage}: adopted from its chosen tuning candidate (the same run)")
-        if adopt_base_evaluation(study.run_config(study.first, study.seeds[0]), config):
-            log(f"  seed {seed} {method} eval: the base student's evaluation copied from seed {study.seeds[0]}")
+        keep_base_evaluation(config, study.run_root)  # before a changed eval stage is cleared
+        if adopt_base_evaluation(study.run_root, config):
+            log(f"  seed {seed} {method} eval: the base student's predictions copied from its kept evaluation")
         run(config, on_stage=lambda stage, status, m=method: log(f"  seed {seed} {m} {stage}: {status}"))
+        keep_base_evaluation(config, study.run_root)
+        prune_sft_checkpoints(config.run_dir)
         if method == study.first:
             accuracy = evaluate_checkpoints(study, seed, held_out_datasets(study))
             log(f"  seed {seed} {method} checkpoints, held-out accuracy: {accuracy}")

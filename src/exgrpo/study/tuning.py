@@ -25,7 +25,7 @@ from typing import Any
 
 from exgrpo.errors import ConfigError
 from exgrpo.files import atomic_write_json
-from exgrpo.study.reuse import adopt_stage
+from exgrpo.study.reuse import adopt_stage, prune_sft_checkpoints
 from exgrpo.study.spec import Study
 
 
@@ -109,6 +109,7 @@ def tune_method(study: Study, method: str, log: Any = print) -> dict[str, float]
             if adopt_stage(study.run_config(method, settings["seed"]), config, stage):
                 log(f"  {stage}: adopted from the seed's run (trained alike)")
             run(config, on_stage=lambda name, status: log(f"  {name}: {status}"))
+            prune_sft_checkpoints(config.run_dir)
             scores[stage][f"{learning_rate:g}"] = validation_accuracy(config.run_dir, values["eval"]["models"][0])
         best = max(settings["learning_rates"][stage], key=lambda lr: scores[stage][f"{lr:g}"])  # ties: the first
         chosen[stage] = best
