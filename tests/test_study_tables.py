@@ -40,5 +40,6 @@ def test_pooled_bootstrap_of_nothing_is_none() -> None:
 def test_family_is_read_from_question_and_probe_ids() -> None:
     assert family("test-arith-0#R1") == "arith"
     assert family("ood_steps-date-3") == "date"
+    assert family("cc74340c8a8111eeb582aed9ebe82ba1") == "" and family("svamp-0") == ""  # real benchmarks' ids
 
 
