@@ -35,8 +35,9 @@ def main() -> int:
     tune.add_argument("--method", action="append", help="only these methods (repeatable; default: all, in order)")
     report = commands.add_parser("report", help="write the results page from the finished runs")
     report.add_argument("--page", type=Path, default=Path("docs/results.md"))
-    report.add_argument("--readme", type=Path, default=Path("README.md"),
-                        help="its study summary (between the summary markers) is rewritten from the page's verdicts")
+    report.add_argument("--readme", type=Path, default=None,
+                        help="rewrite this file's study summary (between the summary markers) from the page's verdicts; "
+                             "only when asked, so that a page written elsewhere (a partial look) leaves the README alone")
     arguments = parser.parse_args()
 
     study = Study(arguments.spec, arguments.run_root)
@@ -63,7 +64,7 @@ def main() -> int:
     summary = write_results_page(study, arguments.page,
                                  " ".join(["python", "benchmarks/scale_model.py", *sys.argv[1:]]))
     print(f"wrote {arguments.page}")
-    if arguments.readme.exists() and SUMMARY_BEGIN in arguments.readme.read_text():
+    if arguments.readme and arguments.readme.exists() and SUMMARY_BEGIN in arguments.readme.read_text():
         replace_marked_section(arguments.readme, SUMMARY_BEGIN, SUMMARY_END, "\n".join(summary))
         print(f"wrote the study summary of {arguments.readme}")
     return 0

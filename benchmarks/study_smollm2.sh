@@ -18,4 +18,4 @@ for method in $(names tuned); do study tune --method "$method"; done
 for seed in $(names seeds); do
   for method in $(methods "$seed"); do study run --seed "$seed" --method "$method"; done
 done
-study report --page docs/results.md
+study report --page docs/results.md --readme README.md

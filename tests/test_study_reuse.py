@@ -119,6 +119,7 @@ def test_the_tuning_seed_trains_nothing_twice_and_the_base_is_evaluated_once(
     summary = write_results_page(study, page, "python benchmarks/scale_model.py report")
     text = page.read_text()
     assert "evaluated once (greedy decoding" in text
+    assert "**Cut to the time budget** (fixed in the spec before the runs" in text  # the spec's report.cut
     # The README's summary is the page's own verdict lines, written between its markers.
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n{SUMMARY_BEGIN}\nold\n{SUMMARY_END}\nkept\n")

@@ -220,6 +220,8 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU. Seeds: {study.seeds} (seeds change the",
         "student's initialisation and every training seed; the world, and so the test questions, is shared).", "",
         *_scale(study), "",
+        *([f"**Cut to the time budget** (fixed in the spec before the runs, from the projection in the compute "
+           f"section): {study.report['cut']}", ""] if study.report.get("cut") else []),
         "Accuracy (%) with 95% CIs from a bootstrap over seeds and questions. Held-in: new questions of the training",
         "families. Held-out: more steps, unseen names and templates, reversed arithmetic, the never-trained budget",
         "family. EI-Test: the ten rules' probes of the held-in test questions.", "",

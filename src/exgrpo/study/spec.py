@@ -61,7 +61,7 @@ class Study:
         self.notes: dict[str, str] = spec.get("notes", {})  # per page section: what the numbers cannot say
         # Datasets the page keeps out of the held-in / held-out averages: `validation` (read while developing,
         # never for results) and `outside` (real benchmarks, an outside check reported on their own).
-        self.report: dict[str, Any] = spec.get("report", {})  # also rerun_policy: a sentence the page prints
+        self.report: dict[str, Any] = spec.get("report", {})  # also rerun_policy, cut: sentences the page prints
         self.tuning: dict[str, Any] = spec.get("tuning", {})  # learning rates chosen on validation (study/tuning.py)
         self.first = next(iter(self.methods))
         for name, method in self.methods.items():
