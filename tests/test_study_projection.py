@@ -83,3 +83,26 @@ def test_the_tuning_seed_trains_nothing_again_and_per_method_seeds_count(study: 
     # Tuning: 2 SFT candidates (SFT + its eval) and 1 RL candidate (RL + its eval), each 100 / 40 / 300 s.
     assert ours.tuning_hours == pytest.approx((2 * (100 + 300) + (40 + 300)) / 3600)
     assert ours.hours == pytest.approx((140 + 2 * 600 + 2 * 400 + 340) / 3600)
+    # Compute-matched SKD: its SFT steps are set at run time to take ei_exgrpo's training time, and so is its cost.
+    spec = yaml.safe_load((REPO / "configs" / "study" / "smollm2.yaml").read_text())
+    study.methods["skd_compute_matched"] = spec["methods"]["skd_compute_matched"]
+    matched = {c.method: c for c in projection.project(study, throughput, base_eval_seconds=0.0)}["skd_compute_matched"]
+    assert matched.training_hours == pytest.approx(ours.training_hours) and matched.tuning_hours == 0.0
+
+
+def test_the_time_spent_counts_every_finished_stage_once(study: Study) -> None:
+    from exgrpo.study.reuse import kept_base_evaluation
+
+    def manifest(folder: Path, **fields: Any) -> None:
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text(json.dumps(fields))
+
+    manifest(study.run_dir(0, "ei_exgrpo") / "sft", stage="sft", seconds=100.0, cpu_seconds=190.0)
+    manifest(study.run_dir(0, "skd") / "sft", stage="sft", seconds=50.0)  # written before CPU time was recorded
+    manifest(study.run_dir(1, "ei_exgrpo") / "sft", stage="sft", seconds=100.0, cpu_seconds=190.0,
+             adopted_from="elsewhere")  # the same work as its source
+    manifest(study.run_root / "seed0" / "ei_exgrpo" / "eval" / "base", seconds=9.0)  # not a stage's manifest
+    kept = kept_base_evaluation(study.run_root)
+    kept.mkdir(parents=True)
+    (kept / "report.json").write_text(json.dumps({"seconds": 30.0}))
+    assert projection.spent_seconds(study) == (180.0, 190.0, 2)

@@ -95,6 +95,9 @@ def project(study: Study, throughput: StudentThroughput, methods: list[str] | No
     for method in methods or list(study.methods):
         seeds = study.method_seeds(method)
         hours = _hours(study.run_config(method, seeds[0]), throughput)
+        matched = study.methods[method].get("compute_match")
+        if matched:  # its SFT steps are chosen at run time to take as long as the matched method's training
+            hours["training"] = _hours(study.run_config(matched, seeds[0]), throughput)["training"]
         tuned_itself = bool(study.tuning) and "tuning_from" not in study.methods[method]
         trained_seeds = len(seeds) - (tuned_itself and tuning_seed in seeds)
         base = (base_eval_seconds / 3600 if base_eval_seconds is not None else hours["base"]) if hours["base"] else 0.0
@@ -137,4 +140,29 @@ def projection_lines(study: Study) -> list[str]:
     if base_hours:
         lines.append(f"| the base student's evaluation (once, for every seed) | | | | | | {base_hours:.2f} |")
     lines += [f"| **all** | | | | | | **{total:.1f}** |", ""]
+    wall, cpu, stages = spent_seconds(study)
+    if stages:
+        lines += [f"Spent so far, measured: {wall / 3600:.1f} hours wall, {cpu / 3600:.1f} hours CPU (all threads) in "
+                  f"{stages} finished stages (tuning included; an adopted stage counted once; a stage resumed after an "
+                  "interruption counts its last sitting only).", ""]
     return lines
+
+
+def spent_seconds(study: Study) -> tuple[float, float, int]:
+    """Wall and CPU seconds of every finished stage under the run root (adopted stages are the same work: skipped),
+    plus the base student's kept evaluation, which ran inside a stage that was cleared before it finished."""
+    from exgrpo.study.reuse import kept_base_evaluation
+
+    wall = cpu = 0.0
+    stages = 0
+    for path in sorted(study.run_root.rglob("manifest.json")):
+        manifest = json.loads(path.read_text())
+        if "stage" not in manifest or "seconds" not in manifest or "adopted_from" in manifest:
+            continue
+        wall += float(manifest["seconds"])
+        cpu += float(manifest.get("cpu_seconds", 0.0))
+        stages += 1
+    kept = kept_base_evaluation(study.run_root) / "report.json"
+    if kept.exists():
+        wall += float(json.loads(kept.read_text())["seconds"])
+    return wall, cpu, stages
