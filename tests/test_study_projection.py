@@ -106,3 +106,21 @@ def test_the_time_spent_counts_every_finished_stage_once(study: Study) -> None:
     kept.mkdir(parents=True)
     (kept / "report.json").write_text(json.dumps({"seconds": 30.0}))
     assert projection.spent_seconds(study) == (180.0, 190.0, 2)
+
+
+def test_the_page_says_how_far_the_study_is_until_every_run_is_evaluated(study: Study) -> None:
+    from exgrpo.study.page import progress_lines
+    from exgrpo.study.tuning import tuning_dir
+
+    study.tuning = {"seed": 0, "datasets": ["world_val"], "learning_rates": {"sft": [1e-4]}}
+    assert progress_lines(study)[0].startswith("**In progress**: 0 of 4 runs evaluated; learning rates chosen for "
+                                               "0 of 2 tuned methods.")
+    for seed in (0, 1):
+        for method in ("ei_exgrpo", "skd"):
+            (study.run_dir(seed, method) / "eval").mkdir(parents=True)
+            (study.run_dir(seed, method) / "eval" / "manifest.json").write_text("{}")
+    assert "4 of 4 runs evaluated" in progress_lines(study)[0]
+    for method in ("ei_exgrpo", "skd"):
+        tuning_dir(study, method).mkdir(parents=True)
+        (tuning_dir(study, method) / "chosen.json").write_text(json.dumps({"learning_rates": {"sft": 1e-4}}))
+    assert progress_lines(study) == []

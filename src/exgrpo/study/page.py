@@ -28,7 +28,8 @@ def method_row(study: Study, method: str) -> Row:
 
 def main_rows(study: Study) -> list[Row]:
     baselines = ["skd", "step_by_step", "rephrase", "question_aug", "answer_aug", "revthink", "skd_grpo", "gkd"]
-    return [ZERO_SHOT] + [method_row(study, m) for m in baselines if m in study.methods] + [EI_SFT, OURS]
+    rl_after_ei = [method_row(study, m) for m in ("ei_rl_outcome", "ei_rl_aux") if m in study.methods]
+    return [ZERO_SHOT] + [method_row(study, m) for m in baselines if m in study.methods] + [EI_SFT, *rl_after_ei, OURS]
 
 
 def ablation_rows(study: Study) -> list[Row]:
@@ -97,6 +98,9 @@ def goals(page: Page, study: Study) -> list[str]:
     for before, after in zip(ladder, ladder[1:], strict=False):
         lines.append(_goal(page, after, before, page.held_out, f"the ablation step '{after.title}' adds held-out "
                            f"accuracy over '{before.title}'"))
+    if page.ei_test:  # only EI-trained students saw the probe formats: the RL's own effect is against EI-SFT
+        lines.append(_goal(page, OURS, EI_SFT, page.ei_test, "EI + ExGRPO beats EI-SFT on EI-Test (both trained on "
+                           "the probe formats, so the difference is the RL's, not the format's)"))
     quarter = next((row for f, row in fraction_rows(study, study.first) if f == 0.25), None)
     if quarter is not None and "skd" in study.methods:
         lines.append(_goal(page, quarter, method_row(study, "skd"), page.held_out,
@@ -171,6 +175,20 @@ def _scale(study: Study) -> list[str]:
             "and a real teacher."]
 
 
+def progress_lines(study: Study) -> list[str]:
+    """Where the study stands, counted from its folders: nothing when every run has been evaluated."""
+    from exgrpo.study.tuning import read_choice, tuned_methods
+
+    planned = [(seed, method) for method in study.methods for seed in study.method_seeds(method)]
+    evaluated = sum((study.run_dir(seed, method) / "eval" / "manifest.json").exists() for seed, method in planned)
+    tuned = tuned_methods(study) if study.tuning else []
+    chosen = sum(bool(read_choice(study, method)) for method in tuned)
+    if evaluated == len(planned) and chosen == len(tuned):
+        return []
+    return [f"**In progress**: {evaluated} of {len(planned)} runs evaluated; learning rates chosen for {chosen} of "
+            f"{len(tuned)} tuned methods. Every number below is from the finished runs only.", ""]
+
+
 def _note(study: Study, section: str) -> list[str]:
     return [study.notes[section].strip(), ""] if section in study.notes else []
 
@@ -189,10 +207,12 @@ SUMMARY_END = "<!-- end of study summary -->"
 
 
 def summary_lines(study: Study, page_path: Path, gate: list[str], goal_lines: list[str], command: str) -> list[str]:
-    """What the README says of the study: the page's own verdict lines, nothing else."""
+    """What the README says of the study: the page's own verdict lines (and its progress line), nothing else."""
+    progress = progress_lines(study)[:1]
     return [f"From [{page_path.as_posix()}]({page_path.as_posix()}) (`{command}`, spec "
             f"`{os.path.relpath(study.spec_path)}`), its verdict lines as the page prints them. The EI-SFT gate:", "",
-            *gate, "", "Goals (paired 95% CIs; met only when the CI excludes 0 in the goal's favour):", "", *goal_lines]
+            *gate, "", "Goals (paired 95% CIs; met only when the CI excludes 0 in the goal's favour):", "", *goal_lines,
+            *(["", *progress] if progress else [])]
 
 
 def write_results_page(study: Study, page_path: Path, command: str) -> list[str]:
@@ -200,7 +220,8 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
     page = Page(study, page_path)
     page.images.mkdir(parents=True, exist_ok=True)
     main, ablation = main_rows(study), ablation_rows(study)
-    at_floor = set(page.floor_families(main))
+    trained = [row for row in main if row.model != "base"]
+    at_floor = set(page.floor_families(main)) if any(page.estimate(r, page.held_in) for r in trained) else set()
     every_family = at_floor and at_floor == page.families()
     page.excluded = set() if every_family else at_floor  # before any average is computed
     curves = {"SKD": fraction_rows(study, "skd"), "EI + ExGRPO": fraction_rows(study, study.first)}
@@ -219,12 +240,14 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         f"`python benchmarks/scale_model.py --spec {os.path.relpath(study.spec_path)} run`, then `... report`).",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU. Seeds: {study.seeds} (seeds change the",
         "student's initialisation and every training seed; the world, and so the test questions, is shared).", "",
-        *_scale(study), "",
+        *progress_lines(study), *_scale(study), "",
         *([f"**Cut to the time budget** (fixed in the spec before the runs, from the projection in the compute "
            f"section): {study.report['cut']}", ""] if study.report.get("cut") else []),
         "Accuracy (%) with 95% CIs from a bootstrap over seeds and questions. Held-in: new questions of the training",
         "families. Held-out: more steps, unseen names and templates, reversed arithmetic, the never-trained budget",
-        "family. EI-Test: the ten rules' probes of the held-in test questions.", "",
+        "family. EI-Test: the ten rules' probes of the held-in test questions; only the EI-trained students saw",
+        "those formats in training, so EI-Test compares them with each other (its goal: EI + ExGRPO against EI-SFT),",
+        "not with SKD.", "",
         *(["Families at the guessing floor for every method (no method's CI above the larger floor), left out of "
            f"every average and reported in the family table only: {', '.join(sorted(page.excluded))}.", ""]
           if page.excluded else []),
