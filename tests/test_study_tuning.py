@@ -78,3 +78,25 @@ def test_the_best_validation_accuracy_is_chosen_and_applied_to_every_seed(study:
         assert (values["sft"]["learning_rate"], values["train"]["learning_rate"]) == (1.0e-4, 1.0e-5)
     saved = json.loads((tuning.tuning_dir(study, "ei_exgrpo") / "chosen.json").read_text())
     assert saved["validation_accuracy"]["sft"] == {"5e-05": 0.4, "0.0001": 0.6, "0.0002": 0.5}
+
+
+def test_the_page_lists_candidates_run_outside_the_final_grid(study: Study) -> None:
+    from exgrpo.study.page import off_grid_lines
+
+    def candidate(stage: str, rate: float, correct: int, kl: float | None = None) -> None:
+        folder = tuning.candidate_dir(study, "ei_exgrpo", stage, rate)
+        model = "sft" if stage == "sft" else "exgrpo"
+        (folder / "eval" / model).mkdir(parents=True)
+        (folder / "eval" / model / "report.json").write_text(json.dumps(
+            {"datasets": [{"name": "world_val", "num_correct": correct, "num_examples": 200}]}))
+        if kl is not None:
+            (folder / "train").mkdir()
+            (folder / "train" / "log_history.json").write_text(json.dumps([{"kl": 0.5}, {"kl": kl}, {"loss": 1.0}]))
+
+    candidate("train", 1.0e-5, 100, kl=2.5e-4)  # on the grid: not listed
+    assert off_grid_lines(study) == []
+    candidate("train", 3.0e-6, 111, kl=2.5e-4)
+    candidate("sft", 1.0e-3, 50)
+    tuning.candidate_dir(study, "ei_exgrpo", "train", 7.0e-6).mkdir(parents=True)  # killed before its evaluation
+    rows = [line for line in off_grid_lines(study) if line.startswith("| EI")]
+    assert rows == ["| EI + ExGRPO (ours) | sft | 0.001 | 25.0 | n/a |", "| EI + ExGRPO (ours) | train | 3e-06 | 55.5 | 0.00025 |"]

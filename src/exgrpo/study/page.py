@@ -153,7 +153,33 @@ def tuning_lines(study: Study) -> list[str]:
         for stage, learning_rate in read_choice(study, method).items():
             scores = ", ".join(f"{lr}: {100 * value:.1f}" for lr, value in saved["validation_accuracy"][stage].items())
             lines.append(f"| {study.title(method)} | {stage} | {scores} | {learning_rate:g} |")
-    return lines
+    return lines + off_grid_lines(study)
+
+
+def off_grid_lines(study: Study) -> list[str]:
+    """Candidates found in the tuning folders whose learning rate is not on the spec's grid (an earlier grid):
+    run and paid for, never part of a choice; with how far each RL candidate moved from its SFT model."""
+    from exgrpo.study.tuning import tuned_methods, tuning_dir, validation_accuracy
+
+    rows = []
+    for method in tuned_methods(study):
+        for folder in sorted(tuning_dir(study, method).glob("*-lr*")):
+            stage, rate = folder.name.split("-lr", 1)
+            if float(rate) in study.tuning["learning_rates"].get(stage, []):
+                continue
+            model = "sft" if stage == "sft" else "exgrpo"
+            if not (folder / "eval" / model / "report.json").exists():
+                continue
+            history = folder / "train" / "log_history.json"
+            kl = [e["kl"] for e in json.loads(history.read_text()) if "kl" in e] if history.exists() else []
+            rows.append(f"| {study.title(method)} | {stage} | {rate} | {100 * validation_accuracy(folder, model):.1f} | "
+                        f"{f'{kl[-1]:.2g}' if kl else 'n/a'} |")
+    if not rows:
+        return []
+    return ["", "Candidates run outside the final grid (an earlier grid, replaced before the methods it was not run "
+            "for were tuned; never part of a choice), from their folders:", "",
+            "| method | stage | learning rate | validation accuracy | KL to the SFT model, last logged step |",
+            "|---|---|---|---|---|", *rows]
 
 
 def _scale(study: Study) -> list[str]:
