@@ -1,13 +1,16 @@
-"""The scale-model study (docs/results.md): EI + ExGRPO against the baselines on the synthetic world.
+"""The scale-model study: EI + ExGRPO against the baselines on the synthetic world (configs/study/*.yaml; the
+smollm2 study writes docs/results.md, the first one with tiny students docs/results-tiny.md).
 
-    python benchmarks/scale_model.py run --seed 0 [--seed 1 ...] [--method skd ...]
-    python benchmarks/scale_model.py tune [--method skd ...]
-    python benchmarks/scale_model.py project
-    python benchmarks/scale_model.py report [--page docs/results.md]
+    python benchmarks/scale_model.py [--spec SPEC] run --seed 0 [--seed 1 ...] [--method skd ...]
+    python benchmarks/scale_model.py [--spec SPEC] tune [--method skd ...]
+    python benchmarks/scale_model.py [--spec SPEC] project
+    python benchmarks/scale_model.py [--spec SPEC] report [--page PAGE] [--readme README.md]
 
-`tune` chooses every method's learning rates on the validation split (the spec's `tuning` section); `project` prints the whole study's projected hours once the first method's first seed has finished (its stages
-time this machine); `run` trains and evaluates every method of configs/study/study.yaml for the given seeds (resumable: a rerun
-skips finished stages); `report` reads whatever runs have finished and writes the results page and plots.
+`tune` chooses every method's learning rates on the validation split (the spec's `tuning` section); `project` prints
+the whole study's projected hours once the first method's first seed has finished (its stages time this machine);
+`run` trains and evaluates every method of the spec (default configs/study/study.yaml) for the given seeds
+(resumable: a rerun skips finished stages); `report` reads whatever runs have finished and writes the results page
+(the spec's report.page) and its plots.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ def main() -> int:
     tune = commands.add_parser("tune", help="choose each method's learning rates on validation (spec: tuning)")
     tune.add_argument("--method", action="append", help="only these methods (repeatable; default: all, in order)")
     report = commands.add_parser("report", help="write the results page from the finished runs")
-    report.add_argument("--page", type=Path, default=Path("docs/results.md"))
+    report.add_argument("--page", type=Path, default=None,
+                        help="the page to write (default: the spec's report.page, else docs/results.md)")
     report.add_argument("--readme", type=Path, default=None,
                         help="rewrite this file's study summary (between the summary markers) from the page's verdicts; "
                              "only when asked, so that a page written elsewhere (a partial look) leaves the README alone")
@@ -61,6 +65,7 @@ def main() -> int:
     from exgrpo.files import replace_marked_section
     from exgrpo.study.page import SUMMARY_BEGIN, SUMMARY_END, write_results_page
 
+    arguments.page = arguments.page or Path(study.report.get("page", "docs/results.md"))
     summary = write_results_page(study, arguments.page,
                                  " ".join(["python", "benchmarks/scale_model.py", *sys.argv[1:]]))
     print(f"wrote {arguments.page}")

@@ -4,6 +4,7 @@ of the whole spec on a micro world), and the results page is written from the ru
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,8 @@ def test_every_method_of_the_study_trains_and_evaluates(tmp_path: Path) -> None:
             assert study.title(method) in text, method
     assert "n/a" not in text.split("## Ablation")[0].split("## Main table")[1]  # every main row has numbers
     assert all((page.parent / "results" / name).stat().st_size > 1000 for name in ("main.png", "data_efficiency.png"))
+    links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", text)
+    assert len(links) >= 2 and all((page.parent / link).exists() for link in links)  # every image the page shows
     # Per-seed accuracy: with one seed it is the pooled estimate's value, and the page shows it.
     tables = Page(study, page)
     for row in main_rows(study):

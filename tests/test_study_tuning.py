@@ -100,3 +100,18 @@ def test_the_page_lists_candidates_run_outside_the_final_grid(study: Study) -> N
     tuning.candidate_dir(study, "ei_exgrpo", "train", 7.0e-6).mkdir(parents=True)  # killed before its evaluation
     rows = [line for line in off_grid_lines(study) if line.startswith("| EI")]
     assert rows == ["| EI + ExGRPO (ours) | sft | 0.001 | 25.0 | n/a |", "| EI + ExGRPO (ours) | train | 3e-06 | 55.5 | 0.00025 |"]
+
+
+def test_a_choice_made_on_another_grid_is_stale(study: Study) -> None:
+    choice = tuning.tuning_dir(study, "ei_exgrpo") / "chosen.json"
+    choice.parent.mkdir(parents=True)
+    saved = {"learning_rates": {"sft": 2.0e-4, "train": 1.0e-5},
+             "validation_accuracy": {"sft": {"5e-05": 0.5, "0.0001": 0.5, "0.0002": 0.6},
+                                     "train": {"1e-05": 0.6, "2e-05": 0.5, "5e-05": 0.5}}}
+    choice.write_text(json.dumps(saved))
+    values = study.run_values("ei_exgrpo", 1)
+    assert (values["sft"]["learning_rate"], values["train"]["learning_rate"]) == (2.0e-4, 1.0e-5)
+    study.tuning["learning_rates"] = {**RATES, "train": [5.0e-5, 2.0e-4, 5.0e-4]}  # the RL grid moved
+    assert tuning.read_choice(study, "ei_exgrpo") == {}
+    values = study.run_values("ei_exgrpo", 1)  # no seed's run takes the stale choice: the spec's rates until tuned
+    assert (values["sft"]["learning_rate"], values["train"]["learning_rate"]) == (1.0e-4, 2.0e-5)

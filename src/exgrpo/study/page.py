@@ -145,12 +145,12 @@ def tuning_lines(study: Study) -> list[str]:
                                               if "tuning_from" in s) or "none") + ".", "",
              "| method | stage | validation accuracy per learning rate | chosen |", "|---|---|---|---|"]
     for method in tuned_methods(study):
-        path = tuning_dir(study, method) / "chosen.json"
-        if not path.exists():
-            lines.append(f"| {study.title(method)} | | not tuned yet | |")
+        choice = read_choice(study, method)  # none yet, or made on an earlier grid
+        if not choice:
+            lines.append(f"| {study.title(method)} | | not tuned yet on this grid | |")
             continue
-        saved = json.loads(path.read_text())
-        for stage, learning_rate in read_choice(study, method).items():
+        saved = json.loads((tuning_dir(study, method) / "chosen.json").read_text())
+        for stage, learning_rate in choice.items():
             scores = ", ".join(f"{lr}: {100 * value:.1f}" for lr, value in saved["validation_accuracy"][stage].items())
             lines.append(f"| {study.title(method)} | {stage} | {scores} | {learning_rate:g} |")
     return lines + off_grid_lines(study)
@@ -288,7 +288,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         *(page.degenerate_runs(_all_rows(study, main, ablation)) or ["- none detected"]), "",
         *([f"Rerun policy (fixed in the spec before the runs): {study.report['rerun_policy']}", ""]
           if study.report.get("rerun_policy") else []),
-        "## Main table", "", *page.accuracy_table(main), "", "![main](results/main.png)", "",
+        "## Main table", "", *page.accuracy_table(main), "", f"![main]({page.images.name}/main.png)", "",
         "Held-out accuracy of each seed (where a CI is wide, this shows which seed it comes from):", "",
         *page.seed_table(main, page.held_out), "", *_note(study, "main"),
         "Per test set:", "", *page.dataset_table(main), "", "Per family (all test sets):", "",
@@ -309,7 +309,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
             lines.append(f"| {name} | {fraction:g} | {len(page.results.seeds(row))} | "
                          f"{cell(page.estimate(row, page.held_in))} | "
                          f"{cell(page.estimate(row, page.held_out))} |")
-    lines += ["", "![data efficiency](results/data_efficiency.png)", "",
+    lines += ["", f"![data efficiency]({page.images.name}/data_efficiency.png)", "",
               "## Tuning (equal for every method, on validation)", "", *tuning_lines(study), "",
               "## Compute", "",
               "Teacher-written tokens: the rationales, probes and probe answers a method's SFT data holds (student",
@@ -338,6 +338,6 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
                   "| held-out accuracy | " + " | ".join(f"{np.mean(held_out[s]):.1f}" for s in sorted(held_out)) + " |",
                   "", "| step | " + " | ".join(str(s) for s in sorted(fired)) + " |", "|---|" + "---|" * len(fired),
                   "| DSU firing rate | " + " | ".join(f"{np.mean(fired[s]):.2f}" for s in sorted(fired)) + " |", "",
-                  "![dsu](results/dsu.png)", ""]
+                  f"![dsu]({page.images.name}/dsu.png)", ""]
     atomic_write_text(page_path, "\n".join(lines))
     return summary_lines(study, page_path, gate, goal_lines, command)

@@ -51,10 +51,12 @@ def plot_fractions(page: Page, curves: dict[str, list[tuple[float, Row]]], path:
             axis.plot(fractions, [100 * e.value for _, e in found], marker="o", label=name)
             axis.fill_between(fractions, [100 * e.low for _, e in found], [100 * e.high for _, e in found], alpha=0.2)
         axis.set_xscale("log")
-        axis.set_xticks([0.1, 0.25, 0.5, 1.0], ["10%", "25%", "50%", "100%"])
+        ticks = sorted({f for points in curves.values() for f, _ in points})  # the fractions the spec runs
+        axis.set_xticks(ticks, [f"{100 * f:g}%" for f in ticks])
         axis.set_xlabel("fraction of the training questions")
         axis.set_ylabel(f"{group} accuracy (%)")
-        axis.legend()
+        if axis.get_legend_handles_labels()[0]:  # nothing evaluated yet: no legend to draw
+            axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -106,7 +106,7 @@ class Page:
         self.study = study
         self.results = Results(study)
         self.page = page
-        self.images = page.parent / "results"
+        self.images = page.parent / page.stem  # docs/results.md -> docs/results/*.png: one folder per page
         config = study.run_config(study.first, study.seeds[0])  # (registers a synthetic world's datasets)
         self.config = config
         set_apart = set(expand_dataset_names(study.report.get("outside", []) + study.report.get("validation", [])))

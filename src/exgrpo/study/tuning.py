@@ -80,8 +80,17 @@ def candidate_values(study: Study, method: str, stage: str, learning_rate: float
 
 
 def read_choice(study: Study, method: str) -> dict[str, float]:
+    """The method's chosen learning rates; none while its choice was made on another grid than the spec's (the
+    grid changed: the choice is stale until `tune` chooses again)."""
     path = tuning_dir(study, method) / "chosen.json"
-    return json.loads(path.read_text())["learning_rates"] if path.exists() else {}
+    if not path.exists():
+        return {}
+    saved = json.loads(path.read_text())
+    grid = study.tuning.get("learning_rates", {})
+    for stage, scores in saved.get("validation_accuracy", {}).items():
+        if stage in grid and set(scores) != {f"{lr:g}" for lr in grid[stage]}:
+            return {}
+    return saved["learning_rates"]
 
 
 def validation_accuracy(run_dir: Path, model: str) -> float:
