@@ -109,7 +109,7 @@ def test_the_time_spent_counts_every_finished_stage_once(study: Study) -> None:
 
 
 def test_the_page_says_how_far_the_study_is_until_every_run_is_evaluated(study: Study) -> None:
-    from exgrpo.study.page import progress_lines
+    from exgrpo.study.standing import progress_lines
     from exgrpo.study.tuning import tuning_dir
 
     study.tuning = {"seed": 0, "datasets": ["world_val"], "learning_rates": {"sft": [1e-4]}}

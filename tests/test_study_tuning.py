@@ -81,7 +81,7 @@ def test_the_best_validation_accuracy_is_chosen_and_applied_to_every_seed(study:
 
 
 def test_the_page_lists_candidates_run_outside_the_final_grid(study: Study) -> None:
-    from exgrpo.study.page import off_grid_lines
+    from exgrpo.study.standing import off_grid_lines
 
     def candidate(stage: str, rate: float, correct: int, kl: float | None = None) -> None:
         folder = tuning.candidate_dir(study, "ei_exgrpo", stage, rate)

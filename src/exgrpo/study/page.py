@@ -13,6 +13,7 @@ from exgrpo.files import atomic_write_text
 from exgrpo.study.plots import plot_dsu, plot_fractions, plot_main
 from exgrpo.study.projection import projection_lines
 from exgrpo.study.spec import Study
+from exgrpo.study.standing import progress_lines, tuning_lines
 from exgrpo.study.tables import Page, Row, cell, every
 from exgrpo.study.verdicts import threshold_verdict, verdict
 
@@ -131,57 +132,6 @@ def gate_lines(page: Page) -> list[str]:
         page.excluded = excluded
 
 
-def tuning_lines(study: Study) -> list[str]:
-    """Every tuned method's candidates, their validation accuracy and the choice (tuning/<method>/chosen.json)."""
-    from exgrpo.study.tuning import read_choice, tuned_methods, tuning_dir
-
-    if not study.tuning:
-        return ["No tuning section in the spec: every method at the spec's learning rates."]
-    lines = [f"Every stage a method trains got the same candidates (seed {study.tuning['seed']}, chosen by accuracy "
-             f"on {', '.join(study.tuning['datasets'])} only; test never read): "
-             + "; ".join(f"{stage} {', '.join(f'{lr:g}' for lr in rates)}"
-                         for stage, rates in study.tuning["learning_rates"].items()) + ". Runs that take another "
-             "method's choice: " + (", ".join(f"{m} ({s['tuning_from']})" for m, s in study.methods.items()
-                                              if "tuning_from" in s) or "none") + ".", "",
-             "| method | stage | validation accuracy per learning rate | chosen |", "|---|---|---|---|"]
-    for method in tuned_methods(study):
-        choice = read_choice(study, method)  # none yet, or made on an earlier grid
-        if not choice:
-            lines.append(f"| {study.title(method)} | | not tuned yet on this grid | |")
-            continue
-        saved = json.loads((tuning_dir(study, method) / "chosen.json").read_text())
-        for stage, learning_rate in choice.items():
-            scores = ", ".join(f"{lr}: {100 * value:.1f}" for lr, value in saved["validation_accuracy"][stage].items())
-            lines.append(f"| {study.title(method)} | {stage} | {scores} | {learning_rate:g} |")
-    return lines + off_grid_lines(study)
-
-
-def off_grid_lines(study: Study) -> list[str]:
-    """Candidates found in the tuning folders whose learning rate is not on the spec's grid (an earlier grid):
-    run and paid for, never part of a choice; with how far each RL candidate moved from its SFT model."""
-    from exgrpo.study.tuning import tuned_methods, tuning_dir, validation_accuracy
-
-    rows = []
-    for method in tuned_methods(study):
-        for folder in sorted(tuning_dir(study, method).glob("*-lr*")):
-            stage, rate = folder.name.split("-lr", 1)
-            if float(rate) in study.tuning["learning_rates"].get(stage, []):
-                continue
-            model = "sft" if stage == "sft" else "exgrpo"
-            if not (folder / "eval" / model / "report.json").exists():
-                continue
-            history = folder / "train" / "log_history.json"
-            kl = [e["kl"] for e in json.loads(history.read_text()) if "kl" in e] if history.exists() else []
-            rows.append(f"| {study.title(method)} | {stage} | {rate} | {100 * validation_accuracy(folder, model):.1f} | "
-                        f"{f'{kl[-1]:.2g}' if kl else 'n/a'} |")
-    if not rows:
-        return []
-    return ["", "Candidates run outside the final grid (an earlier grid, replaced before the methods it was not run "
-            "for were tuned; never part of a choice), from their folders:", "",
-            "| method | stage | learning rate | validation accuracy | KL to the SFT model, last logged step |",
-            "|---|---|---|---|---|", *rows]
-
-
 def _scale(study: Study) -> list[str]:
     world, student = study.common.get("world"), study.common.get("student")
     if world is not None and student is None:
@@ -199,20 +149,6 @@ def _scale(study: Study) -> list[str]:
             "student trained from scratch (see docs/world.md). This is a scale model of the paper's setting, not a",
             "reproduction of its numbers: `configs/study/paper_qwen2.5-7b.yaml` is the same study with a 7B student",
             "and a real teacher."]
-
-
-def progress_lines(study: Study) -> list[str]:
-    """Where the study stands, counted from its folders: nothing when every run has been evaluated."""
-    from exgrpo.study.tuning import read_choice, tuned_methods
-
-    planned = [(seed, method) for method in study.methods for seed in study.method_seeds(method)]
-    evaluated = sum((study.run_dir(seed, method) / "eval" / "manifest.json").exists() for seed, method in planned)
-    tuned = tuned_methods(study) if study.tuning else []
-    chosen = sum(bool(read_choice(study, method)) for method in tuned)
-    if evaluated == len(planned) and chosen == len(tuned):
-        return []
-    return [f"**In progress**: {evaluated} of {len(planned)} runs evaluated; learning rates chosen for {chosen} of "
-            f"{len(tuned)} tuned methods. Every number below is from the finished runs only.", ""]
 
 
 def _note(study: Study, section: str) -> list[str]:
