@@ -71,6 +71,7 @@ def test_a_run_that_dies_in_a_stage_resumes_there(tmp_path: Path, monkeypatch: p
     config = build_config(RunConfig, micro_recipe(tmp_path / "run"), "test")
 
     def dies(_: RunConfig) -> dict[str, Any]:
+        (config.run_dir / "eval" / "kept.jsonl").write_text("{}\n")  # work a resumed evaluation keeps
         raise RuntimeError("killed")
 
     monkeypatch.setitem(pipeline.STAGE_FUNCTIONS, "eval", dies)
@@ -78,8 +79,16 @@ def test_a_run_that_dies_in_a_stage_resumes_there(tmp_path: Path, monkeypatch: p
         run(config)
     assert [stage for stage, _, done in plan(config) if done] == ["world", "base", "probe", "sft", "train"]
     monkeypatch.undo()
+    # The killed sitting: started 100 s ago, last wrote 40 s ago; its 60 s of kept work count in the manifest.
+    started = config.run_dir / "eval" / "started.json"
+    now = json.loads(started.read_text())["started_at"]
+    started.write_text(json.dumps({**json.loads(started.read_text()), "started_at": now - 100}))
+    os.utime(config.run_dir / "eval" / "kept.jsonl", (now - 40, now - 40))
     resumed = statuses(config)
     assert resumed["train"] == "skipped (done)" and resumed["eval"].startswith("done")
+    manifest = json.loads((config.run_dir / "eval" / "manifest.json").read_text())
+    assert (manifest["sittings"], manifest["earlier_seconds"]) == (2, 60.0) and manifest["seconds"] >= 60.0
+    assert "sittings" not in json.loads((config.run_dir / "train" / "manifest.json").read_text())  # one sitting
 
 
 def test_an_invalid_section_stops_the_run_before_any_stage(tmp_path: Path) -> None:

@@ -288,18 +288,27 @@ def plan(config: RunConfig) -> list[tuple[str, str, bool]]:
     return rows
 
 
-def _prepare_stage_dir(stage_dir: Path, digest: str, fresh: bool) -> None:
+def _prepare_stage_dir(stage_dir: Path, digest: str, fresh: bool) -> dict[str, Any]:
     """Resume a stage only into work done with the same configuration (a killed run); otherwise start clean,
-    so that checkpoints or predictions of another configuration are never taken for this one's."""
+    so that checkpoints or predictions of another configuration are never taken for this one's. Returns what the
+    earlier sittings of a resumed stage did: `earlier_seconds`, up to the last file they wrote (work after their
+    last checkpoint is redone, and counted then), and `sittings`, this one included."""
     import shutil
 
     started = stage_dir / "started.json"
-    recorded = json.loads(started.read_text()).get("config_hash") if started.exists() else None
+    recorded = json.loads(started.read_text()) if started.exists() else {}
     manifest = stage_dir / "manifest.json"
     finished = json.loads(manifest.read_text()).get("config_hash") if manifest.exists() else None
-    if fresh or (recorded not in (None, digest)) or (finished not in (None, digest)):
+    if fresh or (recorded.get("config_hash") not in (None, digest)) or (finished not in (None, digest)):
         shutil.rmtree(stage_dir, ignore_errors=True)
-    atomic_write_json(started, {"config_hash": digest})
+        recorded = {}
+    earlier, sittings = float(recorded.get("earlier_seconds", 0.0)), int(recorded.get("sittings", 0))
+    if "started_at" in recorded:  # a sitting that was killed: its work lasted until the last file it wrote
+        written = [path.stat().st_mtime for path in stage_dir.rglob("*") if path.is_file() and path != started]
+        earlier += max(0.0, max(written, default=0.0) - float(recorded["started_at"]))
+    progress = {"earlier_seconds": round(earlier, 1), "sittings": sittings + 1}
+    atomic_write_json(started, {"config_hash": digest, "started_at": time.time(), **progress})
+    return progress
 
 
 def _cpu_seconds() -> float:
@@ -331,14 +340,17 @@ def run(config: RunConfig, from_stage: str | None = None,
                 on_stage(stage, "skipped (done)")
             manifests[stage] = json.loads(manifest_path.read_text())
             continue
-        _prepare_stage_dir(stage_dir, digest, fresh=stage in redo)
+        progress = _prepare_stage_dir(stage_dir, digest, fresh=stage in redo)
         if on_stage:
             on_stage(stage, "running")
         started, cpu_started = time.time(), _cpu_seconds()
         counts = STAGE_FUNCTIONS[stage](config)
-        manifests[stage] = {"stage": stage, "config_hash": digest, "seconds": round(time.time() - started, 1),
-                            "cpu_seconds": round(_cpu_seconds() - cpu_started, 1),
-                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "outputs": counts}
+        seconds, cpu = time.time() - started, _cpu_seconds() - cpu_started
+        earlier = progress["earlier_seconds"]  # a resumed stage: its killed sittings' kept work, at this one's CPU rate
+        manifests[stage] = {"stage": stage, "config_hash": digest, "seconds": round(seconds + earlier, 1),
+                            "cpu_seconds": round(cpu + earlier * cpu / max(seconds, 1e-9), 1),
+                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "outputs": counts,
+                            **(progress if progress["sittings"] > 1 else {})}
         atomic_write_json(manifest_path, manifests[stage])
         if on_stage:
             on_stage(stage, f"done in {manifests[stage]['seconds']:.0f} s")

@@ -144,7 +144,7 @@ def projection_lines(study: Study) -> list[str]:
     if stages:
         lines += [f"Spent so far, measured: {wall / 3600:.1f} hours wall, {cpu / 3600:.1f} hours CPU (all threads) in "
                   f"{stages} finished stages (tuning included; an adopted stage counted once; a stage resumed after an "
-                  "interruption counts its last sitting only).", ""]
+                  "interruption counts its killed sittings up to the last file they wrote).", ""]
     return lines
 
 
