@@ -168,9 +168,10 @@ SUMMARY_BEGIN = "<!-- study summary: written by benchmarks/scale_model.py report
 SUMMARY_END = "<!-- end of study summary -->"
 
 
-def summary_lines(study: Study, page_path: Path, gate: list[str], goal_lines: list[str], command: str) -> list[str]:
+def summary_lines(study: Study, page_path: Path, gate: list[str], goal_lines: list[str], progress: list[str],
+                  command: str) -> list[str]:
     """What the README says of the study: the page's own verdict lines (and its progress line), nothing else."""
-    progress = progress_lines(study)[:1]
+    progress = progress[:1]
     return [f"From [{page_path.as_posix()}]({page_path.as_posix()}) (`{command}`, spec "
             f"`{os.path.relpath(study.spec_path)}`), its verdict lines as the page prints them. The EI-SFT gate:", "",
             *gate, "", "Goals (paired 95% CIs; met only when the CI excludes 0 in the goal's favour):", "", *goal_lines,
@@ -195,14 +196,14 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
     teacher = Row(study.title("teacher_model"), "teacher_model", "sft") if "teacher_model" in study.methods else None
     compute_rows = [r for r in main if r.model != "base"] + [
         method_row(study, m) for m in ("skd_compute_matched",) if m in study.methods]
-    gate, goal_lines = gate_lines(page), goals(page, study)
+    gate, goal_lines, progress = gate_lines(page), goals(page, study), progress_lines(study)
     lines = [
         "# Results: EI + ExGRPO against distillation baselines (the scale-model study)", "",
         f"Written by `{command}` from the runs of `{os.path.relpath(study.spec_path)}` (reproduce: "
         f"`python benchmarks/scale_model.py --spec {os.path.relpath(study.spec_path)} run`, then `... report`).",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU. Seeds: {study.seeds} (seeds change the",
         "student's initialisation and every training seed; the world, and so the test questions, is shared).", "",
-        *progress_lines(study), *_scale(study), "",
+        *progress, *_scale(study), "",
         *([f"**Cut to the time budget** (fixed in the spec before the runs, from the projection in the compute "
            f"section): {study.report['cut']}", ""] if study.report.get("cut") else []),
         "Accuracy (%) with 95% CIs from a bootstrap over seeds and questions. Held-in: new questions of the training",
@@ -276,4 +277,4 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
                   "| DSU firing rate | " + " | ".join(f"{np.mean(fired[s]):.2f}" for s in sorted(fired)) + " |", "",
                   f"![dsu]({page.images.name}/dsu.png)", ""]
     atomic_write_text(page_path, "\n".join(lines))
-    return summary_lines(study, page_path, gate, goal_lines, command)
+    return summary_lines(study, page_path, gate, goal_lines, progress, command)
