@@ -72,6 +72,15 @@ def test_svamp_answers_are_the_values_of_the_dss_equations() -> None:
     assert (train[0].answer, train[1].answer) == ("42", "210")  # ( 84.0 / 2.0 ) and ( 7.0 * 30.0 )
 
 
+def test_svamp_full_holds_all_1000_problems_and_the_dss_test_split() -> None:
+    require_dataset_files("svamp")
+    full = load_examples("svamp_full")
+    assert len(full) == 1000 and full[0].id == "chal-1" and full[0].answer == "51"  # ( 76.0 - 25.0 )
+    assert full[0].question.startswith("Each pack of dvds costs 76 dollars.") and "pack How much" in full[0].question
+    words = {" ".join(example.question.split()) for example in full}
+    assert all(" ".join(example.question.split()) in words for example in load_examples("svamp", "test"))
+
+
 def test_date_options_are_shuffled_deterministically_not_answer_first() -> None:
     require_dataset_files("date_understanding")
     examples = load_examples("date_understanding")

@@ -6,8 +6,10 @@ import copy
 from pathlib import Path
 
 import pytest
+import yaml
 
 from exgrpo.config import DistillStageConfig
+from exgrpo.errors import ConfigError
 from exgrpo.study.spec import Study, deep_merge
 
 SPEC = Path(__file__).parent.parent / "configs" / "study" / "study.yaml"
@@ -103,3 +105,13 @@ def test_the_paper_study_builds_every_method_without_a_world(tmp_path: Path) -> 
         assert config.probe_config().cache_path == tmp_path / "teacher_cache.jsonl"
         config.stage_configs()  # every stage validates
     assert study.run_config("gkd", 0).train_config().teacher_model == "Qwen/Qwen2.5-32B-Instruct"
+
+
+def test_a_report_dataset_the_runs_do_not_evaluate_is_an_error(tmp_path: Path) -> None:
+    spec = yaml.safe_load((SPEC.parent / "smollm2.yaml").read_text())
+    Study(SPEC.parent / "smollm2.yaml", run_root=tmp_path)  # the real spec passes
+    spec["report"]["outside"] = ["svamp", "gsm8k"]  # svamp_full is the one evaluated
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError, match=r"report.outside: 'svamp' is not one of common.eval.datasets"):
+        Study(path, run_root=tmp_path)

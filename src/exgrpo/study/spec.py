@@ -64,6 +64,11 @@ class Study:
         self.report: dict[str, Any] = spec.get("report", {})  # also rerun_policy, cut: sentences the page prints
         self.tuning: dict[str, Any] = spec.get("tuning", {})  # learning rates chosen on validation (study/tuning.py)
         self.first = next(iter(self.methods))
+        evaluated = set((self.common.get("eval") or {}).get("datasets") or [])
+        for key in ("validation", "outside"):
+            for name in self.report.get(key, []):
+                if evaluated and name not in evaluated:  # else the page would drop it without a word
+                    raise ConfigError(f"{self.spec_path}: report.{key}: {name!r} is not one of common.eval.datasets")
         for name, method in self.methods.items():
             for key in ("sft_model_from", "compute_match", "compute_match_rate_from", "tuning_from"):
                 if key in method and method[key] not in self.methods:
