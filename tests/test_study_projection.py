@@ -64,6 +64,11 @@ def test_the_first_runs_times_give_the_rates_and_every_method_is_projected(study
     assert costs["ei_exgrpo"].hours == pytest.approx((2 * (100 + 40 + 600) + 300) / 3600)
     lines = projection.projection_lines(study)
     assert any(line.startswith("| **all** |") and f"{(2 * (740 + 400) + 300) / 3600:.1f}" in line for line in lines)
+    assert "about 12 hours; this projection is 0.7 hours, within it, after the cut above." in "".join(lines)
+    study.report["budget_hours"] = 0.5
+    assert "0.7 hours, 0.2 hours over it" in "".join(projection.projection_lines(study))
+    study.report.pop("budget_hours")
+    assert "Time budget" not in "".join(projection.projection_lines(study))
     # Once a trained model is evaluated, evaluation is timed on it (the base talks to the token limit).
     (run_dir / "eval" / "sft").mkdir(parents=True)
     (run_dir / "eval" / "sft" / "report.json").write_text(json.dumps({"seconds": 100.0}))

@@ -140,6 +140,11 @@ def projection_lines(study: Study) -> list[str]:
     if base_hours:
         lines.append(f"| the base student's evaluation (once, for every seed) | | | | | | {base_hours:.2f} |")
     lines += [f"| **all** | | | | | | **{total:.1f}** |", ""]
+    budget = study.report.get("budget_hours")
+    if budget is not None:
+        verdict = "within it" if total <= budget else f"{total - budget:.1f} hours over it"
+        lines += [f"Time budget (the spec's report.budget_hours): about {budget:g} hours; this projection is {total:.1f} "
+                  f"hours, {verdict}" + (", after the cut above." if study.report.get("cut") else "."), ""]
     wall, cpu, stages = spent_seconds(study)
     if stages:
         lines += [f"Spent so far, measured: {wall / 3600:.1f} hours wall, {cpu / 3600:.1f} hours CPU (all threads) in "
