@@ -165,16 +165,16 @@ def _matched_epochs(study: Study, method: str, seed: int) -> float:
 def _matched_cpu_steps(study: Study, method: str, seed: int) -> int:
     """SFT steps that take as much CPU time as the target's training (its SFT, wherever that was trained, and RL),
     at the CPU seconds per step that compute_match_rate_from's run of this seed measured."""
-    from exgrpo.study.tables import _optimizer_steps, _stage_seconds
+    from exgrpo.study.tables import optimizer_steps, stage_seconds
 
     spec = study.methods[method]
     target = spec["compute_match"]
     source = study.methods[target].get("sft_model_from", target)
-    budget = (_stage_seconds(study.run_dir(seed, source), "sft", "cpu_seconds")
-              + _stage_seconds(study.run_dir(seed, target), "train", "cpu_seconds"))
+    budget = (stage_seconds(study.run_dir(seed, source), "sft", "cpu_seconds")
+              + stage_seconds(study.run_dir(seed, target), "train", "cpu_seconds"))
     rate_dir = study.run_dir(seed, spec.get("compute_match_rate_from", ""))
-    steps = _optimizer_steps(rate_dir / "sft")
-    per_step = _stage_seconds(rate_dir, "sft", "cpu_seconds") / steps if steps else 0.0
+    steps = optimizer_steps(rate_dir / "sft")
+    per_step = stage_seconds(rate_dir, "sft", "cpu_seconds") / steps if steps else 0.0
     if budget <= 0 or per_step <= 0:
         raise ConfigError(f"{study.spec_path}: methods.{method}: match on CPU seconds needs seed {seed}'s finished "
                           f"{target} and {spec.get('compute_match_rate_from')} runs (run them first)")

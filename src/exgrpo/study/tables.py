@@ -291,9 +291,9 @@ class Page:
             own, shared = self.study.run_dir(seed, row.method), self.study.run_dir(seed, source)
             parts = [(shared, "sft")] + ([(own, "train")] if row.model == "exgrpo" else [])
             student.append(sum(student_tokens(folder).get(stage, 0) for folder, stage in parts))
-            seconds.append(sum(_stage_seconds(folder, stage) for folder, stage in parts))
-            cpu.append(sum(_stage_seconds(folder, stage, "cpu_seconds") for folder, stage in parts))
-            steps.append(sum(_optimizer_steps(folder / stage) for folder, stage in parts))
+            seconds.append(sum(stage_seconds(folder, stage) for folder, stage in parts))
+            cpu.append(sum(stage_seconds(folder, stage, "cpu_seconds") for folder, stage in parts))
+            steps.append(sum(optimizer_steps(folder / stage) for folder, stage in parts))
             teacher.append(teacher_tokens(self.study.run_config(source, seed)))
         return [f"{np.mean(steps):,.0f}", f"{np.mean(teacher):,.0f}", f"{np.mean(student):,.0f}",
                 f"{np.mean(seconds):.0f}", f"{np.mean(cpu):.0f}" if all(cpu) else "n/a"]
@@ -308,7 +308,7 @@ class Page:
         return lines
 
 
-def _stage_seconds(run_dir: Path, stage: str, kind: str = "seconds") -> float:
+def stage_seconds(run_dir: Path, stage: str, kind: str = "seconds") -> float:
     """A stage's wall `seconds` or `cpu_seconds` (all threads; RL sampling and reference passes included)."""
     manifest = run_dir / stage / "manifest.json"
     if not manifest.exists():
@@ -317,7 +317,8 @@ def _stage_seconds(run_dir: Path, stage: str, kind: str = "seconds") -> float:
     return 0.0 if "skipped" in manifest_data.get("outputs", {}) else float(manifest_data.get(kind, 0.0))
 
 
-def _optimizer_steps(stage_dir: Path) -> int:
+def optimizer_steps(stage_dir: Path) -> int:
+    """The last optimizer step a training stage logged (0 before its first log)."""
     history = stage_dir / "log_history.json"
     return max((entry.get("step", 0) for entry in json.loads(history.read_text())), default=0) if history.exists() else 0
 
