@@ -253,16 +253,21 @@ def find_date(span: str, choices: tuple[str, ...] | None, last: bool) -> str | N
 # ---------------------------------------------------------------- math (math-verify)
 
 
-def _math_verify_timeouts() -> dict[str, int | None]:
+# math-verify's timeouts are wall-clock alarms (its default is 5 s): on a CPU busy with training beside the
+# evaluation, parsing a valid gold answer ('\left[ \frac{\pi^2}{8}, \frac{5 \pi^2}{4} \right]') took longer than
+# 5 s and scored it wrong. The limit only guards against a pathological expression, so it can be generous.
+MATH_VERIFY_TIMEOUT_S = 30
+
+
+def _math_verify_timeout() -> int | None:
     # math-verify enforces its timeouts with SIGALRM, which only works in the main thread.
-    in_main = threading.current_thread() is threading.main_thread()
-    return {"parsing_timeout": 5 if in_main else None}
+    return MATH_VERIFY_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
 
 
 def parse_math(text: str, is_latex: bool = False) -> list:
     from math_verify import parse
 
-    return parse(f"${text}$" if is_latex else text, **_math_verify_timeouts())
+    return parse(f"${text}$" if is_latex else text, parsing_timeout=_math_verify_timeout())
 
 
 def check_math(output: str, gold: str) -> Verdict:
@@ -273,8 +278,7 @@ def check_math(output: str, gold: str) -> Verdict:
     if not predicted:
         return Verdict(False, None)
     gold_parsed = parse_math(gold, is_latex=True)
-    timeout = 5 if threading.current_thread() is threading.main_thread() else None
-    correct = bool(gold_parsed) and verify(gold_parsed, predicted, timeout_seconds=timeout)
+    correct = bool(gold_parsed) and verify(gold_parsed, predicted, timeout_seconds=_math_verify_timeout())
     # Textual answers (\text{Evelyn}) that math-verify leaves unparsed. Only for a \text{} gold: the comparison
     # drops punctuation, so on math it would take -5 for 5 and (-2,1] for (-2,1).
     if not correct and boxed is not None and re.fullmatch(r"\\text\{[^{}]*\}", gold.strip()):
