@@ -129,3 +129,19 @@ def test_the_page_says_how_far_the_study_is_until_every_run_is_evaluated(study: 
         tuning_dir(study, method).mkdir(parents=True)
         (tuning_dir(study, method) / "chosen.json").write_text(json.dumps({"learning_rates": {"sft": 1e-4}}))
     assert progress_lines(study) == []
+
+
+def test_a_cleared_eval_folder_is_timed_on_the_kept_base_evaluation(study: Study,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(projection, "estimate_run", fake_loads)
+    run_dir = study.run_dir(0, "ei_exgrpo")
+    for stage, seconds in (("sft", 100.0), ("train", 40.0)):
+        (run_dir / stage).mkdir(parents=True)
+        (run_dir / stage / "manifest.json").write_text(json.dumps({"stage": stage, "seconds": seconds, "cpu_seconds": seconds}))
+    assert projection.measured_throughput(study) is None
+    assert any(line.startswith("Spent so far") for line in projection.projection_lines(study))  # even unprojected
+    kept = study.run_root / "base-eval"  # what a changed eval stage leaves: its folder cleared, the base kept
+    kept.mkdir(parents=True)
+    (kept / "report.json").write_text(json.dumps({"seconds": 300.0}))
+    throughput, seconds = projection.measured_throughput(study)
+    assert seconds["eval"] == 300.0 and throughput.generate_tokens_per_s == 10.0

@@ -44,6 +44,14 @@ def _report_seconds(run_dir: Any, model: str) -> float | None:
     return float(json.loads(report.read_text())["seconds"]) if report.exists() else None
 
 
+def _kept_base_seconds(study: Study) -> float | None:
+    """The base student's first evaluation time, kept with its predictions (study/reuse.py), not a copy's."""
+    from exgrpo.study.reuse import kept_base_evaluation
+
+    kept = kept_base_evaluation(study.run_root) / "report.json"
+    return float(json.loads(kept.read_text())["seconds"]) if kept.exists() else None
+
+
 def measured_throughput(study: Study) -> tuple[StudentThroughput, dict[str, float]] | None:
     """Tokens per second of each kind on this machine, from the first method's first seed (None until its SFT and
     RL stages and at least one model's evaluation have finished), and the wall seconds they took. Evaluation is
@@ -56,12 +64,16 @@ def measured_throughput(study: Study) -> tuple[StudentThroughput, dict[str, floa
         if not manifest.exists():
             return None
         seconds[stage] = float(json.loads(manifest.read_text())["seconds"])
-    evaluated = [model for model in config.evaluated_models() if _report_seconds(config.run_dir, model) is not None]
+    evaluated = {model: _report_seconds(config.run_dir, model) for model in config.evaluated_models()}
+    kept = _kept_base_seconds(study)
+    if evaluated.get("base") is None and "base" in evaluated and kept is not None:
+        evaluated["base"] = kept  # the run's eval folder was cleared by a changed eval stage: its first timing
+    evaluated = {model: value for model, value in evaluated.items() if value is not None}
     trained = [model for model in evaluated if model != "base"]
-    timed = trained or evaluated
+    timed = trained or list(evaluated)
     if not timed:
         return None
-    seconds["eval"] = sum(_report_seconds(config.run_dir, model) or 0.0 for model in timed)
+    seconds["eval"] = sum(evaluated[model] for model in timed)
     tokens: dict[str, float] = {}
     for load in estimate_run(config).loads:
         if load.stage.startswith("eval: ") and load.stage.removeprefix("eval: ") not in timed:
@@ -116,13 +128,11 @@ def projection_lines(study: Study) -> list[str]:
     """The page's cost section (or what it is waiting for)."""
     measured = measured_throughput(study)
     if measured is None:
-        return [f"Not projected yet: the first run ({study.first}, seed {study.seeds[0]}) has not finished."]
+        return [f"Not projected yet: the first run ({study.first}, seed {study.seeds[0]}) has not finished.", "",
+                *spent_lines(study)]
     throughput, seconds = measured
-    from exgrpo.study.reuse import kept_base_evaluation
-
-    kept = kept_base_evaluation(study.run_root) / "report.json"  # the first evaluation's time, not a copy's
-    base_seconds = (float(json.loads(kept.read_text())["seconds"]) if kept.exists()
-                    else _report_seconds(study.run_dir(study.seeds[0], study.first), "base"))
+    kept = _kept_base_seconds(study)
+    base_seconds = kept if kept is not None else _report_seconds(study.run_dir(study.seeds[0], study.first), "base")
     costs = project(study, throughput, base_eval_seconds=base_seconds)
     total = sum(c.hours for c in costs)
     lines = [f"Measured on {study.first}, seed {study.seeds[0]} (wall seconds: "
@@ -145,6 +155,11 @@ def projection_lines(study: Study) -> list[str]:
         verdict = "within it" if total <= budget else f"{total - budget:.1f} hours over it"
         lines += [f"Time budget (the spec's report.budget_hours): about {budget:g} hours; this projection is {total:.1f} "
                   f"hours, {verdict}" + (", after the cut above." if study.report.get("cut") else "."), ""]
+    return lines + spent_lines(study)
+
+
+def spent_lines(study: Study) -> list[str]:
+    lines: list[str] = []
     wall, cpu, stages = spent_seconds(study)
     if stages:
         lines += [f"Spent so far, measured: {wall / 3600:.1f} hours wall, {cpu / 3600:.1f} hours CPU (all threads) in "
