@@ -64,11 +64,10 @@ def measured_throughput(study: Study) -> tuple[StudentThroughput, dict[str, floa
         if not manifest.exists():
             return None
         seconds[stage] = float(json.loads(manifest.read_text())["seconds"])
-    evaluated = {model: _report_seconds(config.run_dir, model) for model in config.evaluated_models()}
-    kept = _kept_base_seconds(study)
-    if evaluated.get("base") is None and "base" in evaluated and kept is not None:
-        evaluated["base"] = kept  # the run's eval folder was cleared by a changed eval stage: its first timing
-    evaluated = {model: value for model, value in evaluated.items() if value is not None}
+    # The base student falls back to its kept first evaluation: a changed eval stage clears the run's folder.
+    found = {model: _report_seconds(config.run_dir, model) or (_kept_base_seconds(study) if model == "base" else None)
+             for model in config.evaluated_models()}
+    evaluated = {model: value for model, value in found.items() if value is not None}
     trained = [model for model in evaluated if model != "base"]
     timed = trained or list(evaluated)
     if not timed:
@@ -159,20 +158,17 @@ def projection_lines(study: Study) -> list[str]:
 
 
 def spent_lines(study: Study) -> list[str]:
-    lines: list[str] = []
     wall, cpu, stages = spent_seconds(study)
-    if stages:
-        lines += [f"Spent so far, measured: {wall / 3600:.1f} hours wall, {cpu / 3600:.1f} hours CPU (all threads) in "
-                  f"{stages} finished stages (tuning included; an adopted stage counted once; a stage resumed after an "
-                  "interruption counts its killed sittings up to the last file they wrote).", ""]
-    return lines
+    if not stages:
+        return []
+    return [f"Spent so far, measured: {wall / 3600:.1f} hours wall, {cpu / 3600:.1f} hours CPU (all threads) in "
+            f"{stages} finished stages (tuning included; an adopted stage counted once; a stage resumed after an "
+            "interruption counts its killed sittings up to the last file they wrote).", ""]
 
 
 def spent_seconds(study: Study) -> tuple[float, float, int]:
     """Wall and CPU seconds of every finished stage under the run root (adopted stages are the same work: skipped),
     plus the base student's kept evaluation, which ran inside a stage that was cleared before it finished."""
-    from exgrpo.study.reuse import kept_base_evaluation
-
     wall = cpu = 0.0
     stages = 0
     for path in sorted(study.run_root.rglob("manifest.json")):
@@ -182,7 +178,4 @@ def spent_seconds(study: Study) -> tuple[float, float, int]:
         wall += float(manifest["seconds"])
         cpu += float(manifest.get("cpu_seconds", 0.0))
         stages += 1
-    kept = kept_base_evaluation(study.run_root) / "report.json"
-    if kept.exists():
-        wall += float(json.loads(kept.read_text())["seconds"])
-    return wall, cpu, stages
+    return wall + (_kept_base_seconds(study) or 0.0), cpu, stages
