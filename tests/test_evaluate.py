@@ -148,3 +148,16 @@ def test_a_model_retrained_in_the_same_folder_is_evaluated_again(tiny_model_path
     weights = model / "model.safetensors"
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1_000_000))  # rewritten
     assert prediction_fingerprint(config, "gsm8k", "test") != before
+
+
+def test_a_named_model_keeps_its_predictions_on_a_new_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its converted folder is rebuilt (new path, new times) wherever the cache is: the weights are the same.
+    from exgrpo.evaluation.evaluate import model_identity
+    from exgrpo.models.named import NAMED_MODELS
+
+    monkeypatch.setenv("EXGRPO_CACHE", str(tmp_path / "one"))
+    first = model_identity("smollm2-135m-instruct")
+    monkeypatch.setenv("EXGRPO_CACHE", str(tmp_path / "two"))
+    assert model_identity("smollm2-135m-instruct") == first
+    assert NAMED_MODELS["smollm2-135m-instruct"].sha256 in first
+    assert not (tmp_path / "one").exists()  # identified without converting anything

@@ -27,7 +27,7 @@ from exgrpo.evaluation.generation import Conversation, Generation, Generator, ma
 from exgrpo.evaluation.metrics import Estimate, accuracy, bootstrap_mean_of_means
 from exgrpo.evaluation.report import write_reports
 from exgrpo.files import append_jsonl, atomic_write_jsonl, read_appended_jsonl
-from exgrpo.models.named import resolve_model
+from exgrpo.models.named import CHECKPOINT_FORMAT, NAMED_MODELS, resolve_model
 from exgrpo.models.precision import torch_dtype
 
 PREDICTION_SCHEMA_VERSION = 1
@@ -59,7 +59,11 @@ ProgressCallback = Callable[[str, int, int], None]
 
 def model_identity(model: str) -> str:
     """A local model folder is identified by its weight files' names, sizes and times (a model retrained into
-    the same folder is another model); a hub id by itself; a named model by its converted folder."""
+    the same folder is another model); a hub id by itself; a named model by its pinned file and conversion (its
+    cache folder is remade with new times on every machine, and holds the same weights)."""
+    if model in NAMED_MODELS:
+        named = NAMED_MODELS[model]
+        return f"{named.name}:{named.sha256}:v{CHECKPOINT_FORMAT}"
     folder = Path(resolve_model(model))
     if not folder.is_dir():
         return model
