@@ -6,7 +6,10 @@ smollm2 study writes docs/results.md, the first one with tiny students docs/resu
     python benchmarks/scale_model.py [--spec SPEC] project
     python benchmarks/scale_model.py [--spec SPEC] report [--page PAGE] [--readme README.md]
 
-`tune` chooses every method's learning rates on the validation split (the spec's `tuning` section); `project` prints
+Every command first restores the spec's record (study/record.py: the small files of the finished work, committed
+under record_root) into the run root where files are missing, so a study goes on, and its page is written, on a
+machine whose run folders are gone; `record` copies the finished work into the record (run and tune do it after
+each run). `tune` chooses every method's learning rates on the validation split (the spec's `tuning` section); `project` prints
 the whole study's projected hours once the first method's first seed has finished (its stages time this machine);
 `run` trains and evaluates every method of the spec (default configs/study/study.yaml) for the given seeds
 (resumable: a rerun skips finished stages); `report` reads whatever runs have finished and writes the results page
@@ -34,6 +37,7 @@ def main() -> int:
     run.add_argument("--seed", type=int, action="append", help="a seed of the spec (repeatable; default: all)")
     run.add_argument("--method", action="append", help="only these methods (repeatable; default: all, in order)")
     commands.add_parser("project", help="the whole study's projected hours, timed on the first finished run")
+    commands.add_parser("record", help="copy the finished work's small files into the spec's record_root")
     tune = commands.add_parser("tune", help="choose each method's learning rates on validation (spec: tuning)")
     tune.add_argument("--method", action="append", help="only these methods (repeatable; default: all, in order)")
     report = commands.add_parser("report", help="write the results page from the finished runs")
@@ -45,6 +49,14 @@ def main() -> int:
     arguments = parser.parse_args()
 
     study = Study(arguments.spec, arguments.run_root)
+    from exgrpo.study.record import record, restore
+
+    restored = restore(study)
+    if restored:
+        print(f"restored {restored} files of the record {study.record_root} into {study.run_root}", flush=True)
+    if arguments.command == "record":
+        print(f"{record(study)} files recorded in {study.record_root}")
+        return 0
     if arguments.command == "run":
         for seed in arguments.seed or study.seeds:
             started = time.time()
@@ -64,7 +76,12 @@ def main() -> int:
         return 0
     from exgrpo.files import replace_marked_section
     from exgrpo.study.page import SUMMARY_BEGIN, SUMMARY_END, write_results_page
+    from exgrpo.study.spec import make_models
 
+    record(study)
+    # The page reads the world's questions, and the projection counts the first run's probe data (seconds, with
+    # the exact teacher; a study's record holds neither).
+    make_models(study.run_config(study.first, study.seeds[0]), "probe")
     arguments.page = arguments.page or Path(study.report.get("page", "docs/results.md"))
     summary = write_results_page(study, arguments.page,
                                  " ".join(["python", "benchmarks/scale_model.py", *sys.argv[1:]]))

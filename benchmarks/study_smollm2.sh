@@ -9,7 +9,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then source .venv/bin/activate; fi  # the repo's venv
 SPEC=${SPEC:-configs/study/smollm2.yaml}
-study() { python benchmarks/scale_model.py --spec "$SPEC" "$@"; }
+# After each step, the record (the small files of the finished work: the run folders do not outlive the machine)
+# is committed, alone; a failed commit (another git command at that moment) is retried by the next step.
+study() { python benchmarks/scale_model.py --spec "$SPEC" "$@"; commit_record "$*"; }
+commit_record() {
+  local record; record=$(python -c "import sys; from exgrpo.study.spec import Study; print(Study(sys.argv[1]).record_root)" "$SPEC")
+  if [ -d "$record" ]; then
+    git add -A -- "$record" && git commit -q -m "Study record: after $1" -- "$record" || true
+  fi
+}
 names() { python -c "import sys; from exgrpo.study.spec import Study; from exgrpo.study.tuning import tuned_methods
 study = Study(sys.argv[1]); print(*(tuned_methods(study) if sys.argv[2] == 'tuned' else study.seeds))" "$SPEC" "$1"; }
 methods() { python -c "import sys; from exgrpo.study.spec import Study

@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def study(tmp_path: Path) -> Study:
     spec = yaml.safe_load((REPO / "configs" / "study" / "smollm2.yaml").read_text())
+    spec.pop("record_root", None)  # never the repository's record
     spec.update(run_root=str(tmp_path / "runs"), seeds=[0, 1])
     spec.pop("tuning")
     spec["methods"] = {name: spec["methods"][name] for name in ("ei_exgrpo", "skd")}

@@ -20,7 +20,8 @@ from exgrpo.study.spec import Study, run_seed
 REPO = Path(__file__).parents[1]
 
 
-def micro_study(tmp_path: Path, base_model: Path) -> Study:
+def micro_spec(base_model: Path) -> dict[str, Any]:
+    """The smollm2 study's spec at micro scale: a world of a few questions, a tiny student, steps of one."""
     spec: dict[str, Any] = yaml.safe_load((REPO / "configs" / "study" / "smollm2.yaml").read_text())
     common = spec["common"]
     common["base_model"] = str(base_model)  # one base for every seed (a built student would differ per seed)
@@ -29,6 +30,12 @@ def micro_study(tmp_path: Path, base_model: Path) -> Study:
     common["train"].update(max_steps=1, save_steps=1, max_new_tokens=8, logging_steps=1)
     common["eval"].update(max_new_tokens=8, datasets=["world_val", "world_test", "world_ood_steps"], limits={}, ei_test=None)
     spec["report"]["outside"] = []  # the real benchmarks are not evaluated here
+    spec.pop("record_root")  # never the repository's record (a test that wants one sets its own)
+    return spec
+
+
+def micro_study(tmp_path: Path, base_model: Path) -> Study:
+    spec = micro_spec(base_model)
     methods = spec["methods"]
     spec.update(run_root=str(tmp_path / "runs"), seeds=[0, 1],
                 methods={"ei_exgrpo": methods["ei_exgrpo"], "skd": methods["skd"], "skd_grpo": methods["skd_grpo"],

@@ -20,6 +20,7 @@ RATES = {"sft": [5.0e-5, 1.0e-4, 2.0e-4], "train": [1.0e-5, 2.0e-5, 5.0e-5]}
 @pytest.fixture
 def study(tmp_path: Path) -> Study:
     spec = yaml.safe_load((REPO / "configs" / "study" / "smollm2.yaml").read_text())
+    spec.pop("record_root", None)  # never the repository's record
     spec.update(run_root=str(tmp_path / "runs"), tuning={"seed": 0, "datasets": ["world_val"], "learning_rates": RATES})
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -57,8 +58,12 @@ def test_the_best_validation_accuracy_is_chosen_and_applied_to_every_seed(study:
     accuracy = {("sft", 1.0e-4): 0.6, ("sft", 5.0e-5): 0.4, ("sft", 2.0e-4): 0.5,
                 ("train", 1.0e-5): 0.61, ("train", 2.0e-5): 0.61, ("train", 5.0e-5): 0.3}
     ran: list[Any] = []
+    made: list[str] = []
 
-    def fake_run(config: Any, on_stage: Any = None) -> None:  # writes what an evaluation would
+    def fake_run(config: Any, on_stage: Any = None, until: str | None = None) -> None:  # writes what an evaluation would
+        if until is not None:  # the SFT model an RL candidate starts from (not on this machine: no manifest here)
+            made.append(f"{config.run_dir.name} until {until}")
+            return
         stage = "train" if config.train is not None else "sft"
         learning_rate = (config.train or config.sft)["learning_rate"]
         model = "exgrpo" if stage == "train" else "sft"
@@ -73,6 +78,7 @@ def test_the_best_validation_accuracy_is_chosen_and_applied_to_every_seed(study:
     assert chosen == {"sft": 1.0e-4, "train": 1.0e-5}  # a tie goes to the first candidate
     assert len(ran) == 6 and all(sft_model.endswith("sft-lr0.0001/sft/final") for stage, _, sft_model in ran
                                  if stage == "train")
+    assert made == ["sft-lr0.0001 until sft"] * 3  # each RL candidate first makes sure its SFT model is there
     for seed in study.seeds:
         values = study.run_values("ei_exgrpo", seed)
         assert (values["sft"]["learning_rate"], values["train"]["learning_rate"]) == (1.0e-4, 1.0e-5)

@@ -275,14 +275,31 @@ STAGE_FUNCTIONS: dict[str, Callable[[RunConfig], dict[str, Any]]] = {
 # ---------------------------------------------------------------- running
 
 
+def _outputs_present(config: RunConfig, stage: str, manifest: dict[str, Any]) -> bool:
+    """Whether what a finished stage made is still there: a study's record (study/record.py) restores manifests
+    without the models and data behind them, and a stage whose model was deleted must be made again, not read."""
+    outputs = manifest.get("outputs", {})
+    if stage == "world":
+        return config.world is None or all((config.run_dir / "world" / f"{name.removeprefix('world_')}.jsonl").exists()
+                                           for name in outputs)
+    if stage == "probe":
+        return (config.run_dir / "probe" / "ei.jsonl").exists()
+    if stage in ("base", "sft", "train") and "skipped" not in outputs and "model" in outputs:
+        return (stage == "base" and config.student is None) or Path(outputs["model"]).exists()
+    return True
+
+
 def plan(config: RunConfig) -> list[tuple[str, str, bool]]:
-    """(stage, config hash, already done) for every stage; hashes chain, so a change redoes what follows."""
+    """(stage, config hash, already done) for every stage; hashes chain, so a change redoes what follows. A stage
+    is done when its manifest has its hash and its outputs are there (a stage made again keeps the same hash, so
+    what follows it stays done)."""
     configs = config.stage_configs()
     rows, upstream = [], ""
     for stage in STAGES:
         digest = hashlib.sha256(f"{upstream}|{_hash(configs[stage])}".encode()).hexdigest()[:16]
-        manifest = config.run_dir / stage / "manifest.json"
-        done = manifest.exists() and json.loads(manifest.read_text()).get("config_hash") == digest
+        path = config.run_dir / stage / "manifest.json"
+        manifest = json.loads(path.read_text()) if path.exists() else {}
+        done = manifest.get("config_hash") == digest and _outputs_present(config, stage, manifest)
         rows.append((stage, digest, done))
         upstream = digest
     return rows
@@ -321,10 +338,13 @@ def _cpu_seconds() -> float:
 
 
 def run(config: RunConfig, from_stage: str | None = None,
-        on_stage: Callable[[str, str], None] | None = None) -> dict[str, dict[str, Any]]:
-    """Run the stages that are not done (or from `from_stage` on); returns each stage's manifest."""
+        on_stage: Callable[[str, str], None] | None = None, until: str | None = None) -> dict[str, dict[str, Any]]:
+    """Run the stages that are not done (or from `from_stage` on), up to `until` (included; default: all);
+    returns each stage's manifest."""
     if from_stage is not None and from_stage not in STAGES:
         raise ConfigError(f"--from must be one of {', '.join(STAGES)}, not {from_stage!r}")
+    if until is not None and until not in STAGES:
+        raise ConfigError(f"until must be one of {', '.join(STAGES)}, not {until!r}")
     redo = set(STAGES[STAGES.index(from_stage):]) if from_stage else set()
     if config.world is not None:
         from exgrpo.world.datasets import register_world
@@ -332,7 +352,8 @@ def run(config: RunConfig, from_stage: str | None = None,
         # The world's dataset names point at the last config built: another run's config may have been since.
         register_world(config.run_dir / "world")
     manifests = {}
-    for stage, digest, done in plan(config):
+    stages = plan(config)
+    for stage, digest, done in stages[:STAGES.index(until) + 1] if until else stages:
         stage_dir = config.run_dir / stage
         manifest_path = stage_dir / "manifest.json"
         if done and stage not in redo:

@@ -51,7 +51,7 @@ def fraction_rows(study: Study, method: str) -> list[tuple[float, Row]]:
 
 def dsu_curves(page: Page) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
     """Per step: the DSU bonus firing rate (logged) and the held-out accuracy of the checkpoints, per seed."""
-    from exgrpo.study.spec import evaluate_checkpoints
+    from exgrpo.study.spec import checkpoint_accuracy
 
     study = page.study
     fired: dict[int, list[float]] = {}
@@ -66,7 +66,7 @@ def dsu_curves(page: Page) -> tuple[dict[int, list[float]], dict[int, list[float
                 fired.setdefault(entry["step"], []).append(entry["exgrpo/dsu_fired"])
         sft_report = json.loads((run_dir / "eval" / "sft" / "report.json").read_text())
         held_out.setdefault(0, []).append(sft_report["averages"]["held_out"]["accuracy"]["value"])
-        for step, value in evaluate_checkpoints(study, seed, page.held_out).items():
+        for step, value in checkpoint_accuracy(run_dir).items():
             held_out.setdefault(step, []).append(value)
     return fired, held_out
 

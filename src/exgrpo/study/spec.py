@@ -58,6 +58,8 @@ class Study:
         self.methods: dict[str, dict[str, Any]] = spec["methods"]
         self.seeds: list[int] = list(spec["seeds"])
         self.run_root = Path(run_root or spec.get("run_root", "runs/study"))
+        # The committed copy of the small files the page reads (study/record.py); none: the run root itself.
+        self.record_root = Path(spec["record_root"]) if spec.get("record_root") and run_root is None else self.run_root
         self.notes: dict[str, str] = spec.get("notes", {})  # per page section: what the numbers cannot say
         # Datasets the page keeps out of the held-in / held-out averages: `validation` (read while developing,
         # never for results) and `outside` (real benchmarks, an outside check reported on their own).
@@ -237,9 +239,52 @@ def evaluate_checkpoints(study: Study, seed: int, datasets: list[str]) -> dict[i
     return accuracy
 
 
+def finished(config: Any) -> bool:
+    """A run whose evaluation and report are done (restored from the study's record or made here): nothing of it
+    is run again, though its models may not be on this machine."""
+    from exgrpo.pipeline import plan
+
+    done = {stage: is_done for stage, _, is_done in plan(config)}
+    return done["eval"] and done["report"]
+
+
+def make_models(config: Any, until: str, log: Any = print) -> None:
+    """Make a run's stages up to `until` again where their outputs are missing (a run still to do starts from its
+    model, and this machine has only the record of it)."""
+    from exgrpo.pipeline import STAGES, plan, run
+
+    if all(is_done for _, _, is_done in plan(config)[:STAGES.index(until) + 1]):
+        return
+    log(f"  {config.run_dir}: its stages up to {until} made again (a later run starts from them)")
+    run(config, until=until, on_stage=lambda stage, status: log(f"  {config.run_dir} {stage}: {status}"))
+
+
+def write_teacher_tokens(config: Any) -> None:
+    """Keep the teacher-written tokens an SFT stage trained on beside the run (the page reads them from the record:
+    counting them needs the probe data, which a later machine does not have)."""
+    from exgrpo.study.tables import teacher_tokens
+
+    path = config.run_dir / "teacher_tokens.json"
+    if config.sft_config() is not None and not path.exists() and (config.run_dir / "probe" / "ei.jsonl").exists():
+        atomic_write_text(path, json.dumps({"teacher_tokens": teacher_tokens(config)}))
+
+
+def checkpoint_accuracy(run_dir: Path) -> dict[int, float]:
+    """The held-out accuracy of each RL checkpoint that evaluate_checkpoints evaluated, by step (from the reports:
+    the checkpoints themselves are not kept)."""
+    accuracy = {}
+    for report in run_dir.glob("diagnostics/checkpoint-*/report.json"):
+        averages = json.loads(report.read_text())["averages"]
+        if "held_out" in averages:
+            accuracy[int(report.parent.name.split("-")[1])] = averages["held_out"]["accuracy"]["value"]
+    return dict(sorted(accuracy.items()))
+
+
 def run_seed(study: Study, seed: int, methods: list[str] | None = None, log: Any = print) -> None:
-    """Every method (or the named ones) for one seed, in the spec's order; finished stages are skipped."""
+    """Every method (or the named ones) for one seed, in the spec's order; finished stages are skipped, and a run
+    that the record holds finished is not run again."""
     from exgrpo.pipeline import run
+    from exgrpo.study.record import record
     from exgrpo.study.reuse import adopt_base_evaluation, keep_base_evaluation, prune_sft_checkpoints
     from exgrpo.study.tuning import adopt_chosen
 
@@ -249,10 +294,18 @@ def run_seed(study: Study, seed: int, methods: list[str] | None = None, log: Any
             continue
         overrides = compute_matched_sft(study, method, seed) if "compute_match" in study.methods[method] else None
         config = study.run_config(method, seed, overrides)
+        if finished(config):
+            log(f"seed {seed} {method}: finished ({config.run_dir}), not run again")
+            continue
         config.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(config.run_dir / "config.yaml",
                           yaml.safe_dump(study.run_values(method, seed, overrides), sort_keys=False))
         log(f"seed {seed} {method}: {config.run_dir}")
+        source = study.methods[method].get("sft_model_from")
+        if source is not None:  # its RL starts from that method's SFT model, which must be on this machine
+            source_config = study.run_config(source, seed)
+            adopt_chosen(study, source, seed, source_config)
+            make_models(source_config, "sft", log)
         for stage in adopt_chosen(study, method, seed, config):
             log(f"  seed {seed} {method} {stage}: adopted from its chosen tuning candidate (the same run)")
         keep_base_evaluation(config, study.run_root)  # before a changed eval stage is cleared
@@ -260,7 +313,9 @@ def run_seed(study: Study, seed: int, methods: list[str] | None = None, log: Any
             log(f"  seed {seed} {method} eval: the base student's predictions copied from its kept evaluation")
         run(config, on_stage=lambda stage, status, m=method: log(f"  seed {seed} {m} {stage}: {status}"))
         keep_base_evaluation(config, study.run_root)
+        write_teacher_tokens(config)
         prune_sft_checkpoints(config.run_dir)
         if method == study.first:
             accuracy = evaluate_checkpoints(study, seed, held_out_datasets(study))
             log(f"  seed {seed} {method} checkpoints, held-out accuracy: {accuracy}")
+        log(f"  seed {seed} {method}: {record(study)} files recorded in {study.record_root}")

@@ -294,7 +294,7 @@ class Page:
             seconds.append(sum(stage_seconds(folder, stage) for folder, stage in parts))
             cpu.append(sum(stage_seconds(folder, stage, "cpu_seconds") for folder, stage in parts))
             steps.append(sum(optimizer_steps(folder / stage) for folder, stage in parts))
-            teacher.append(teacher_tokens(self.study.run_config(source, seed)))
+            teacher.append(recorded_teacher_tokens(self.study.run_config(source, seed)))
         return [f"{np.mean(steps):,.0f}", f"{np.mean(teacher):,.0f}", f"{np.mean(student):,.0f}",
                 f"{np.mean(seconds):.0f}", f"{np.mean(cpu):.0f}" if all(cpu) else "n/a"]
 
@@ -321,6 +321,12 @@ def optimizer_steps(stage_dir: Path) -> int:
     """The last optimizer step a training stage logged (0 before its first log)."""
     history = stage_dir / "log_history.json"
     return max((entry.get("step", 0) for entry in json.loads(history.read_text())), default=0) if history.exists() else 0
+
+
+def recorded_teacher_tokens(config: Any) -> int:
+    """teacher_tokens, as the run kept them (study/spec.py write_teacher_tokens), else counted from its probe data."""
+    path = config.run_dir / "teacher_tokens.json"
+    return int(json.loads(path.read_text())["teacher_tokens"]) if path.exists() else teacher_tokens(config)
 
 
 def teacher_tokens(config: Any) -> int:

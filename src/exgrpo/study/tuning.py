@@ -25,8 +25,9 @@ from typing import Any
 
 from exgrpo.errors import ConfigError
 from exgrpo.files import atomic_write_json
+from exgrpo.study.record import record
 from exgrpo.study.reuse import adopt_stage, prune_sft_checkpoints
-from exgrpo.study.spec import Study
+from exgrpo.study.spec import Study, finished, make_models
 
 
 def trained_stages(study: Study, method: str) -> list[str]:
@@ -115,10 +116,17 @@ def tune_method(study: Study, method: str, log: Any = print) -> dict[str, float]
             values = candidate_values(study, method, stage, learning_rate, chosen)
             config = build_config(RunConfig, values, f"tuning {method} {stage} lr {learning_rate:g}")
             log(f"tuning {method} {stage} lr {learning_rate:g}: {config.run_dir}")
-            if adopt_stage(study.run_config(method, settings["seed"]), config, stage):
-                log(f"  {stage}: adopted from the seed's run (trained alike)")
-            run(config, on_stage=lambda name, status: log(f"  {name}: {status}"))
-            prune_sft_checkpoints(config.run_dir)
+            if finished(config):
+                log("  finished, not run again")
+            else:
+                if adopt_stage(study.run_config(method, settings["seed"]), config, stage):
+                    log(f"  {stage}: adopted from the seed's run (trained alike)")
+                source = _sft_candidate(study, method, chosen) if stage == "train" else None
+                if source is not None:
+                    make_models(source, "sft", log)
+                run(config, on_stage=lambda name, status: log(f"  {name}: {status}"))
+                prune_sft_checkpoints(config.run_dir)
+                log(f"  {record(study)} files recorded in {study.record_root}")
             scores[stage][f"{learning_rate:g}"] = validation_accuracy(config.run_dir, values["eval"]["models"][0])
         best = max(settings["learning_rates"][stage], key=lambda lr: scores[stage][f"{lr:g}"])  # ties: the first
         chosen[stage] = best
@@ -126,7 +134,22 @@ def tune_method(study: Study, method: str, log: Any = print) -> dict[str, float]
     atomic_write_json(tuning_dir(study, method) / "chosen.json",
                       {"learning_rates": chosen, "validation_accuracy": scores, "datasets": settings["datasets"],
                        "seed": settings["seed"]})
+    record(study)
     return chosen
+
+
+def _sft_candidate(study: Study, method: str, chosen: dict[str, float]) -> Any:
+    """The run configuration of the SFT candidate a method's RL candidates start from (its own chosen one, or the
+    one chosen for the method whose SFT model it takes); None when its RL starts from no tuned SFT model."""
+    from exgrpo.config import build_config
+    from exgrpo.pipeline import RunConfig
+
+    parent = study.methods[method].get("sft_model_from", method)
+    parent_chosen = chosen if parent == method else read_choice(study, parent)
+    if "sft" not in parent_chosen:
+        return None
+    return build_config(RunConfig, candidate_values(study, parent, "sft", parent_chosen["sft"], parent_chosen),
+                        f"tuning {parent} sft")
 
 
 def tuned_methods(study: Study) -> list[str]:

@@ -1,0 +1,85 @@
+"""The study's record (study/record.py): its small files are enough to go on, and to write the page, on a machine
+whose run folders are gone. Real runs of a micro world with a tiny student; the training functions are counted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from test_study_reuse import micro_spec
+
+import exgrpo.training.sft
+import exgrpo.training.train
+from exgrpo.pipeline import plan
+from exgrpo.study.page import write_results_page
+from exgrpo.study.record import record, restore
+from exgrpo.study.spec import Study, run_seed
+
+
+def recorded_micro_study(tmp_path: Path, base_model: Path) -> Study:
+    spec = micro_spec(base_model)
+    methods = spec["methods"]
+    spec.update(run_root=str(tmp_path / "runs"), record_root=str(tmp_path / "record"), seeds=[0], tuning={},
+                methods={name: methods[name] for name in ("ei_exgrpo", "skd", "skd_grpo")})
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return Study(path)
+
+
+@pytest.mark.slow
+def test_a_study_goes_on_from_its_record_on_a_machine_without_its_runs(
+        tmp_path: Path, tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    study = recorded_micro_study(tmp_path, tiny_model_path)
+    trained: list[str] = []
+    for module, name in ((exgrpo.training.sft, "run_sft"), (exgrpo.training.train, "run_train")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda config, real=real, name=name: trained.append(
+            f"{name} {Path(config.output_dir).parent.name}") or real(config))
+    lines: list[str] = []
+    run_seed(study, 0, log=lines.append)
+    assert sorted(trained) == ["run_sft ei_exgrpo", "run_sft skd", "run_train ei_exgrpo", "run_train skd_grpo"]
+    assert any(line.endswith(f"files recorded in {study.record_root}") for line in lines)
+    page = tmp_path / "docs" / "results.md"
+    write_results_page(study, page, "report")
+    written = page.read_text()
+
+    # What the record holds: small files only, predictions without their texts, no model, no data.
+    kept = {path.relative_to(study.record_root).as_posix() for path in study.record_root.rglob("*") if path.is_file()}
+    assert "seed0/ei_exgrpo/eval/sft/predictions/world_test.jsonl" in kept
+    assert "seed0/ei_exgrpo/diagnostics/checkpoint-1/report.json" in kept
+    assert {"seed0/skd/sft/manifest.json", "seed0/skd/sft/log_history.json", "seed0/skd/teacher_tokens.json",
+            "seed0/skd/config.yaml", "base-eval/report.json"} <= kept
+    assert not [name for name in kept if "/final/" in name or "/world/" in name and "manifest" not in name
+                or name.endswith((".safetensors", "ei.jsonl"))]
+    prediction = json.loads((study.record_root / "seed0/ei_exgrpo/eval/sft/predictions/world_test.jsonl")
+                            .read_text().splitlines()[0])
+    assert "output" not in prediction and "prompt" not in prediction and "correct" in prediction
+    assert record(study) == 0  # nothing changed since
+
+    # A new machine: the run folders are gone. Restored, the finished runs are not run again, and the page is
+    # the same page.
+    shutil.rmtree(study.run_root)
+    assert restore(study) == len(kept) and restore(study) == 0
+    trained.clear()
+    lines.clear()
+    run_seed(study, 0, log=lines.append)
+    assert trained == [] and f"seed 0 skd: finished ({study.run_dir(0, 'skd')}), not run again" in lines
+    # The page reads the world's questions and the projection the first run's probe data: made again for it.
+    from exgrpo.study.spec import make_models
+
+    assert not (study.run_dir(0, "ei_exgrpo") / "probe" / "ei.jsonl").exists()
+    make_models(study.run_config("ei_exgrpo", 0), "probe")
+    assert trained == []
+    write_results_page(study, page, "report")
+    assert page.read_text() == written
+
+    # A run still to do whose SFT model is on no machine: that model is made again first (its evaluation stays).
+    for folder in (study.run_root, study.record_root):
+        shutil.rmtree(folder / "seed0" / "skd_grpo" / "eval")
+    run_seed(study, 0, log=lines.append)
+    assert sorted(trained) == ["run_sft skd", "run_train skd_grpo"]
+    skd = study.run_config("skd", 0)
+    assert all(done for _, _, done in plan(skd))  # its recorded evaluation still counts as done
