@@ -9,15 +9,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then source .venv/bin/activate; fi  # the repo's venv
 SPEC=${SPEC:-configs/study/smollm2.yaml}
-# After each step, the record (the small files of the finished work: the run folders do not outlive the machine)
-# is committed, alone; a failed commit (another git command at that moment) is retried by the next step.
-study() { python benchmarks/scale_model.py --spec "$SPEC" "$@"; commit_record "$*"; }
+# The record (the small files of the finished work; the run folders do not outlive the machine) is committed, alone,
+# every 5 minutes while something in it changed, and when the runner stops: a sitting that ends without warning
+# loses at most the run in progress. A failed commit (another git command at that moment) is retried.
+RECORD=$(python -c "import sys; from exgrpo.study.spec import Study; print(Study(sys.argv[1]).record_root)" "$SPEC")
 commit_record() {
-  local record; record=$(python -c "import sys; from exgrpo.study.spec import Study; print(Study(sys.argv[1]).record_root)" "$SPEC")
-  if [ -d "$record" ]; then
-    git add -A -- "$record" && git commit -q -m "Study record: after $1" -- "$record" || true
-  fi
+  if [ -d "$RECORD" ]; then git add -A -- "$RECORD" && git commit -q -m "Study record: $1" -- "$RECORD" >/dev/null 2>&1 || true; fi
 }
+( while sleep 300; do commit_record "progress at $(date -u +%H:%M) UTC"; done ) &
+COMMITTER=$!
+trap 'kill $COMMITTER 2>/dev/null; commit_record "the runner stopped at $(date -u +%H:%M) UTC"' EXIT
+study() { python benchmarks/scale_model.py --spec "$SPEC" "$@"; }
 names() { python -c "import sys; from exgrpo.study.spec import Study; from exgrpo.study.tuning import tuned_methods
 study = Study(sys.argv[1]); print(*(tuned_methods(study) if sys.argv[2] == 'tuned' else study.seeds))" "$SPEC" "$1"; }
 methods() { python -c "import sys; from exgrpo.study.spec import Study
