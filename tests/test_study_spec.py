@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,16 @@ def test_a_report_dataset_the_runs_do_not_evaluate_is_an_error(tmp_path: Path) -
     path.write_text(yaml.safe_dump(spec))
     with pytest.raises(ConfigError, match=r"report.outside: 'svamp' is not one of common.eval.datasets"):
         Study(path, run_root=tmp_path)
+
+
+def test_student_tokens_add_up_the_sittings_of_a_resumed_training(tmp_path: Path) -> None:
+    from exgrpo.study.spec import student_tokens
+
+    (tmp_path / "sft").mkdir()
+    # Killed after step 3; resumed from checkpoint-2, whose log it restores; TRL's SFT counter starts from 0 again.
+    history = [{"step": 1, "num_tokens": 100.0}, {"step": 2, "num_tokens": 200.0}, {"step": 2, "eval_loss": 1.0},
+               {"step": 3, "num_tokens": 100.0}, {"step": 4, "num_tokens": 200.0}]
+    (tmp_path / "sft" / "log_history.json").write_text(json.dumps(history))
+    assert student_tokens(tmp_path) == {"sft": 400.0}
+    (tmp_path / "sft" / "log_history.json").write_text(json.dumps(history[:3]))
+    assert student_tokens(tmp_path) == {"sft": 200.0}

@@ -132,14 +132,17 @@ class Study:
 
 
 def student_tokens(run_dir: Path) -> dict[str, float]:
-    """Tokens the student trained on (TRL's num_tokens: every input token of every step), per stage."""
+    """Tokens the student trained on (TRL's num_tokens: every input token of every step), per stage. A resumed
+    training restores its log up to the checkpoint, but TRL's SFT counter starts again from 0: the count is the
+    sum of each sitting's last value."""
     tokens = {}
     for stage in ("sft", "train"):
         path = run_dir / stage / "log_history.json"
         if path.exists():
-            counted = [entry["num_tokens"] for entry in json.loads(path.read_text()) if "num_tokens" in entry]
+            counted = [float(entry["num_tokens"]) for entry in json.loads(path.read_text()) if "num_tokens" in entry]
             if counted:
-                tokens[stage] = float(counted[-1])
+                tokens[stage] = sum(before for before, after in zip(counted, counted[1:], strict=False)
+                                    if after < before) + counted[-1]
     return tokens
 
 
