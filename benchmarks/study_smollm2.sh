@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole smollm2 study (issue 15), resumable: rerun it after an interruption and it goes on where it stopped
 # (finished stages and predictions are kept; a killed training resumes from its last checkpoint). Tuning on
-# validation, then every seed, then the results page. One process per method and seed: a long process that
+# validation (each method's tuning-seed run right after its tuning), then every seed, then the results page. One process per method and seed: a long process that
 # trains one model after another holds on to memory it no longer needs.
 #
 #   nohup bash benchmarks/study_smollm2.sh > runs/study-smollm2/logs/study.log 2>&1 &
@@ -24,7 +24,13 @@ names() { python -c "import sys; from exgrpo.study.spec import Study; from exgrp
 study = Study(sys.argv[1]); print(*(tuned_methods(study) if sys.argv[2] == 'tuned' else study.seeds))" "$SPEC" "$1"; }
 methods() { python -c "import sys; from exgrpo.study.spec import Study
 study = Study(sys.argv[1]); print(*(m for m in study.methods if int(sys.argv[2]) in study.method_seeds(m)))" "$SPEC" "$1"; }
-for method in $(names tuned); do study tune --method "$method"; done
+TUNING_SEED=$(python -c "import sys; from exgrpo.study.spec import Study; print(Study(sys.argv[1]).tuning.get('seed', ''))" "$SPEC")
+for method in $(names tuned); do
+  study tune --method "$method"
+  # The tuning seed's run of a method is its chosen candidates' run: evaluated now, while their models are on this
+  # machine (a later sitting may be on another, where the record alone would have them trained again).
+  if [ -n "$TUNING_SEED" ]; then study run --seed "$TUNING_SEED" --method "$method"; fi
+done
 for seed in $(names seeds); do
   for method in $(methods "$seed"); do study run --seed "$seed" --method "$method"; done
 done

@@ -8,11 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
-from test_study_reuse import micro_spec
+from test_study_reuse import counted_trainings, micro_spec, written_study
 
-import exgrpo.training.sft
-import exgrpo.training.train
 from exgrpo.pipeline import plan
 from exgrpo.study.page import write_results_page
 from exgrpo.study.record import record, restore
@@ -24,27 +21,28 @@ def recorded_micro_study(tmp_path: Path, base_model: Path) -> Study:
     methods = spec["methods"]
     spec.update(run_root=str(tmp_path / "runs"), record_root=str(tmp_path / "record"), seeds=[0], tuning={},
                 methods={name: methods[name] for name in ("ei_exgrpo", "skd", "skd_grpo")})
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return Study(path)
+    return written_study(tmp_path, spec)
+
+
+def trained_methods(trained: list[str]) -> list[str]:
+    """"run_sft skd", ... for each training counted (its output folder is <run>/<stage>)."""
+    return sorted(f"{line.split()[0]} {Path(line.split()[1]).parent.name}" for line in trained)
 
 
 @pytest.mark.slow
 def test_a_study_goes_on_from_its_record_on_a_machine_without_its_runs(
         tmp_path: Path, tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     study = recorded_micro_study(tmp_path, tiny_model_path)
-    trained: list[str] = []
-    for module, name in ((exgrpo.training.sft, "run_sft"), (exgrpo.training.train, "run_train")):
-        real = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda config, real=real, name=name: trained.append(
-            f"{name} {Path(config.output_dir).parent.name}") or real(config))
+    trained = counted_trainings(monkeypatch)
     lines: list[str] = []
     run_seed(study, 0, log=lines.append)
-    assert sorted(trained) == ["run_sft ei_exgrpo", "run_sft skd", "run_train ei_exgrpo", "run_train skd_grpo"]
+    assert trained_methods(trained) == ["run_sft ei_exgrpo", "run_sft skd", "run_train ei_exgrpo",
+                                        "run_train skd_grpo"]
     assert any(line.endswith(f"files recorded in {study.record_root}") for line in lines)
     page = tmp_path / "docs" / "results.md"
     write_results_page(study, page, "report")
     written = page.read_text()
+    assert f"read from the study's record, `{study.record_root.as_posix()}`" in written
 
     # What the record holds: small files only, predictions without their texts, no model, no data.
     kept = {path.relative_to(study.record_root).as_posix() for path in study.record_root.rglob("*") if path.is_file()}
@@ -80,6 +78,6 @@ def test_a_study_goes_on_from_its_record_on_a_machine_without_its_runs(
     for folder in (study.run_root, study.record_root):
         shutil.rmtree(folder / "seed0" / "skd_grpo" / "eval")
     run_seed(study, 0, log=lines.append)
-    assert sorted(trained) == ["run_sft skd", "run_train skd_grpo"]
+    assert trained_methods(trained) == ["run_sft skd", "run_train skd_grpo"]
     skd = study.run_config("skd", 0)
     assert all(done for _, _, done in plan(skd))  # its recorded evaluation still counts as done

@@ -42,20 +42,30 @@ def micro_study(tmp_path: Path, base_model: Path) -> Study:
                          "skd_compute_matched": methods["skd_compute_matched"], "skd_f0.5": methods["skd_f0.5"]},
                 tuning={"seed": 0, "datasets": ["world_val"],
                         "learning_rates": {"sft": [1.0e-4, 2.0e-4], "train": [2.0e-5, 5.0e-5]}})
+    return written_study(tmp_path, spec)
+
+
+def written_study(tmp_path: Path, spec: dict[str, Any]) -> Study:
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return Study(path)
+
+
+def counted_trainings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A list that every SFT and RL training run from now on adds "run_sft|run_train <output_dir>" to."""
+    trained: list[str] = []
+    for module, name in ((exgrpo.training.sft, "run_sft"), (exgrpo.training.train, "run_train")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda config, real=real, name=name: trained.append(
+            f"{name} {config.output_dir}") or real(config))
+    return trained
 
 
 @pytest.mark.slow
 def test_the_tuning_seed_trains_nothing_twice_and_the_base_is_evaluated_once(
         tmp_path: Path, tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     study = micro_study(tmp_path, tiny_model_path)
-    trained: list[str] = []
-    for module, name in ((exgrpo.training.sft, "run_sft"), (exgrpo.training.train, "run_train")):
-        real = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda config, real=real, name=name: trained.append(
-            f"{name} {config.output_dir}") or real(config))
+    trained = counted_trainings(monkeypatch)
     # The choice: the higher rate of SFT, the lower of RL (whatever the micro models score on validation).
     monkeypatch.setattr(tuning, "validation_accuracy", lambda run_dir, model: float(
         run_dir.name in ("sft-lr0.0002", "train-lr2e-05")))

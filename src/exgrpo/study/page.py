@@ -201,6 +201,9 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         "# Results: EI + ExGRPO against distillation baselines (the scale-model study)", "",
         f"Written by `{command}` from the runs of `{os.path.relpath(study.spec_path)}` (reproduce: "
         f"`python benchmarks/scale_model.py --spec {os.path.relpath(study.spec_path)} run`, then `... report`).",
+        *([f"Every number is read from the study's record, `{study.record_root.as_posix()}` (committed: the small "
+           "files of the finished runs, exgrpo/study/record.py), so `report` writes this same page on a fresh clone."]
+          if study.record_root != study.run_root else []),
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU. Seeds: {study.seeds} (seeds change the",
         "student's initialisation and every training seed; the world, and so the test questions, is shared).", "",
         *progress, *_scale(study), "",
