@@ -57,6 +57,14 @@ def main() -> int:
     if arguments.command == "record":
         print(f"{record(study)} files recorded in {study.record_root}")
         return 0
+    if arguments.command in ("run", "tune"):
+        from exgrpo.errors import ConfigError
+
+        try:
+            study.check_machine()
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     if arguments.command == "run":
         for seed in arguments.seed or study.seeds:
             started = time.time()

@@ -50,6 +50,7 @@ def test_stages_run_once_skip_on_rerun_and_redo_from_a_stage(tmp_path: Path) -> 
     assert manifest["outputs"]["datasets"]["world_train"]["questions"] == 24
     sft = json.loads((tmp_path / "run" / "sft" / "manifest.json").read_text())
     assert 0 < sft["cpu_seconds"] <= sft["seconds"] * (os.cpu_count() or 1) + 1  # CPU time of every thread
+    assert sft["machine"]["cores"] == os.cpu_count() and isinstance(sft["machine"]["native_bf16"], bool)
     assert set(statuses(config).values()) == {"skipped (done)"}
     redo = statuses(config, from_stage="train")
     assert [redo[s] for s in ("world", "base", "probe", "sft")] == ["skipped (done)"] * 4

@@ -129,3 +129,28 @@ def test_student_tokens_add_up_the_sittings_of_a_resumed_training(tmp_path: Path
     assert student_tokens(tmp_path) == {"sft": 400.0}
     (tmp_path / "sft" / "log_history.json").write_text(json.dumps(history[:3]))
     assert student_tokens(tmp_path) == {"sft": 200.0}
+
+
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_a_study_refuses_a_machine_that_would_compute_in_another_precision(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native_bf16: bool) -> None:
+    import exgrpo.models.precision as precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native_bf16)
+    spec = yaml.safe_load(SPEC.read_text())  # tiny students: `auto` follows the CPU alone
+    Study(SPEC, run_root=tmp_path).check_machine()  # no `machine` section: any machine
+    for wanted in ("bfloat16", "float32"):
+        spec["machine"] = {"precision": wanted}
+        path = tmp_path / f"{wanted}.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        study = Study(path, run_root=tmp_path)
+        if (wanted == "bfloat16") == native_bf16:
+            study.check_machine()
+        else:
+            with pytest.raises(ConfigError, match=rf"machine.precision: this study computes in {wanted}.*native bf16: "
+                                                  rf"{native_bf16}.*would compute in (bfloat16|float32)"):
+                study.check_machine()
+    spec["machine"] = {"precision": "fp8"}
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError, match="machine: only `precision: bfloat16 | float32`"):
+        Study(path, run_root=tmp_path)

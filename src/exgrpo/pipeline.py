@@ -36,7 +36,7 @@ from exgrpo.config import (
 from exgrpo.config import ModelName as ConfigModelName
 from exgrpo.errors import ConfigError
 from exgrpo.files import atomic_write_json
-from exgrpo.models.precision import DtypeSetting
+from exgrpo.models.precision import DtypeSetting, machine_description
 
 STAGES = ["world", "base", "probe", "sft", "train", "eval", "report"]
 MODELS = {"base": "the base student", "sft": "SFT on EI data", "exgrpo": "EI + ExGRPO"}
@@ -371,7 +371,7 @@ def run(config: RunConfig, from_stage: str | None = None,
         manifests[stage] = {"stage": stage, "config_hash": digest, "seconds": round(seconds + earlier, 1),
                             "cpu_seconds": round(cpu + earlier * cpu / max(seconds, 1e-9), 1),
                             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "outputs": counts,
-                            **(progress if progress["sittings"] > 1 else {})}
+                            "machine": machine_description(), **(progress if progress["sittings"] > 1 else {})}
         atomic_write_json(manifest_path, manifests[stage])
         if on_stage:
             on_stage(stage, f"done in {manifests[stage]['seconds']:.0f} s")

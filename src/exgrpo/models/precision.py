@@ -28,6 +28,24 @@ def cpu_has_native_bf16() -> bool:
     return any(flag in flags for flag in BF16_CPU_FLAGS)
 
 
+def machine_description() -> dict[str, Any]:
+    """What this machine computes on, for a stage's manifest: a run that spans machines (a study over several
+    sittings) must be able to tell which one measured its seconds, and whether `auto` meant bf16 there."""
+    import os
+
+    import torch
+
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        text = ""
+    names = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")]
+    machine = {"cpu": names[0] if names else "unknown", "cores": os.cpu_count(), "native_bf16": cpu_has_native_bf16()}
+    if torch.cuda.is_available():
+        machine["gpu"] = torch.cuda.get_device_name(0)
+    return machine
+
+
 def use_bf16(setting: DtypeSetting, model: str | None = None, on_gpu: bool | None = None) -> bool:
     """Whether `setting` means bfloat16 on this machine, for `model` (a loadable name or folder)."""
     import torch

@@ -66,6 +66,11 @@ class Study:
         self.report: dict[str, Any] = spec.get("report", {})  # also rerun_policy, cut: sentences the page prints
         self.tuning: dict[str, Any] = spec.get("tuning", {})  # learning rates chosen on validation (study/tuning.py)
         self.first = next(iter(self.methods))
+        # The precision its runs compute in (`machine.precision`): checked before any training (check_machine).
+        self.machine: dict[str, Any] = spec.get("machine") or {}
+        if self.machine.get("precision", "bfloat16") not in ("bfloat16", "float32") or set(self.machine) - {"precision"}:
+            raise ConfigError(f"{self.spec_path}: machine: only `precision: bfloat16 | float32` is understood, "
+                              f"not {self.machine}")
         evaluated = set((self.common.get("eval") or {}).get("datasets") or [])
         for key in ("validation", "outside"):
             for name in self.report.get(key, []):
@@ -75,6 +80,27 @@ class Study:
             for key in ("sft_model_from", "compute_match", "compute_match_rate_from", "tuning_from"):
                 if key in method and method[key] not in self.methods:
                     raise ConfigError(f"{self.spec_path}: methods.{name}.{key}: no method {method[key]!r}")
+
+    def check_machine(self) -> None:
+        """Refuse to train or evaluate on a machine where `dtype: auto` would compute in another precision than the
+        study's runs: its numbers would differ from theirs, and its CPU seconds (which compute matching and the
+        cost columns compare) would not be comparable (SmolLM2 in fp32 on an AVX2-only CPU takes ~3-4x longer)."""
+        from exgrpo.models.precision import machine_description, use_bf16
+
+        wanted = self.machine.get("precision")
+        if wanted is None:
+            return
+        base = self.common.get("base_model")
+        dtype = (self.common.get("sft") or {}).get("dtype", "auto")
+        here = "bfloat16" if use_bf16(dtype, resolve_model(base) if base else None) else "float32"
+        if here != wanted:
+            machine = machine_description()
+            where = "a CPU with avx512_bf16 or AMX (or a GPU)" if wanted == "bfloat16" else "a CPU without native bf16"
+            raise ConfigError(
+                f"{self.spec_path}: machine.precision: this study computes in {wanted}, but on this machine "
+                f"({machine['cpu']}, {machine['cores']} cores, native bf16: {machine['native_bf16']}) its student "
+                f"would compute in {here}: other numbers and other CPU seconds than its runs'. Run it on {where}; "
+                "`report` and `record` still work here.")
 
     def run_dir(self, seed: int, method: str) -> Path:
         return self.run_root / f"seed{seed}" / method
