@@ -103,7 +103,8 @@ def test_the_time_spent_counts_every_finished_stage_once(study: Study) -> None:
         folder.mkdir(parents=True)
         (folder / "manifest.json").write_text(json.dumps(fields))
 
-    manifest(study.run_dir(0, "ei_exgrpo") / "sft", stage="sft", seconds=100.0, cpu_seconds=190.0)
+    fast = {"cpu": "Xeon", "cores": 2, "native_bf16": True}
+    manifest(study.run_dir(0, "ei_exgrpo") / "sft", stage="sft", seconds=100.0, cpu_seconds=190.0, machine=fast)
     manifest(study.run_dir(0, "skd") / "sft", stage="sft", seconds=50.0)  # written before CPU time was recorded
     manifest(study.run_dir(1, "ei_exgrpo") / "sft", stage="sft", seconds=100.0, cpu_seconds=190.0,
              adopted_from="elsewhere")  # the same work as its source
@@ -112,6 +113,9 @@ def test_the_time_spent_counts_every_finished_stage_once(study: Study) -> None:
     kept.mkdir(parents=True)
     (kept / "report.json").write_text(json.dumps({"seconds": 30.0}))
     assert projection.spent_seconds(study) == (180.0, 190.0, 2)
+    assert projection.machine_lines(study) == [
+        "Machines that measured them: Xeon, 2 cores, native bf16: 1 stage; not recorded (finished before manifests "
+        "named their machine): 1 stage.", ""]
 
 
 def test_the_page_says_how_far_the_study_is_until_every_run_is_evaluated(study: Study) -> None:

@@ -81,3 +81,11 @@ def test_a_study_goes_on_from_its_record_on_a_machine_without_its_runs(
     assert trained_methods(trained) == ["run_sft skd", "run_train skd_grpo"]
     skd = study.run_config("skd", 0)
     assert all(done for _, _, done in plan(skd))  # its recorded evaluation still counts as done
+    # The remade SFT stage keeps what it cost the first time (the page's totals count the work once); the remake
+    # is listed apart, with its machine.
+    recorded = json.loads((study.record_root / "seed0" / "skd" / "sft" / "manifest.json").read_text())
+    remade = json.loads((skd.run_dir / "sft" / "manifest.json").read_text())  # made again for skd_grpo's RL
+    assert remade["seconds"] == recorded["seconds"] and remade["cpu_seconds"] == recorded["cpu_seconds"]
+    assert [set(r) >= {"seconds", "cpu_seconds", "machine"} for r in remade["remade"]] == [True]
+    write_results_page(study, page, "report")
+    assert "Besides, 2 trainings were made again because their models were lost" in page.read_text()  # skd, skd_grpo

@@ -328,6 +328,23 @@ def _prepare_stage_dir(stage_dir: Path, digest: str, fresh: bool) -> dict[str, A
     return progress
 
 
+# What a stage cost when first made (an adopted one: where it was made). Not `finished`: it dates the outputs there
+# now, and names a new training (study/reuse.py's origin).
+FIRST_COST = ("seconds", "cpu_seconds", "machine", "earlier_seconds", "sittings", "adopted_from", "remade")
+
+
+def _first_measurement(manifest_path: Path, digest: str, remade: bool) -> dict[str, Any] | None:
+    """What a finished stage with this configuration cost when it was first made, when it is being made again only
+    because its outputs are gone (a study's record restores manifests without models, on another machine): the
+    stage's cost stays that, and the remakes are listed apart (`remade`), so the same work is not counted twice."""
+    if not remade or not manifest_path.exists():
+        return None
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("config_hash") != digest:
+        return None
+    return {key: manifest[key] for key in FIRST_COST if key in manifest}
+
+
 def _cpu_seconds() -> float:
     """CPU time of this process, all threads (user + system): what a stage cost on a shared machine, where wall
     time also counts the neighbours."""
@@ -361,6 +378,7 @@ def run(config: RunConfig, from_stage: str | None = None,
                 on_stage(stage, "skipped (done)")
             manifests[stage] = json.loads(manifest_path.read_text())
             continue
+        first = _first_measurement(manifest_path, digest, remade=not done and stage not in redo)
         progress = _prepare_stage_dir(stage_dir, digest, fresh=stage in redo)
         if on_stage:
             on_stage(stage, "running")
@@ -368,10 +386,12 @@ def run(config: RunConfig, from_stage: str | None = None,
         counts = STAGE_FUNCTIONS[stage](config)
         seconds, cpu = time.time() - started, _cpu_seconds() - cpu_started
         earlier = progress["earlier_seconds"]  # a resumed stage: its killed sittings' kept work, at this one's CPU rate
-        manifests[stage] = {"stage": stage, "config_hash": digest, "seconds": round(seconds + earlier, 1),
-                            "cpu_seconds": round(cpu + earlier * cpu / max(seconds, 1e-9), 1),
-                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "outputs": counts,
-                            "machine": machine_description(), **(progress if progress["sittings"] > 1 else {})}
+        measured = {"seconds": round(seconds + earlier, 1), "cpu_seconds": round(cpu + earlier * cpu / max(seconds, 1e-9), 1),
+                    "machine": machine_description(), **(progress if progress["sittings"] > 1 else {})}
+        if first is not None:  # the same work made again: the stage's cost stays its first, the remakes are listed
+            measured = {**first, "remade": [*first.get("remade", []), measured]}
+        manifests[stage] = {"stage": stage, "config_hash": digest, **measured,
+                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "outputs": counts}
         atomic_write_json(manifest_path, manifests[stage])
         if on_stage:
             on_stage(stage, f"done in {manifests[stage]['seconds']:.0f} s")

@@ -161,21 +161,46 @@ def spent_lines(study: Study) -> list[str]:
     wall, cpu, stages = spent_seconds(study)
     if not stages:
         return []
+    # Models trained again because an earlier sitting's machine took them (the data stages' remakes take seconds).
+    remakes = [remake for manifest in finished_stages(study) if manifest["stage"] in ("sft", "train")
+               for remake in manifest.get("remade", [])]
+    remade = (f" Besides, {len(remakes)} training{'s were' if len(remakes) != 1 else ' was'} made again because "
+              "their models were lost with an earlier "
+              f"sitting's machine: {sum(r['seconds'] for r in remakes) / 3600:.1f} hours wall, "
+              f"{sum(r['cpu_seconds'] for r in remakes) / 3600:.1f} hours CPU, not in the totals above (the same work)."
+              if remakes else "")
     return [f"Spent so far, measured: {wall / 3600:.1f} hours wall, {cpu / 3600:.1f} hours CPU (all threads) in "
             f"{stages} finished stages (tuning included; an adopted stage counted once; a stage resumed after an "
-            "interruption counts its killed sittings up to the last file they wrote).", ""]
+            f"interruption counts its killed sittings up to the last file they wrote).{remade}", "",
+            *machine_lines(study)]
+
+
+def finished_stages(study: Study) -> list[dict[str, Any]]:
+    """The manifest of every finished stage under the run root, but adopted ones (the same work, counted once)."""
+    manifests = [json.loads(path.read_text()) for path in sorted(study.run_root.rglob("manifest.json"))]
+    return [m for m in manifests if "stage" in m and "seconds" in m and "adopted_from" not in m]
 
 
 def spent_seconds(study: Study) -> tuple[float, float, int]:
     """Wall and CPU seconds of every finished stage under the run root (adopted stages are the same work: skipped),
     plus the base student's kept evaluation, which ran inside a stage that was cleared before it finished."""
-    wall = cpu = 0.0
-    stages = 0
-    for path in sorted(study.run_root.rglob("manifest.json")):
-        manifest = json.loads(path.read_text())
-        if "stage" not in manifest or "seconds" not in manifest or "adopted_from" in manifest:
-            continue
-        wall += float(manifest["seconds"])
-        cpu += float(manifest.get("cpu_seconds", 0.0))
-        stages += 1
-    return wall + (_kept_base_seconds(study) or 0.0), cpu, stages
+    stages = finished_stages(study)
+    wall = sum(float(manifest["seconds"]) for manifest in stages)
+    cpu = sum(float(manifest.get("cpu_seconds", 0.0)) for manifest in stages)
+    return wall + (_kept_base_seconds(study) or 0.0), cpu, len(stages)
+
+
+def machine_lines(study: Study) -> list[str]:
+    """Which machines measured the finished stages' seconds (a study spans sittings on several machines), from
+    their manifests; stages finished before manifests named their machine are counted apart."""
+    counts: dict[str, int] = {}
+    for manifest in finished_stages(study):
+        machine = manifest.get("machine")
+        name = ("not recorded (finished before manifests named their machine)" if machine is None else
+                f"{machine['cpu']}, {machine['cores']} cores, {'native' if machine['native_bf16'] else 'no native'} "
+                "bf16" + (f", {machine['gpu']}" if machine.get("gpu") else ""))
+        counts[name] = counts.get(name, 0) + 1
+    if not counts:
+        return []
+    return ["Machines that measured them: " + "; ".join(f"{name}: {count} stage{'s' * (count != 1)}" for name, count in counts.items())
+            + ".", ""]
