@@ -152,5 +152,21 @@ def test_a_study_refuses_a_machine_that_would_compute_in_another_precision(
                 study.check_machine()
     spec["machine"] = {"precision": "fp8"}
     path.write_text(yaml.safe_dump(spec))
-    with pytest.raises(ConfigError, match="machine: only `precision: bfloat16 | float32`"):
+    with pytest.raises(ConfigError, match="machine: only `device: cpu | cuda` and `precision: bfloat16 | float32`"):
         Study(path, run_root=tmp_path)
+
+
+def test_a_cpu_study_refuses_a_gpu_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    spec = yaml.safe_load(SPEC.read_text())
+    spec["machine"] = {"device": "cpu"}
+    path = tmp_path / "cpu.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    study = Study(path, run_root=tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    study.check_machine()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "H200")
+    with pytest.raises(ConfigError, match=r"machine.device: this study computes on cpu .*this machine on cuda"):
+        study.check_machine()

@@ -66,11 +66,12 @@ class Study:
         self.report: dict[str, Any] = spec.get("report", {})  # also rerun_policy, cut: sentences the page prints
         self.tuning: dict[str, Any] = spec.get("tuning", {})  # learning rates chosen on validation (study/tuning.py)
         self.first = next(iter(self.methods))
-        # The precision its runs compute in (`machine.precision`): checked before any training (check_machine).
+        # The device and precision its runs compute in (`machine`): checked before any training (check_machine).
         self.machine: dict[str, Any] = spec.get("machine") or {}
-        if self.machine.get("precision", "bfloat16") not in ("bfloat16", "float32") or set(self.machine) - {"precision"}:
-            raise ConfigError(f"{self.spec_path}: machine: only `precision: bfloat16 | float32` is understood, "
-                              f"not {self.machine}")
+        if (self.machine.get("precision", "bfloat16") not in ("bfloat16", "float32")
+                or self.machine.get("device", "cpu") not in ("cpu", "cuda") or set(self.machine) - {"precision", "device"}):
+            raise ConfigError(f"{self.spec_path}: machine: only `device: cpu | cuda` and `precision: bfloat16 | float32` "
+                              f"are understood, not {self.machine}")
         evaluated = set((self.common.get("eval") or {}).get("datasets") or [])
         for key in ("validation", "outside"):
             for name in self.report.get(key, []):
@@ -82,11 +83,20 @@ class Study:
                     raise ConfigError(f"{self.spec_path}: methods.{name}.{key}: no method {method[key]!r}")
 
     def check_machine(self) -> None:
-        """Refuse to train or evaluate on a machine where `dtype: auto` would compute in another precision than the
-        study's runs: its numbers would differ from theirs, and its CPU seconds (which compute matching and the
-        cost columns compare) would not be comparable (SmolLM2 in fp32 on an AVX2-only CPU takes ~3-4x longer)."""
+        """Refuse to train or evaluate on a machine where the study's runs would compute otherwise than they did: on
+        another device, or where `dtype: auto` means another precision. Its numbers would differ from theirs, and
+        its CPU seconds (which compute matching and the cost columns compare) would not be comparable (SmolLM2 in
+        fp32 on an AVX2-only CPU takes ~3-4x longer than in bf16 with avx512_bf16)."""
+        import torch
+
         from exgrpo.models.precision import machine_description, use_bf16
 
+        machine = machine_description()
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        wanted_device = self.machine.get("device")
+        if wanted_device is not None and device != wanted_device:
+            raise ConfigError(f"{self.spec_path}: machine.device: this study computes on {wanted_device} (its CPU "
+                              f"seconds are compared), this machine on {device} ({machine})")
         wanted = self.machine.get("precision")
         if wanted is None:
             return
@@ -94,8 +104,8 @@ class Study:
         dtype = (self.common.get("sft") or {}).get("dtype", "auto")
         here = "bfloat16" if use_bf16(dtype, resolve_model(base) if base else None) else "float32"
         if here != wanted:
-            machine = machine_description()
-            where = "a CPU with avx512_bf16 or AMX (or a GPU)" if wanted == "bfloat16" else "a CPU without native bf16"
+            where = ("a CPU with avx512_bf16 or AMX" if wanted == "bfloat16" else "a CPU without native bf16"
+                     ) if device == "cpu" else "a GPU that computes in it"
             raise ConfigError(
                 f"{self.spec_path}: machine.precision: this study computes in {wanted}, but on this machine "
                 f"({machine['cpu']}, {machine['cores']} cores, native bf16: {machine['native_bf16']}) its student "
