@@ -150,3 +150,44 @@ def test_a_cleared_eval_folder_is_timed_on_the_kept_base_evaluation(study: Study
     (kept / "report.json").write_text(json.dumps({"seconds": 300.0}))
     throughput, seconds = projection.measured_throughput(study)
     assert seconds["eval"] == 300.0 and throughput.generate_tokens_per_s == 10.0
+
+
+def test_before_the_first_run_finishes_its_tuning_candidates_time_the_projection(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from exgrpo.study.tuning import candidate_dir
+
+    monkeypatch.setattr(projection, "estimate_run", fake_loads)
+    spec = yaml.safe_load((REPO / "configs" / "study" / "smollm2.yaml").read_text())
+    spec.pop("record_root", None)
+    spec.update(run_root=str(tmp_path / "runs"), seeds=[0])
+    spec["methods"] = {name: spec["methods"][name] for name in ("ei_exgrpo", "skd")}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    study = Study(path)
+
+    def finished_candidate(stage: str, model: str, learning_rate: float, seconds: float) -> None:
+        folder = candidate_dir(study, "ei_exgrpo", stage, learning_rate)
+        (folder / stage).mkdir(parents=True)
+        (folder / stage / "manifest.json").write_text(json.dumps({"stage": stage, "seconds": seconds}))
+        (folder / "eval" / model).mkdir(parents=True)
+        (folder / "eval" / model / "report.json").write_text(json.dumps({"seconds": 300.0}))
+
+    finished_candidate("sft", "sft", 5e-5, 100.0)
+    finished_candidate("sft", "sft", 1e-4, 300.0)
+    assert projection.candidate_throughput(study) is None  # no RL candidate yet
+    assert projection.projection_lines(study)[0].startswith("Not projected yet")
+    finished_candidate("train", "exgrpo", 5e-5, 40.0)
+    throughput, seconds, candidates = projection.candidate_throughput(study)
+    # Pooled: SFT 2 x 1000 tokens over 400 s, RL 400 over 40 s, evaluation 3 x 3000 over 900 s.
+    assert (throughput.sft_tokens_per_s, throughput.exgrpo_tokens_per_s, throughput.generate_tokens_per_s) == \
+        (5.0, 10.0, 10.0)
+    assert seconds == {"sft": 400.0, "eval": 900.0, "train": 40.0} and candidates == 3
+    assert projection.projection_lines(study)[0].startswith("Measured on ei_exgrpo's 3 finished tuning candidates")
+    # The first seed's run, once evaluated, times the projection itself.
+    run_dir = study.run_dir(0, "ei_exgrpo")
+    for stage, value in (("sft", 100.0), ("train", 40.0)):
+        (run_dir / stage).mkdir(parents=True)
+        (run_dir / stage / "manifest.json").write_text(json.dumps({"seconds": value}))
+    (run_dir / "eval" / "sft").mkdir(parents=True)
+    (run_dir / "eval" / "sft" / "report.json").write_text(json.dumps({"seconds": 100.0}))
+    assert projection.projection_lines(study)[0].startswith("Measured on ei_exgrpo, seed 0 (")

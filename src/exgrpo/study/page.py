@@ -257,8 +257,9 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
               "Student training tokens: TRL's `num_tokens` (every input token of every step, SFT + RL). GKD also",
               "runs its teacher model over every student token it trains on.", "",
               *page.compute_table(compute_rows), "", *_note(study, "compute"),
-              "Projected cost of the whole spec on this machine (exgrpo/study/projection.py: the first run's stage",
-              "times against the tokens `exgrpo run --dry-run` counts for them, applied to every method):", "",
+              "Projected cost of the whole spec at the measured rates (exgrpo/study/projection.py: the first run's",
+              "stage times, or its tuning candidates' until it has finished, against the tokens `exgrpo run --dry-run`",
+              "counts for them, applied to every method; the machines that measured them are named below):", "",
               *projection_lines(study)]
     if "skd_compute_matched" in study.methods:
         matched = method_row(study, "skd_compute_matched")

@@ -1,6 +1,7 @@
 """What the whole study will cost, from one measured run: the first method's first seed gives this machine's
 throughputs (its stages' wall seconds against the tokens `--dry-run`'s estimate counts for them), and every
-other method's estimate is timed with them. Written before the rest runs, so that the plan can be cut first."""
+other method's estimate is timed with them. Written before the rest runs, so that the plan can be cut first; until
+that run has finished, the first method's finished tuning candidates time it (the same stages)."""
 
 from __future__ import annotations
 
@@ -73,14 +74,55 @@ def measured_throughput(study: Study) -> tuple[StudentThroughput, dict[str, floa
     if not timed:
         return None
     seconds["eval"] = sum(evaluated[model] for model in timed)
-    tokens: dict[str, float] = {}
-    for load in estimate_run(config).loads:
-        if load.stage.startswith("eval: ") and load.stage.removeprefix("eval: ") not in timed:
-            continue
-        tokens[_stage(load.stage)] = tokens.get(_stage(load.stage), 0.0) + load.tokens
+    tokens = _tokens(config, timed)
     rates = {STAGE_RATES[stage]: tokens[stage] / seconds[stage] for stage in STAGE_RATES
              if tokens.get(stage) and seconds[stage] > 0}
     return StudentThroughput(**rates), seconds
+
+
+def _tokens(config: Any, evaluated: list[str]) -> dict[str, float]:
+    """The tokens `--dry-run`'s estimate counts for a run's stages, its evaluation of `evaluated` models only."""
+    tokens: dict[str, float] = {}
+    for load in estimate_run(config).loads:
+        if load.stage.startswith("eval: ") and load.stage.removeprefix("eval: ") not in evaluated:
+            continue
+        tokens[_stage(load.stage)] = tokens.get(_stage(load.stage), 0.0) + load.tokens
+    return tokens
+
+
+def candidate_throughput(study: Study) -> tuple[StudentThroughput, dict[str, float], int] | None:
+    """Tokens per second of each kind, from the first method's finished tuning candidates, while its first seed's run
+    has not finished (a machine that took the runs can leave the candidates in the study's record): every finished
+    candidate's trained stage and validation evaluation, pooled (tokens over seconds). None until an SFT and an RL
+    candidate have finished. Also their wall seconds, and how many candidates."""
+    from exgrpo.config import build_config
+    from exgrpo.pipeline import RunConfig
+    from exgrpo.study.tuning import candidate_values, trained_stages
+
+    if not study.tuning:
+        return None
+    tokens: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    candidates = 0
+    for stage in trained_stages(study, study.first):
+        for learning_rate in study.tuning["learning_rates"][stage]:
+            values = candidate_values(study, study.first, stage, learning_rate, {}, planning=True)
+            config = build_config(RunConfig, values, f"tuning {study.first}")
+            model = config.evaluated_models()[0]
+            manifest, report = config.run_dir / stage / "manifest.json", config.run_dir / "eval" / model / "report.json"
+            if not manifest.exists() or not report.exists():
+                continue
+            candidates += 1
+            counted = _tokens(config, [model])
+            for kind, value in ((stage, json.loads(manifest.read_text())["seconds"]),
+                                ("eval", json.loads(report.read_text())["seconds"])):
+                seconds[kind] = seconds.get(kind, 0.0) + float(value)
+                tokens[kind] = tokens.get(kind, 0.0) + counted.get(kind, 0.0)
+    if not {"sft", "train", "eval"} <= set(seconds):
+        return None
+    rates = {STAGE_RATES[kind]: tokens[kind] / seconds[kind] for kind in STAGE_RATES
+             if tokens.get(kind) and seconds[kind] > 0}
+    return StudentThroughput(**rates), seconds, candidates
 
 
 def _hours(config: Any, throughput: StudentThroughput) -> dict[str, float]:
@@ -126,15 +168,20 @@ def project(study: Study, throughput: StudentThroughput, methods: list[str] | No
 def projection_lines(study: Study) -> list[str]:
     """The page's cost section (or what it is waiting for)."""
     measured = measured_throughput(study)
+    source = f"{study.first}, seed {study.seeds[0]}"
     if measured is None:
-        return [f"Not projected yet: the first run ({study.first}, seed {study.seeds[0]}) has not finished.", "",
-                *spent_lines(study)]
+        candidates = candidate_throughput(study)
+        if candidates is None:
+            return [f"Not projected yet: the first run ({source}) has not finished.", "", *spent_lines(study)]
+        measured = candidates[:2]
+        source = (f"{study.first}'s {candidates[2]} finished tuning candidates, pooled (its seed {study.seeds[0]} "
+                  "run has not finished; evaluation timed on the validation split)")
     throughput, seconds = measured
     kept = _kept_base_seconds(study)
     base_seconds = kept if kept is not None else _report_seconds(study.run_dir(study.seeds[0], study.first), "base")
     costs = project(study, throughput, base_eval_seconds=base_seconds)
     total = sum(c.hours for c in costs)
-    lines = [f"Measured on {study.first}, seed {study.seeds[0]} (wall seconds: "
+    lines = [f"Measured on {source} (wall seconds: "
              + ", ".join(f"{stage} {value:.0f}" for stage, value in seconds.items())
              + (f", base student's evaluation {base_seconds:.0f}" if base_seconds is not None else "") + "): "
              + ", ".join(f"{name.removesuffix('_tokens_per_s')} {getattr(throughput, name):,.0f} tok/s"
