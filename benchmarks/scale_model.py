@@ -2,18 +2,20 @@
 smollm2 study writes docs/results.md, the first one with tiny students docs/results-tiny.md).
 
     python benchmarks/scale_model.py [--spec SPEC] run --seed 0 [--seed 1 ...] [--method skd ...]
+    python benchmarks/scale_model.py [--spec SPEC] base
     python benchmarks/scale_model.py [--spec SPEC] tune [--method skd ...]
     python benchmarks/scale_model.py [--spec SPEC] project
     python benchmarks/scale_model.py [--spec SPEC] report [--page PAGE] [--readme README.md]
 
 Every command first restores the spec's record (study/record.py: the small files of the finished work, committed
 under record_root) into the run root where files are missing, so a study goes on, and its page is written, on a
-machine whose run folders are gone; `record` copies the finished work into the record (run and tune do it after
-each run). `tune` chooses every method's learning rates on the validation split (the spec's `tuning` section); `project` prints
-the whole study's projected hours once the first method's first seed has finished (its stages time this machine);
-`run` trains and evaluates every method of the spec (default configs/study/study.yaml) for the given seeds
-(resumable: a rerun skips finished stages); `report` reads whatever runs have finished and writes the results page
-(the spec's report.page) and its plots.
+machine whose run folders are gone; `record` copies the finished work into the record (run and tune do it after each
+run). `base` evaluates the base student first, on its own, once for the study (a sitting that starts with it needs
+no model made again, and the result is kept on any later machine). `tune` chooses every method's learning rates on
+the validation split (the spec's `tuning` section); `project` prints the whole study's projected hours once the
+first method's first seed has finished (until then, its finished tuning candidates; their stages give the rates); `run` trains and evaluates every method of
+the spec (default configs/study/study.yaml) for the given seeds (resumable: a rerun skips finished stages); `report`
+reads whatever runs have finished and writes the results page (the spec's report.page) and its plots.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def main() -> int:
     run = commands.add_parser("run", help="train and evaluate every method for the given seeds")
     run.add_argument("--seed", type=int, action="append", help="a seed of the spec (repeatable; default: all)")
     run.add_argument("--method", action="append", help="only these methods (repeatable; default: all, in order)")
+    commands.add_parser("base", help="evaluate the base student first, on its own (once for the whole study)")
     commands.add_parser("project", help="the whole study's projected hours, timed on the first finished run")
     commands.add_parser("record", help="copy the finished work's small files into the spec's record_root")
     tune = commands.add_parser("tune", help="choose each method's learning rates on validation (spec: tuning)")
@@ -57,7 +60,7 @@ def main() -> int:
     if arguments.command == "record":
         print(f"{record(study)} files recorded in {study.record_root}")
         return 0
-    if arguments.command in ("run", "tune"):
+    if arguments.command in ("run", "tune", "base"):
         from exgrpo.errors import ConfigError
 
         try:
@@ -65,17 +68,24 @@ def main() -> int:
         except ConfigError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
+    log = lambda line: print(time.strftime("%H:%M:%S"), line, flush=True)  # noqa: E731
+    if arguments.command == "base":
+        from exgrpo.study.spec import evaluate_base_first
+
+        if not evaluate_base_first(study, study.run_config(study.first, study.seeds[0]), log):
+            print("the base student's evaluation is kept already (or no run evaluates it)")
+        return 0
     if arguments.command == "run":
         for seed in arguments.seed or study.seeds:
             started = time.time()
-            run_seed(study, seed, arguments.method, log=lambda line: print(time.strftime("%H:%M:%S"), line, flush=True))
+            run_seed(study, seed, arguments.method, log=log)
             print(f"seed {seed} done in {time.time() - started:.0f} s", flush=True)
         return 0
     if arguments.command == "tune":
         from exgrpo.study.tuning import tune_method, tuned_methods
 
         for method in arguments.method or tuned_methods(study):
-            tune_method(study, method, log=lambda line: print(time.strftime("%H:%M:%S"), line, flush=True))
+            tune_method(study, method, log=log)
         return 0
     if arguments.command == "project":
         from exgrpo.study.projection import projection_lines

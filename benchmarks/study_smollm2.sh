@@ -24,6 +24,9 @@ names() { python -c "import sys; from exgrpo.study.spec import Study; from exgrp
 study = Study(sys.argv[1]); print(*(tuned_methods(study) if sys.argv[2] == 'tuned' else study.seeds))" "$SPEC" "$1"; }
 methods() { python -c "import sys; from exgrpo.study.spec import Study
 study = Study(sys.argv[1]); print(*(m for m in study.methods if int(sys.argv[2]) in study.method_seeds(m)))" "$SPEC" "$1"; }
+# The base student's evaluation first (once for the study, kept in the record): it needs no trained model, and a
+# sitting on a machine that cannot run the study stops here, at the machine check.
+study base
 TUNING_SEED=$(python -c "import sys; from exgrpo.study.spec import Study; print(Study(sys.argv[1]).tuning.get('seed', ''))" "$SPEC")
 for method in $(names tuned); do
   study tune --method "$method"

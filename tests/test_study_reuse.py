@@ -14,7 +14,7 @@ import yaml
 import exgrpo.training.sft
 import exgrpo.training.train
 from exgrpo.study import tuning
-from exgrpo.study.reuse import origin
+from exgrpo.study.reuse import kept_base_evaluation, origin
 from exgrpo.study.spec import Study, run_seed
 
 REPO = Path(__file__).parents[1]
@@ -71,8 +71,13 @@ def test_the_tuning_seed_trains_nothing_twice_and_the_base_is_evaluated_once(
         run_dir.name in ("sft-lr0.0002", "train-lr2e-05")))
     log = lambda line: None  # noqa: E731
 
-    run_seed(study, 0, ["ei_exgrpo"], log=log)  # the first run, before tuning, at the common rates (1e-4, 2e-5)
+    first: list[str] = []
+    run_seed(study, 0, ["ei_exgrpo"], log=first.append)  # the first run, before tuning, at the common rates
     assert len(trained) == 2
+    # The base student was evaluated on its own before the run's stages, kept at once; its eval stage reused it.
+    assert any(line.endswith("the base student evaluated first, on its own") for line in first)
+    kept = json.loads((kept_base_evaluation(study.run_root) / "report.json").read_text())
+    assert {row["name"] for row in kept["datasets"]} >= {"world_test", "world_val"}
     trained.clear()
     for method in tuning.tuned_methods(study):
         tuning.tune_method(study, method, log=log)
@@ -151,3 +156,31 @@ def test_the_tuning_seed_trains_nothing_twice_and_the_base_is_evaluated_once(
     assert "| SKD | 0.5 | 1 |" in text and "| SKD | 1 | 2 |" in text
     gate = text.split("## Does the student learn?")[1].split("## Goals")[0]
     assert "on the held-in test (world_test)" in gate and "on the validation (world_val)" in gate
+
+
+@pytest.mark.slow
+def test_the_runners_base_command_evaluates_the_base_once_on_a_machine_that_fits(
+        tmp_path: Path, tiny_model_path: Path) -> None:
+    import subprocess
+    import sys
+
+    spec = micro_spec(tiny_model_path)
+    spec.update(run_root=str(tmp_path / "runs"), seeds=[0], methods={"ei_exgrpo": spec["methods"]["ei_exgrpo"]},
+                machine={"device": "cpu", "precision": "bfloat16"})  # a tiny student computes in fp32 anywhere
+    study = written_study(tmp_path, spec)
+
+    def base() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(REPO / "benchmarks" / "scale_model.py"), "--spec",
+                               str(study.spec_path), "base"], capture_output=True, text=True, timeout=600)
+
+    refused = base()
+    assert refused.returncode == 2 and "machine.precision: this study computes in bfloat16" in refused.stderr
+    assert not kept_base_evaluation(study.run_root).exists()
+    spec["machine"]["precision"] = "float32"
+    study = written_study(tmp_path, spec)
+    done = base()
+    assert done.returncode == 0, done.stderr
+    assert "the base student evaluated first, on its own" in done.stdout
+    assert (kept_base_evaluation(study.run_root) / "report.json").exists()
+    again = base()
+    assert again.returncode == 0 and "kept already" in again.stdout

@@ -319,6 +319,28 @@ def checkpoint_accuracy(run_dir: Path) -> dict[int, float]:
     return dict(sorted(accuracy.items()))
 
 
+def evaluate_base_first(study: Study, config: Any, log: Any = print) -> bool:
+    """Evaluate the base student on its own, before the run's stages, when the study has no kept evaluation of it:
+    kept and recorded at once (its predictions are named by the pinned model, good on any later machine), it never
+    runs again, and the eval stage it would otherwise open (with the trained models after it) is shorter, less likely
+    to be cut by the end of a sitting, which loses a whole unfinished stage. Outside any stage, its time is counted
+    once, as the kept evaluation's."""
+    from exgrpo.evaluation.evaluate import evaluate
+    from exgrpo.pipeline import run
+    from exgrpo.study.record import record
+    from exgrpo.study.reuse import keep_base_evaluation, kept_base_evaluation
+
+    if "base" not in config.evaluated_models() or kept_base_evaluation(study.run_root).exists():
+        return False
+    # The world's questions (and a tiny student) first.
+    run(config, until="base", on_stage=lambda stage, status: log(f"  {config.run_dir} {stage}: {status}"))
+    log(f"  {config.run_dir}: the base student evaluated first, on its own")
+    evaluate(config.eval_config("base"))
+    kept = keep_base_evaluation(config, study.run_root)
+    log(f"  {config.run_dir}: {record(study)} files recorded in {study.record_root}")
+    return kept
+
+
 def run_seed(study: Study, seed: int, methods: list[str] | None = None, log: Any = print) -> None:
     """Every method (or the named ones) for one seed, in the spec's order; finished stages are skipped, and a run
     that the record holds finished is not run again."""
@@ -348,6 +370,7 @@ def run_seed(study: Study, seed: int, methods: list[str] | None = None, log: Any
         for stage in adopt_chosen(study, method, seed, config):
             log(f"  seed {seed} {method} {stage}: adopted from its chosen tuning candidate (the same run)")
         keep_base_evaluation(config, study.run_root)  # before a changed eval stage is cleared
+        evaluate_base_first(study, config, log)
         if adopt_base_evaluation(study.run_root, config):
             log(f"  seed {seed} {method} eval: the base student's predictions copied from its kept evaluation")
         run(config, on_stage=lambda stage, status, m=method: log(f"  seed {seed} {m} {stage}: {status}"))
