@@ -13,7 +13,7 @@ from test_study_reuse import counted_trainings, micro_spec, written_study
 from exgrpo.pipeline import plan
 from exgrpo.study.page import write_results_page
 from exgrpo.study.record import record, restore
-from exgrpo.study.spec import Study, run_seed
+from exgrpo.study.spec import Study, finished, run_seed
 
 
 def recorded_micro_study(tmp_path: Path, base_model: Path) -> Study:
@@ -89,3 +89,35 @@ def test_a_study_goes_on_from_its_record_on_a_machine_without_its_runs(
     assert [set(r) >= {"seconds", "cpu_seconds", "machine"} for r in remade["remade"]] == [True]
     write_results_page(study, page, "report")
     assert "Besides, 2 trainings were made again because their models were lost" in page.read_text()  # skd, skd_grpo
+
+
+@pytest.mark.slow
+def test_the_tuning_seeds_run_remakes_its_chosen_candidates_when_their_models_were_lost(
+        tmp_path: Path, tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from exgrpo.study import tuning
+
+    spec = micro_spec(tiny_model_path)
+    spec.update(run_root=str(tmp_path / "runs"), record_root=str(tmp_path / "record"), seeds=[0],
+                methods={"ei_exgrpo": spec["methods"]["ei_exgrpo"]},
+                tuning={"seed": 0, "datasets": ["world_val"],
+                        "learning_rates": {"sft": [1.0e-4, 2.0e-4], "train": [2.0e-5, 5.0e-5]}})
+    study = written_study(tmp_path, spec)
+    monkeypatch.setattr(tuning, "validation_accuracy", lambda run_dir, model: float(
+        run_dir.name in ("sft-lr0.0002", "train-lr2e-05")))
+    tuning.tune_method(study, "ei_exgrpo", log=lambda line: None)
+    sft, train = (tuning.candidate_dir(study, "ei_exgrpo", stage, rate) for stage, rate in (("sft", 2e-4),
+                                                                                             ("train", 2e-5)))
+    first_cost = json.loads((train / "train" / "manifest.json").read_text())["seconds"]
+    # The sitting ends before the tuning seed's run: a new machine has the record only.
+    shutil.rmtree(study.run_root)
+    restore(study)
+    trained = counted_trainings(monkeypatch)
+    run_seed(study, 0, log=lambda line: None)
+    # The chosen candidates are made again in their folders, and the run adopts them: nothing else trains.
+    assert trained_methods(trained) == ["run_sft sft-lr0.0002", "run_train train-lr2e-05"]
+    for stage, candidate in (("sft", sft), ("train", train)):
+        manifest = json.loads((study.run_dir(0, "ei_exgrpo") / stage / "manifest.json").read_text())
+        assert manifest["adopted_from"] == str(candidate / stage)
+    remade = json.loads((train / "train" / "manifest.json").read_text())
+    assert remade["seconds"] == first_cost and len(remade["remade"]) == 1
+    assert finished(study.run_config("ei_exgrpo", 0))

@@ -365,9 +365,9 @@ def run_seed(study: Study, seed: int, methods: list[str] | None = None, log: Any
         source = study.methods[method].get("sft_model_from")
         if source is not None:  # its RL starts from that method's SFT model, which must be on this machine
             source_config = study.run_config(source, seed)
-            adopt_chosen(study, source, seed, source_config)
+            adopt_chosen(study, source, seed, source_config, log)
             make_models(source_config, "sft", log)
-        for stage in adopt_chosen(study, method, seed, config):
+        for stage in adopt_chosen(study, method, seed, config, log):
             log(f"  seed {seed} {method} {stage}: adopted from its chosen tuning candidate (the same run)")
         keep_base_evaluation(config, study.run_root)  # before a changed eval stage is cleared
         evaluate_base_first(study, config, log)

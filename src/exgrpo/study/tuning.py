@@ -157,10 +157,12 @@ def tuned_methods(study: Study) -> list[str]:
     return [method for method, spec in study.methods.items() if "tuning_from" not in spec]
 
 
-def adopt_chosen(study: Study, method: str, seed: int, config: Any) -> list[str]:
-    """On the tuning seed, the stages `config` (the method's real run) takes from its chosen candidates."""
+def adopt_chosen(study: Study, method: str, seed: int, config: Any, log: Any = print) -> list[str]:
+    """On the tuning seed, the stages `config` (the method's real run) takes from its chosen candidates. A chosen
+    candidate whose model went with an earlier sitting's machine is made again first, in its own folder (the run
+    is that candidate's: the same training, its validation result recorded), unless the run has the stage."""
     from exgrpo.config import build_config
-    from exgrpo.pipeline import RunConfig
+    from exgrpo.pipeline import RunConfig, plan
 
     if not study.tuning or seed != tuning_settings(study)["seed"] or "tuning_from" in study.methods[method]:
         return []
@@ -170,6 +172,12 @@ def adopt_chosen(study: Study, method: str, seed: int, config: Any) -> list[str]
         if stage in chosen:
             candidate = build_config(RunConfig, candidate_values(study, method, stage, chosen[stage], chosen),
                                      f"tuning {method} {stage}")
+            done_here = dict((name, done) for name, _, done in plan(config))[stage]
+            if not done_here and (candidate.run_dir / stage / "manifest.json").exists():
+                source = _sft_candidate(study, method, chosen) if stage == "train" else None
+                if source is not None:  # the SFT model an RL candidate starts from, first
+                    make_models(source, "sft", log)
+                make_models(candidate, stage, log)
             if adopt_stage(candidate, config, stage):
                 adopted.append(stage)
     return adopted
