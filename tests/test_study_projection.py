@@ -113,7 +113,7 @@ def test_the_time_spent_counts_every_finished_stage_once(study: Study) -> None:
     kept.mkdir(parents=True)
     (kept / "report.json").write_text(json.dumps({"seconds": 30.0}))
     assert projection.spent_seconds(study) == (180.0, 190.0, 2)
-    assert projection.machine_lines(study) == [
+    assert projection.machine_lines(projection.finished_stages(study)) == [
         "Machines that measured them: Xeon, 2 cores, native bf16: 1 stage; not recorded (finished before manifests "
         "named their machine): 1 stage.", ""]
 

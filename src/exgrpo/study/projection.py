@@ -6,6 +6,7 @@ that run has finished, the first method's finished tuning candidates time it (th
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,11 +206,12 @@ def projection_lines(study: Study) -> list[str]:
 
 
 def spent_lines(study: Study) -> list[str]:
-    wall, cpu, stages = spent_seconds(study)
+    finished = finished_stages(study)  # read once for the three lines below
+    wall, cpu, stages = spent_seconds(study, finished)
     if not stages:
         return []
     # Models trained again because an earlier sitting's machine took them (the data stages' remakes take seconds).
-    remakes = [remake for manifest in finished_stages(study) if manifest["stage"] in ("sft", "train")
+    remakes = [remake for manifest in finished if manifest["stage"] in ("sft", "train")
                for remake in manifest.get("remade", [])]
     remade = (f" Besides, {len(remakes)} training{'s were' if len(remakes) != 1 else ' was'} made again because "
               "their models were lost with an earlier "
@@ -219,7 +221,7 @@ def spent_lines(study: Study) -> list[str]:
     return [f"Spent so far, measured: {wall / 3600:.1f} hours wall, {cpu / 3600:.1f} hours CPU (all threads) in "
             f"{stages} finished stages (tuning included; an adopted stage counted once; a stage resumed after an "
             f"interruption counts its killed sittings up to the last file they wrote).{remade}", "",
-            *machine_lines(study)]
+            *machine_lines(finished)]
 
 
 def finished_stages(study: Study) -> list[dict[str, Any]]:
@@ -228,26 +230,25 @@ def finished_stages(study: Study) -> list[dict[str, Any]]:
     return [m for m in manifests if "stage" in m and "seconds" in m and "adopted_from" not in m]
 
 
-def spent_seconds(study: Study) -> tuple[float, float, int]:
+def spent_seconds(study: Study, stages: list[dict[str, Any]] | None = None) -> tuple[float, float, int]:
     """Wall and CPU seconds of every finished stage under the run root (adopted stages are the same work: skipped),
-    plus the base student's kept evaluation, which ran inside a stage that was cleared before it finished."""
-    stages = finished_stages(study)
+    plus the base student's kept evaluation, which ran inside a stage that was cleared before it finished.
+    `stages`: their manifests, when already read (finished_stages)."""
+    stages = finished_stages(study) if stages is None else stages
     wall = sum(float(manifest["seconds"]) for manifest in stages)
     cpu = sum(float(manifest.get("cpu_seconds", 0.0)) for manifest in stages)
     return wall + (_kept_base_seconds(study) or 0.0), cpu, len(stages)
 
 
-def machine_lines(study: Study) -> list[str]:
+def machine_lines(stages: list[dict[str, Any]]) -> list[str]:
     """Which machines measured the finished stages' seconds (a study spans sittings on several machines), from
-    their manifests; stages finished before manifests named their machine are counted apart."""
-    counts: dict[str, int] = {}
-    for manifest in finished_stages(study):
-        machine = manifest.get("machine")
-        name = ("not recorded (finished before manifests named their machine)" if machine is None else
-                f"{machine['cpu']}, {machine['cores']} cores, {'native' if machine['native_bf16'] else 'no native'} "
-                "bf16" + (f", {machine['gpu']}" if machine.get("gpu") else ""))
-        counts[name] = counts.get(name, 0) + 1
+    their manifests (finished_stages); stages finished before manifests named their machine are counted apart."""
+    counts = Counter(
+        "not recorded (finished before manifests named their machine)" if machine is None else
+        f"{machine['cpu']}, {machine['cores']} cores, {'native' if machine['native_bf16'] else 'no native'} bf16"
+        + (f", {machine['gpu']}" if machine.get("gpu") else "")
+        for machine in (manifest.get("machine") for manifest in stages))
     if not counts:
         return []
-    return ["Machines that measured them: " + "; ".join(f"{name}: {count} stage{'s' * (count != 1)}" for name, count in counts.items())
-            + ".", ""]
+    return ["Machines that measured them: " + "; ".join(f"{name}: {count} stage{'s' * (count != 1)}"
+                                                        for name, count in counts.items()) + ".", ""]

@@ -73,7 +73,8 @@ def equivalent(source: Any, target: Any, stage: str) -> bool:
                for name in (*DATA_STAGES, stage))
 
 
-def _digest(config: Any, stage: str) -> tuple[str, bool]:
+def stage_plan(config: Any, stage: str) -> tuple[str, bool]:
+    """A run's stage: its configuration hash and whether it is done (pipeline.plan)."""
     from exgrpo.pipeline import plan
 
     return next((digest, done) for name, digest, done in plan(config) if name == stage)
@@ -82,8 +83,8 @@ def _digest(config: Any, stage: str) -> tuple[str, bool]:
 def adopt_stage(source: Any, target: Any, stage: str) -> bool:
     """Hard-link `source`'s finished `stage` into `target` when it is not done there and is the same work; True
     when adopted."""
-    target_digest, target_done = _digest(target, stage)
-    source_done = _digest(source, stage)[1]
+    target_digest, target_done = stage_plan(target, stage)
+    source_done = stage_plan(source, stage)[1]
     if target_done or not source_done or source.run_dir == target.run_dir or not equivalent(source, target, stage):
         return False
     source_dir, target_dir = source.run_dir / stage, target.run_dir / stage
@@ -126,7 +127,7 @@ def adopt_base_evaluation(run_root: Path, target: Any) -> bool:
         return False
     if json.loads((kept / "world.json").read_text())["world"] != _normalised(target, "world", {}):
         return False
-    digest, done = _digest(target, "eval")
+    digest, done = stage_plan(target, "eval")
     if done:
         return False
     recorded = [json.loads(path.read_text()).get("config_hash")

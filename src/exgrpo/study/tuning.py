@@ -26,7 +26,7 @@ from typing import Any
 from exgrpo.errors import ConfigError
 from exgrpo.files import atomic_write_json
 from exgrpo.study.record import record
-from exgrpo.study.reuse import adopt_stage, prune_sft_checkpoints
+from exgrpo.study.reuse import adopt_stage, prune_sft_checkpoints, stage_plan
 from exgrpo.study.spec import Study, finished, make_models
 
 
@@ -162,7 +162,7 @@ def adopt_chosen(study: Study, method: str, seed: int, config: Any, log: Any = p
     candidate whose model went with an earlier sitting's machine is made again first, in its own folder (the run
     is that candidate's: the same training, its validation result recorded), unless the run has the stage."""
     from exgrpo.config import build_config
-    from exgrpo.pipeline import RunConfig, plan
+    from exgrpo.pipeline import RunConfig
 
     if not study.tuning or seed != tuning_settings(study)["seed"] or "tuning_from" in study.methods[method]:
         return []
@@ -172,8 +172,7 @@ def adopt_chosen(study: Study, method: str, seed: int, config: Any, log: Any = p
         if stage in chosen:
             candidate = build_config(RunConfig, candidate_values(study, method, stage, chosen[stage], chosen),
                                      f"tuning {method} {stage}")
-            done_here = dict((name, done) for name, _, done in plan(config))[stage]
-            if not done_here and (candidate.run_dir / stage / "manifest.json").exists():
+            if not stage_plan(config, stage)[1] and (candidate.run_dir / stage / "manifest.json").exists():
                 source = _sft_candidate(study, method, chosen) if stage == "train" else None
                 if source is not None:  # the SFT model an RL candidate starts from, first
                     make_models(source, "sft", log)
