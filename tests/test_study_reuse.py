@@ -15,7 +15,7 @@ import exgrpo.training.sft
 import exgrpo.training.train
 from exgrpo.study import tuning
 from exgrpo.study.reuse import kept_base_evaluation, origin
-from exgrpo.study.spec import Study, run_seed
+from exgrpo.study.spec import Study, final_step, held_out_curve, held_out_datasets, run_seed
 
 REPO = Path(__file__).parents[1]
 
@@ -28,6 +28,9 @@ def micro_spec(base_model: Path) -> dict[str, Any]:
     common["world"] = {"seed": 0, "train_size": 4, "test_size": 2, "ood_size": 2, "val_size": 2}
     common["sft"].update(max_steps=2, per_device_batch_size=2, max_length=512, logging_steps=1, save_steps=1)
     common["train"].update(max_steps=1, save_steps=1, max_new_tokens=8, logging_steps=1)
+    # The first method's RL keeps a checkpoint before its last (the DSU diagnostics evaluate it; the last one holds
+    # the trained model's weights, which the eval stage evaluates).
+    spec["methods"]["ei_exgrpo"]["train"] = {"max_steps": 2, "save_total_limit": None}
     common["eval"].update(max_new_tokens=8, datasets=["world_val", "world_test", "world_ood_steps"], limits={}, ei_test=None)
     spec["report"]["outside"] = []  # the real benchmarks are not evaluated here
     spec.pop("record_root")  # never the repository's record (a test that wants one sets its own)
@@ -106,9 +109,20 @@ def test_the_tuning_seed_trains_nothing_twice_and_the_base_is_evaluated_once(
     assert (values["sft"]["learning_rate"], values["train"]["learning_rate"]) == (2.0e-4, 2.0e-5)
     assert yaml.safe_load((study.run_dir(0, "skd_f0.5") / "config.yaml").read_text())[
         "sft"]["learning_rate"] == tuning.read_choice(study, "skd")["sft"]
-    diagnostics = study.run_dir(0, "ei_exgrpo") / "diagnostics" / "checkpoint-1"
+    run_dir = study.run_dir(0, "ei_exgrpo")
+    diagnostics = run_dir / "diagnostics" / "checkpoint-1"
     assert (diagnostics / "merged" / "config.json").exists()  # the LoRA checkpoint, merged to be evaluated
     assert json.loads((diagnostics / "report.json").read_text())["averages"]["held_out"]
+    # The last checkpoint holds the trained model's weights: not evaluated again, its accuracy is the eval stage's.
+    assert final_step(run_dir / "train") == 2 and (run_dir / "train" / "checkpoint-2").is_dir()
+    assert not (run_dir / "diagnostics" / "checkpoint-2").exists()
+    held_out = held_out_datasets(study)
+    curve = held_out_curve(run_dir, held_out)
+    assert sorted(curve) == [0, 1, 2]
+    for step, model in ((0, "sft"), (2, "exgrpo")):
+        report = json.loads((run_dir / "eval" / model / "report.json").read_text())
+        accuracy = [row["accuracy"]["value"] for row in report["datasets"] if row["name"] in held_out]
+        assert len(accuracy) == len(held_out) and curve[step] == pytest.approx(sum(accuracy) / len(accuracy))
     for model in ("base", "sft", "exgrpo"):
         assert (study.run_dir(0, "ei_exgrpo") / "eval" / model / "report.json").exists()
     # Finished SFT stages keep their final model, not their checkpoints (RL checkpoints stay: the diagnostics).

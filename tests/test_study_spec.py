@@ -170,3 +170,26 @@ def test_a_cpu_study_refuses_a_gpu_machine(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "H200")
     with pytest.raises(ConfigError, match=r"machine.device: this study computes on cpu .*this machine on cuda"):
         study.check_machine()
+
+
+def test_the_held_out_curve_averages_the_pages_splits_and_takes_the_last_step_from_the_eval_stage(
+        tmp_path: Path) -> None:
+    from exgrpo.study.spec import held_out_curve
+
+    def report(folder: Path, accuracies: dict[str, float]) -> None:
+        folder.mkdir(parents=True)
+        rows = [{"name": name, "group": "held_out", "accuracy": {"value": value}} for name, value in accuracies.items()]
+        mean = sum(accuracies.values()) / len(accuracies)  # the report's own average counts every held-out dataset
+        (folder / "report.json").write_text(json.dumps({"datasets": rows,
+                                                        "averages": {"held_out": {"accuracy": {"value": mean}}}}))
+
+    run_dir = tmp_path / "run"
+    report(run_dir / "eval" / "sft", {"ood_a": 40.0, "ood_b": 20.0, "gsm8k_reversal": 0.0})
+    report(run_dir / "diagnostics" / "checkpoint-10", {"ood_a": 50.0, "ood_b": 30.0})
+    report(run_dir / "eval" / "exgrpo", {"ood_a": 60.0, "ood_b": 40.0, "gsm8k_reversal": 2.0})
+    (run_dir / "train").mkdir()
+    (run_dir / "train" / "log_history.json").write_text(json.dumps([{"loss": 1.0, "step": 10}, {"step": 20}]))
+    # GSM8K-Reversal is a held-out benchmark but not one of the page's held-out splits: no step counts it.
+    assert held_out_curve(run_dir, ["ood_a", "ood_b"]) == {0: 30.0, 10: 40.0, 20: 50.0}
+    # A report without one of the splits gives no point, rather than the mean of the others.
+    assert held_out_curve(run_dir, ["ood_a", "ood_c"]) == {}

@@ -50,8 +50,9 @@ def fraction_rows(study: Study, method: str) -> list[tuple[float, Row]]:
 
 
 def dsu_curves(page: Page) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
-    """Per step: the DSU bonus firing rate (logged) and the held-out accuracy of the checkpoints, per seed."""
-    from exgrpo.study.spec import checkpoint_accuracy
+    """Per step: the DSU bonus firing rate (logged) and the held-out accuracy (the page's held-out splits, mean of
+    the splits) of the RL stage's checkpoints, per seed."""
+    from exgrpo.study.spec import held_out_curve
 
     study = page.study
     fired: dict[int, list[float]] = {}
@@ -64,9 +65,7 @@ def dsu_curves(page: Page) -> tuple[dict[int, list[float]], dict[int, list[float
         for entry in json.loads(history.read_text()):
             if "exgrpo/dsu_fired" in entry:
                 fired.setdefault(entry["step"], []).append(entry["exgrpo/dsu_fired"])
-        sft_report = json.loads((run_dir / "eval" / "sft" / "report.json").read_text())
-        held_out.setdefault(0, []).append(sft_report["averages"]["held_out"]["accuracy"]["value"])
-        for step, value in checkpoint_accuracy(run_dir).items():
+        for step, value in held_out_curve(run_dir, page.held_out).items():
             held_out.setdefault(step, []).append(value)
     return fired, held_out
 
@@ -273,7 +272,8 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
     if fired:
         lines += ["## DSU diagnostics", "",
                   "The fraction of questions whose correct full-dialogue rollouts got the DSU bonus, over training, and",
-                  "the held-out accuracy of the checkpoints (step 0: the EI-SFT model), mean over seeds.", "",
+                  "the held-out accuracy (mean of the held-out splits) of the checkpoints (step 0: the EI-SFT model; the",
+                  "last step: the trained model, as in the main table), mean over seeds.", "",
                   "| step | " + " | ".join(str(s) for s in sorted(held_out)) + " |",
                   "|---|" + "---|" * len(held_out),
                   "| held-out accuracy | " + " | ".join(f"{np.mean(held_out[s]):.1f}" for s in sorted(held_out)) + " |",

@@ -260,22 +260,44 @@ def checkpoint_model(checkpoint: Path, folder: Path) -> str:
 
 
 def evaluate_checkpoints(study: Study, seed: int, datasets: list[str]) -> dict[int, float]:
-    """Held-out accuracy of every saved checkpoint of the first method's RL stage (the DSU diagnostics),
-    into its run's diagnostics/ folder (resumable like any evaluation); step -> average accuracy."""
+    """Held-out accuracy (mean of `datasets`) of every saved checkpoint of the first method's RL stage (the DSU
+    diagnostics), into its run's diagnostics/ folder (resumable like any evaluation); step -> accuracy. A checkpoint
+    holding the trained model's weights (the last one) is not evaluated again: the eval stage has its accuracy
+    (held_out_curve reads it there)."""
     from exgrpo.evaluation.evaluate import evaluate
 
     config = study.run_config(study.first, seed)
     accuracy: dict[int, float] = {}
     if not datasets:
         return accuracy
-    for checkpoint in sorted((config.run_dir / "train").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
+    train = config.run_dir / "train"
+    for checkpoint in sorted(train.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
+        if int(checkpoint.name.split("-")[1]) == final_step(train):
+            continue
         folder = config.run_dir / "diagnostics" / checkpoint.name
         folder.mkdir(parents=True, exist_ok=True)
         eval_config = config.eval_config("exgrpo").model_copy(update={
             "model": checkpoint_model(checkpoint, folder), "datasets": datasets, "output_dir": folder})
-        report = evaluate(eval_config)
-        accuracy[int(checkpoint.name.split("-")[1])] = report["averages"]["held_out"]["accuracy"]["value"]
+        accuracy[int(checkpoint.name.split("-")[1])] = mean_accuracy(evaluate(eval_config), datasets)
     return accuracy
+
+
+def final_step(train_dir: Path) -> int | None:
+    """The step a training stage ended at, from its log history (kept in the record): its final model holds that
+    step's weights (merged, where it trained a LoRA adapter, so the files do not compare)."""
+    history = train_dir / "log_history.json"
+    steps = [entry["step"] for entry in json.loads(history.read_text()) if "step" in entry] if history.exists() else []
+    return max(steps, default=None)
+
+
+def mean_accuracy(report: dict[str, Any], datasets: list[str]) -> float | None:
+    """The mean of a report's accuracies over `datasets` (the page's held-out average: mean of the splits); None
+    when the report lacks one. Not the report's own group average: that also counts every other dataset of the
+    group (GSM8K-Reversal is a held-out benchmark, an outside check on this page)."""
+    values = {result["name"]: result["accuracy"]["value"] for result in report["datasets"]}
+    if not datasets or any(name not in values for name in datasets):
+        return None
+    return sum(values[name] for name in datasets) / len(datasets)
 
 
 def finished(config: Any) -> bool:
@@ -308,15 +330,22 @@ def write_teacher_tokens(config: Any) -> None:
         atomic_write_text(path, json.dumps({"teacher_tokens": teacher_tokens(config)}))
 
 
-def checkpoint_accuracy(run_dir: Path) -> dict[int, float]:
-    """The held-out accuracy of each RL checkpoint that evaluate_checkpoints evaluated, by step (from the reports:
-    the checkpoints themselves are not kept)."""
-    accuracy = {}
+def held_out_curve(run_dir: Path, datasets: list[str]) -> dict[int, float]:
+    """The held-out accuracy (mean of `datasets`) of a run's RL stage by step, from its reports (the checkpoints
+    themselves are not kept): step 0 is the SFT model it started from, the last step the trained model (the eval
+    stage's), and the steps between are the checkpoints that evaluate_checkpoints evaluated."""
+    reports = {0: run_dir / "eval" / "sft" / "report.json"}
     for report in run_dir.glob("diagnostics/checkpoint-*/report.json"):
-        averages = json.loads(report.read_text())["averages"]
-        if "held_out" in averages:
-            accuracy[int(report.parent.name.split("-")[1])] = averages["held_out"]["accuracy"]["value"]
-    return dict(sorted(accuracy.items()))
+        reports[int(report.parent.name.split("-")[1])] = report
+    last = final_step(run_dir / "train")
+    if last is not None:
+        reports[last] = run_dir / "eval" / "exgrpo" / "report.json"
+    curve = {}
+    for step, report in sorted(reports.items()):
+        value = mean_accuracy(json.loads(report.read_text()), datasets) if report.exists() else None
+        if value is not None:
+            curve[step] = value
+    return curve
 
 
 def evaluate_base_first(study: Study, config: Any, log: Any = print) -> bool:
@@ -379,5 +408,5 @@ def run_seed(study: Study, seed: int, methods: list[str] | None = None, log: Any
         prune_sft_checkpoints(config.run_dir)
         if method == study.first:
             accuracy = evaluate_checkpoints(study, seed, held_out_datasets(study))
-            log(f"  seed {seed} {method} checkpoints, held-out accuracy: {accuracy}")
+            log(f"  seed {seed} {method} checkpoints before the last, held-out accuracy: {accuracy}")
         log(f"  seed {seed} {method}: {record(study)} files recorded in {study.record_root}")
