@@ -271,8 +271,9 @@ def evaluate_checkpoints(study: Study, seed: int, datasets: list[str]) -> dict[i
     if not datasets:
         return accuracy
     train = config.run_dir / "train"
+    last = final_step(train)
     for checkpoint in sorted(train.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
-        if int(checkpoint.name.split("-")[1]) == final_step(train):
+        if int(checkpoint.name.split("-")[1]) == last:
             continue
         folder = config.run_dir / "diagnostics" / checkpoint.name
         folder.mkdir(parents=True, exist_ok=True)
