@@ -121,9 +121,7 @@ def tune_method(study: Study, method: str, log: Any = print) -> dict[str, float]
             else:
                 if adopt_stage(study.run_config(method, settings["seed"]), config, stage):
                     log(f"  {stage}: adopted from the seed's run (trained alike)")
-                source = _sft_candidate(study, method, chosen) if stage == "train" else None
-                if source is not None:
-                    make_models(source, "sft", log)
+                _make_starting_model(study, method, stage, chosen, log)
                 run(config, on_stage=lambda name, status: log(f"  {name}: {status}"))
                 prune_sft_checkpoints(config.run_dir)
                 log(f"  {record(study)} files recorded in {study.record_root}")
@@ -152,6 +150,14 @@ def _sft_candidate(study: Study, method: str, chosen: dict[str, float]) -> Any:
                         f"tuning {parent} sft")
 
 
+def _make_starting_model(study: Study, method: str, stage: str, chosen: dict[str, float], log: Any) -> None:
+    """Before an RL candidate (stage "train") runs: make its SFT candidate's model again if it went with an earlier
+    sitting's machine."""
+    source = _sft_candidate(study, method, chosen) if stage == "train" else None
+    if source is not None:
+        make_models(source, "sft", log)
+
+
 def tuned_methods(study: Study) -> list[str]:
     """The methods tuned on their own (a `tuning_from` method takes another's choice)."""
     return [method for method, spec in study.methods.items() if "tuning_from" not in spec]
@@ -173,9 +179,7 @@ def adopt_chosen(study: Study, method: str, seed: int, config: Any, log: Any = p
             candidate = build_config(RunConfig, candidate_values(study, method, stage, chosen[stage], chosen),
                                      f"tuning {method} {stage}")
             if not stage_plan(config, stage)[1] and (candidate.run_dir / stage / "manifest.json").exists():
-                source = _sft_candidate(study, method, chosen) if stage == "train" else None
-                if source is not None:  # the SFT model an RL candidate starts from, first
-                    make_models(source, "sft", log)
+                _make_starting_model(study, method, stage, chosen, log)
                 make_models(candidate, stage, log)
             if adopt_stage(candidate, config, stage):
                 adopted.append(stage)
