@@ -113,6 +113,11 @@ def test_the_time_spent_counts_every_finished_stage_once(study: Study) -> None:
     kept.mkdir(parents=True)
     (kept / "report.json").write_text(json.dumps({"seconds": 30.0}))
     assert projection.spent_seconds(study) == (180.0, 190.0, 2)
+    assert "CPU time was not measured" in projection.spent_lines(study)[0]
+    # A base evaluation made outside any stage keeps what it cost, CPU included.
+    (kept / "cost.json").write_text(json.dumps({"seconds": 30.0, "cpu_seconds": 55.0}))
+    assert projection.spent_seconds(study) == (180.0, 245.0, 2)
+    assert "not measured" not in projection.spent_lines(study)[0]
     assert projection.machine_lines(projection.finished_stages(study)) == [
         "Machines that measured them: Xeon, 2 cores, native bf16: 1 stage; not recorded (finished before manifests "
         "named their machine): 1 stage.", ""]

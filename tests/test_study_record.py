@@ -49,7 +49,7 @@ def test_a_study_goes_on_from_its_record_on_a_machine_without_its_runs(
     assert "seed0/ei_exgrpo/eval/sft/predictions/world_test.jsonl" in kept
     assert "seed0/ei_exgrpo/diagnostics/checkpoint-1/report.json" in kept
     assert {"seed0/skd/sft/manifest.json", "seed0/skd/sft/log_history.json", "seed0/skd/teacher_tokens.json",
-            "seed0/skd/config.yaml", "base-eval/report.json"} <= kept
+            "seed0/skd/config.yaml", "base-eval/report.json", "base-eval/cost.json"} <= kept
     assert not [name for name in kept if "/final/" in name or "/world/" in name and "manifest" not in name
                 or name.endswith((".safetensors", "ei.jsonl"))]
     prediction = json.loads((study.record_root / "seed0/ei_exgrpo/eval/sft/predictions/world_test.jsonl")

@@ -81,6 +81,8 @@ def test_the_tuning_seed_trains_nothing_twice_and_the_base_is_evaluated_once(
     assert any(line.endswith("the base student evaluated first, on its own") for line in first)
     kept = json.loads((kept_base_evaluation(study.run_root) / "report.json").read_text())
     assert {row["name"] for row in kept["datasets"]} >= {"world_test", "world_val"}
+    cost = json.loads((kept_base_evaluation(study.run_root) / "cost.json").read_text())  # no stage counts it
+    assert cost["cpu_seconds"] > 0 and cost["seconds"] > 0 and "cpu" in cost["machine"]
     trained.clear()
     for method in tuning.tuned_methods(study):
         tuning.tune_method(study, method, log=log)

@@ -345,7 +345,7 @@ def _first_measurement(manifest_path: Path, digest: str, remade: bool) -> dict[s
     return {key: manifest[key] for key in FIRST_COST if key in manifest}
 
 
-def _cpu_seconds() -> float:
+def process_cpu_seconds() -> float:
     """CPU time of this process, all threads (user + system): what a stage cost on a shared machine, where wall
     time also counts the neighbours."""
     import resource
@@ -382,9 +382,9 @@ def run(config: RunConfig, from_stage: str | None = None,
         progress = _prepare_stage_dir(stage_dir, digest, fresh=stage in redo)
         if on_stage:
             on_stage(stage, "running")
-        started, cpu_started = time.time(), _cpu_seconds()
+        started, cpu_started = time.time(), process_cpu_seconds()
         counts = STAGE_FUNCTIONS[stage](config)
-        seconds, cpu = time.time() - started, _cpu_seconds() - cpu_started
+        seconds, cpu = time.time() - started, process_cpu_seconds() - cpu_started
         earlier = progress["earlier_seconds"]  # a resumed stage: its killed sittings' kept work, at this one's CPU rate
         measured = {"seconds": round(seconds + earlier, 1), "cpu_seconds": round(cpu + earlier * cpu / max(seconds, 1e-9), 1),
                     "machine": machine_description(), **(progress if progress["sittings"] > 1 else {})}

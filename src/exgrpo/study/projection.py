@@ -46,6 +46,15 @@ def _report_seconds(run_dir: Any, model: str) -> float | None:
     return float(json.loads(report.read_text())["seconds"]) if report.exists() else None
 
 
+def _kept_base_cost(study: Study) -> dict[str, Any] | None:
+    """What the base student's kept evaluation cost (wall and CPU seconds, machine), where it was measured: one
+    made outside any stage (no stage manifest counts it)."""
+    from exgrpo.study.reuse import BASE_COST, kept_base_evaluation
+
+    cost = kept_base_evaluation(study.run_root) / BASE_COST
+    return json.loads(cost.read_text()) if cost.exists() else None
+
+
 def _kept_base_seconds(study: Study) -> float | None:
     """The base student's first evaluation time, kept with its predictions (study/reuse.py), not a copy's."""
     from exgrpo.study.reuse import kept_base_evaluation
@@ -218,9 +227,13 @@ def spent_lines(study: Study) -> list[str]:
               f"sitting's machine: {sum(r['seconds'] for r in remakes) / 3600:.1f} hours wall, "
               f"{sum(r['cpu_seconds'] for r in remakes) / 3600:.1f} hours CPU, not in the totals above (the same work)."
               if remakes else "")
+    base = _kept_base_seconds(study) is not None
+    unmeasured = (" The base student's evaluation is in the wall time only: its CPU time was not measured."
+                  if base and _kept_base_cost(study) is None else "")
+    counted = f"{stages} finished stages" + (" and the base student's evaluation" if base else "")
     return [f"Spent so far, measured: {wall / 3600:.1f} hours wall, {cpu / 3600:.1f} hours CPU (all threads) in "
-            f"{stages} finished stages (tuning included; an adopted stage counted once; a stage resumed after an "
-            f"interruption counts its killed sittings up to the last file they wrote).{remade}", "",
+            f"{counted} (tuning included; an adopted stage counted once; a stage resumed after an interruption counts "
+            f"its killed sittings up to the last file they wrote).{unmeasured}{remade}", "",
             *machine_lines(finished)]
 
 
@@ -232,12 +245,14 @@ def finished_stages(study: Study) -> list[dict[str, Any]]:
 
 def spent_seconds(study: Study, stages: list[dict[str, Any]] | None = None) -> tuple[float, float, int]:
     """Wall and CPU seconds of every finished stage under the run root (adopted stages are the same work: skipped),
-    plus the base student's kept evaluation, which ran inside a stage that was cleared before it finished.
-    `stages`: their manifests, when already read (finished_stages)."""
+    plus the base student's kept evaluation, which no stage counts (it ran outside one, or inside a stage that was
+    cleared; its CPU seconds where they were measured). `stages`: their manifests, when already read
+    (finished_stages)."""
     stages = finished_stages(study) if stages is None else stages
     wall = sum(float(manifest["seconds"]) for manifest in stages)
     cpu = sum(float(manifest.get("cpu_seconds", 0.0)) for manifest in stages)
-    return wall + (_kept_base_seconds(study) or 0.0), cpu, len(stages)
+    base = _kept_base_cost(study) or {"seconds": _kept_base_seconds(study) or 0.0}
+    return wall + float(base["seconds"]), cpu + float(base.get("cpu_seconds", 0.0)), len(stages)
 
 
 def machine_lines(stages: list[dict[str, Any]]) -> list[str]:

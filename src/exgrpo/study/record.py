@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from exgrpo.files import atomic_write_jsonl, atomic_write_text
+from exgrpo.study.reuse import BASE_COST
 from exgrpo.study.spec import Study
 
 TEXT_FIELDS = ("prompt", "output")  # dropped from recorded predictions
@@ -67,7 +68,7 @@ def recorded_files(root: Path) -> Iterator[Path]:
     yield from sorted(root.glob("tuning/*/chosen.json"))
     base_eval = root / "base-eval"
     if (base_eval / "report.json").exists():
-        yield from (base_eval / name for name in ("report.json", "world.json") if (base_eval / name).exists())
+        yield from (base_eval / name for name in ("report.json", "world.json", BASE_COST) if (base_eval / name).exists())
         yield from sorted(base_eval.glob("predictions/*.jsonl"))
 
 

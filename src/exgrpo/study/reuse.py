@@ -101,9 +101,15 @@ def kept_base_evaluation(run_root: Path) -> Path:
     return run_root / "base-eval"
 
 
-def keep_base_evaluation(config: Any, run_root: Path) -> bool:
-    """Keep a finished evaluation of the base student at <run_root>/base-eval (with the world it was read from),
-    once: a later change of the run's eval stage clears its folder, and the base student's answers stay valid."""
+# What the kept evaluation cost, where it ran outside any stage (study/spec.py evaluate_base_first): no stage
+# manifest counts it.
+BASE_COST = "cost.json"
+
+
+def keep_base_evaluation(config: Any, run_root: Path, cost: dict[str, Any] | None = None) -> bool:
+    """Keep a finished evaluation of the base student at <run_root>/base-eval (with the world it was read from, and
+    `cost`: its wall and CPU seconds and machine, when it ran outside a stage), once: a later change of the run's
+    eval stage clears its folder, and the base student's answers stay valid."""
     folder, kept = config.run_dir / "eval" / "base", kept_base_evaluation(run_root)
     if kept.exists() or "base" not in config.evaluated_models() or not (folder / "report.json").exists():
         return False
@@ -111,6 +117,8 @@ def keep_base_evaluation(config: Any, run_root: Path) -> bool:
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(folder, partial)
     atomic_write_json(partial / "world.json", {"world": _normalised(config, "world", {})})
+    if cost is not None:
+        atomic_write_json(partial / BASE_COST, cost)
     partial.replace(kept)
     return True
 

@@ -355,8 +355,11 @@ def evaluate_base_first(study: Study, config: Any, log: Any = print) -> bool:
     runs again, and the eval stage it would otherwise open (with the trained models after it) is shorter, less likely
     to be cut by the end of a sitting, which loses a whole unfinished stage. Outside any stage, its time is counted
     once, as the kept evaluation's."""
+    import time
+
     from exgrpo.evaluation.evaluate import evaluate
-    from exgrpo.pipeline import run
+    from exgrpo.models.precision import machine_description
+    from exgrpo.pipeline import process_cpu_seconds, run
     from exgrpo.study.record import record
     from exgrpo.study.reuse import keep_base_evaluation, kept_base_evaluation
 
@@ -365,8 +368,11 @@ def evaluate_base_first(study: Study, config: Any, log: Any = print) -> bool:
     # The world's questions (and a tiny student) first.
     run(config, until="base", on_stage=lambda stage, status: log(f"  {config.run_dir} {stage}: {status}"))
     log(f"  {config.run_dir}: the base student evaluated first, on its own")
+    started, cpu_started = time.time(), process_cpu_seconds()
     evaluate(config.eval_config("base"))
-    kept = keep_base_evaluation(config, study.run_root)
+    cost = {"seconds": round(time.time() - started, 1), "cpu_seconds": round(process_cpu_seconds() - cpu_started, 1),
+            "machine": machine_description()}
+    kept = keep_base_evaluation(config, study.run_root, cost)
     log(f"  {config.run_dir}: {record(study)} files recorded in {study.record_root}")
     return kept
 
