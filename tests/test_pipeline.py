@@ -81,14 +81,23 @@ def test_a_run_that_dies_in_a_stage_resumes_there(tmp_path: Path, monkeypatch: p
     assert [stage for stage, _, done in plan(config) if done] == ["world", "base", "probe", "sft", "train"]
     monkeypatch.undo()
     # The killed sitting: started 100 s ago, last wrote 40 s ago; its 60 s of kept work count in the manifest.
+    # It ran on another machine: the resumed stage says so, and its manifest names it.
     started = config.run_dir / "eval" / "started.json"
     now = json.loads(started.read_text())["started_at"]
-    started.write_text(json.dumps({**json.loads(started.read_text()), "started_at": now - 100}))
+    elsewhere = {"cpu": "Some Other CPU", "cores": 64, "native_bf16": False}
+    started.write_text(json.dumps({**json.loads(started.read_text()), "started_at": now - 100, "machine": elsewhere}))
     os.utime(config.run_dir / "eval" / "kept.jsonl", (now - 40, now - 40))
-    resumed = statuses(config)
+    seen: list[tuple[str, str]] = []
+    run(config, on_stage=lambda stage, status: seen.append((stage, status)))
+    resumed = dict(seen)
     assert resumed["train"] == "skipped (done)" and resumed["eval"].startswith("done")
+    assert ("eval", "running (resuming work begun on another machine: Some Other CPU, native bf16: False; the "
+            "result mixes both machines' arithmetic, and `dtype: auto` may mean another precision here: use --from "
+            "to redo the stage on this one alone)") in seen
     manifest = json.loads((config.run_dir / "eval" / "manifest.json").read_text())
     assert (manifest["sittings"], manifest["earlier_seconds"]) == (2, 60.0) and manifest["seconds"] >= 60.0
+    assert manifest["other_machines"] == [elsewhere]
+    assert ("report", "running") in seen  # a stage begun here says nothing of other machines
     assert "sittings" not in json.loads((config.run_dir / "train" / "manifest.json").read_text())  # one sitting
 
 

@@ -323,9 +323,26 @@ def _prepare_stage_dir(stage_dir: Path, digest: str, fresh: bool) -> dict[str, A
     if "started_at" in recorded:  # a sitting that was killed: its work lasted until the last file it wrote
         written = [path.stat().st_mtime for path in stage_dir.rglob("*") if path.is_file() and path != started]
         earlier += max(0.0, max(written, default=0.0) - float(recorded["started_at"]))
-    progress = {"earlier_seconds": round(earlier, 1), "sittings": sittings + 1}
-    atomic_write_json(started, {"config_hash": digest, "started_at": time.time(), **progress})
+    progress: dict[str, Any] = {"earlier_seconds": round(earlier, 1), "sittings": sittings + 1}
+    # A killed stage resumed on another machine mixes two machines' arithmetic (and, under `dtype: auto`, maybe
+    # two precisions): allowed, as a user moving a run expects, but named in the manifest and the status line.
+    machine = machine_description()
+    others = [m for m in [*recorded.get("other_machines", []), recorded.get("machine")] if m and m != machine]
+    if others:
+        progress["other_machines"] = [m for i, m in enumerate(others) if m not in others[:i]]
+    atomic_write_json(started, {"config_hash": digest, "started_at": time.time(), "machine": machine, **progress})
     return progress
+
+
+def _other_machines_warning(progress: dict[str, Any]) -> str:
+    """What the status line says of a stage resumed from work begun on another machine (empty if none)."""
+    others = progress.get("other_machines")
+    if not others:
+        return ""
+    named = "; ".join(f"{m['cpu']}, native bf16: {m['native_bf16']}" + (f", {m['gpu']}" if m.get("gpu") else "")
+                      for m in others)
+    return (f" (resuming work begun on another machine: {named}; the result mixes both machines' arithmetic, and "
+            "`dtype: auto` may mean another precision here: use --from to redo the stage on this one alone)")
 
 
 # What a stage cost when first made (an adopted one: where it was made). Not `finished`: it dates the outputs there
@@ -381,7 +398,7 @@ def run(config: RunConfig, from_stage: str | None = None,
         first = _first_measurement(manifest_path, digest, remade=not done and stage not in redo)
         progress = _prepare_stage_dir(stage_dir, digest, fresh=stage in redo)
         if on_stage:
-            on_stage(stage, "running")
+            on_stage(stage, "running" + _other_machines_warning(progress))
         started, cpu_started = time.time(), process_cpu_seconds()
         counts = STAGE_FUNCTIONS[stage](config)
         seconds, cpu = time.time() - started, process_cpu_seconds() - cpu_started

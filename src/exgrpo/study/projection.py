@@ -47,12 +47,16 @@ def _report_seconds(run_dir: Any, model: str) -> float | None:
 
 
 def _kept_base_cost(study: Study) -> dict[str, Any] | None:
-    """What the base student's kept evaluation cost (wall and CPU seconds, machine), where it was measured: one
-    made outside any stage (no stage manifest counts it)."""
+    """What the base student's kept evaluation cost, which no stage manifest counts (it ran outside one): its
+    cost.json (wall and CPU seconds, machine) where it was measured, else its report's wall seconds alone; None
+    when there is no kept evaluation."""
     from exgrpo.study.reuse import BASE_COST, kept_base_evaluation
 
     cost = kept_base_evaluation(study.run_root) / BASE_COST
-    return json.loads(cost.read_text()) if cost.exists() else None
+    if cost.exists():
+        return json.loads(cost.read_text())
+    seconds = _kept_base_seconds(study)
+    return None if seconds is None else {"seconds": seconds}
 
 
 def _kept_base_seconds(study: Study) -> float | None:
@@ -215,8 +219,8 @@ def projection_lines(study: Study) -> list[str]:
 
 
 def spent_lines(study: Study) -> list[str]:
-    finished = finished_stages(study)  # read once for the three lines below
-    wall, cpu, stages = spent_seconds(study, finished)
+    finished, base = finished_stages(study), _kept_base_cost(study)  # read once for the lines below
+    wall, cpu, stages = spent_seconds(study, finished, base)
     if not stages:
         return []
     # Models trained again because an earlier sitting's machine took them (the data stages' remakes take seconds).
@@ -227,10 +231,9 @@ def spent_lines(study: Study) -> list[str]:
               f"sitting's machine: {sum(r['seconds'] for r in remakes) / 3600:.1f} hours wall, "
               f"{sum(r['cpu_seconds'] for r in remakes) / 3600:.1f} hours CPU, not in the totals above (the same work)."
               if remakes else "")
-    base = _kept_base_seconds(study) is not None
     unmeasured = (" The base student's evaluation is in the wall time only: its CPU time was not measured."
-                  if base and _kept_base_cost(study) is None else "")
-    counted = f"{stages} finished stages" + (" and the base student's evaluation" if base else "")
+                  if base is not None and "cpu_seconds" not in base else "")
+    counted = f"{stages} finished stages" + (" and the base student's evaluation" if base is not None else "")
     return [f"Spent so far, measured: {wall / 3600:.1f} hours wall, {cpu / 3600:.1f} hours CPU (all threads) in "
             f"{counted} (tuning included; an adopted stage counted once; a stage resumed after an interruption counts "
             f"its killed sittings up to the last file they wrote).{unmeasured}{remade}", "",
@@ -243,15 +246,16 @@ def finished_stages(study: Study) -> list[dict[str, Any]]:
     return [m for m in manifests if "stage" in m and "seconds" in m and "adopted_from" not in m]
 
 
-def spent_seconds(study: Study, stages: list[dict[str, Any]] | None = None) -> tuple[float, float, int]:
+def spent_seconds(study: Study, stages: list[dict[str, Any]] | None = None,
+                  base: dict[str, Any] | None = None) -> tuple[float, float, int]:
     """Wall and CPU seconds of every finished stage under the run root (adopted stages are the same work: skipped),
     plus the base student's kept evaluation, which no stage counts (it ran outside one, or inside a stage that was
-    cleared; its CPU seconds where they were measured). `stages`: their manifests, when already read
-    (finished_stages)."""
+    cleared; its CPU seconds where they were measured). `stages` and `base`: finished_stages and _kept_base_cost,
+    when already read."""
     stages = finished_stages(study) if stages is None else stages
+    base = (_kept_base_cost(study) if base is None else base) or {"seconds": 0.0}
     wall = sum(float(manifest["seconds"]) for manifest in stages)
     cpu = sum(float(manifest.get("cpu_seconds", 0.0)) for manifest in stages)
-    base = _kept_base_cost(study) or {"seconds": _kept_base_seconds(study) or 0.0}
     return wall + float(base["seconds"]), cpu + float(base.get("cpu_seconds", 0.0)), len(stages)
 
 
