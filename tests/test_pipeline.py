@@ -91,7 +91,7 @@ def test_a_run_that_dies_in_a_stage_resumes_there(tmp_path: Path, monkeypatch: p
     run(config, on_stage=lambda stage, status: seen.append((stage, status)))
     resumed = dict(seen)
     assert resumed["train"] == "skipped (done)" and resumed["eval"].startswith("done")
-    assert ("eval", "running (resuming work begun on another machine: Some Other CPU, native bf16: False; the "
+    assert ("eval", "running (resuming work begun on another machine: Some Other CPU, 64 cores, no native bf16; the "
             "result mixes both machines' arithmetic, and `dtype: auto` may mean another precision here: use --from "
             "to redo the stage on this one alone)") in seen
     manifest = json.loads((config.run_dir / "eval" / "manifest.json").read_text())

@@ -36,7 +36,7 @@ from exgrpo.config import (
 from exgrpo.config import ModelName as ConfigModelName
 from exgrpo.errors import ConfigError
 from exgrpo.files import atomic_write_json
-from exgrpo.models.precision import DtypeSetting, machine_description
+from exgrpo.models.precision import DtypeSetting, machine_description, machine_name
 
 STAGES = ["world", "base", "probe", "sft", "train", "eval", "report"]
 MODELS = {"base": "the base student", "sft": "SFT on EI data", "exgrpo": "EI + ExGRPO"}
@@ -339,8 +339,7 @@ def _other_machines_warning(progress: dict[str, Any]) -> str:
     others = progress.get("other_machines")
     if not others:
         return ""
-    named = "; ".join(f"{m['cpu']}, native bf16: {m['native_bf16']}" + (f", {m['gpu']}" if m.get("gpu") else "")
-                      for m in others)
+    named = "; ".join(machine_name(m) for m in others)
     return (f" (resuming work begun on another machine: {named}; the result mixes both machines' arithmetic, and "
             "`dtype: auto` may mean another precision here: use --from to redo the stage on this one alone)")
 

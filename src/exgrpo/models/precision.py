@@ -46,6 +46,12 @@ def machine_description() -> dict[str, Any]:
     return machine
 
 
+def machine_name(machine: dict[str, Any]) -> str:
+    """A machine_description in words, for a page or a status line."""
+    return (f"{machine['cpu']}, {machine['cores']} cores, {'native' if machine['native_bf16'] else 'no native'} bf16"
+            + (f", {machine['gpu']}" if machine.get("gpu") else ""))
+
+
 def use_bf16(setting: DtypeSetting, model: str | None = None, on_gpu: bool | None = None) -> bool:
     """Whether `setting` means bfloat16 on this machine, for `model` (a loadable name or folder)."""
     import torch

@@ -12,6 +12,7 @@ from typing import Any
 
 from exgrpo.config import StudentThroughput
 from exgrpo.estimate.run import estimate_run
+from exgrpo.models.precision import machine_name
 from exgrpo.study.spec import Study
 
 STAGE_RATES = {"sft": "sft_tokens_per_s", "train": "exgrpo_tokens_per_s", "eval": "generate_tokens_per_s"}
@@ -263,9 +264,7 @@ def machine_lines(stages: list[dict[str, Any]]) -> list[str]:
     """Which machines measured the finished stages' seconds (a study spans sittings on several machines), from
     their manifests (finished_stages); stages finished before manifests named their machine are counted apart."""
     counts = Counter(
-        "not recorded (finished before manifests named their machine)" if machine is None else
-        f"{machine['cpu']}, {machine['cores']} cores, {'native' if machine['native_bf16'] else 'no native'} bf16"
-        + (f", {machine['gpu']}" if machine.get("gpu") else "")
+        "not recorded (finished before manifests named their machine)" if machine is None else machine_name(machine)
         for machine in (manifest.get("machine") for manifest in stages))
     if not counts:
         return []
