@@ -89,6 +89,7 @@ def test_a_study_goes_on_from_its_record_on_a_machine_without_its_runs(
     assert [set(r) >= {"seconds", "cpu_seconds", "machine"} for r in remade["remade"]] == [True]
     write_results_page(study, page, "report")
     assert "Besides, 2 trainings were made again because their models were lost" in page.read_text()  # skd, skd_grpo
+    assert "not bit-identical to its first making" in page.read_text()
 
 
 @pytest.mark.slow

@@ -230,7 +230,11 @@ def spent_lines(study: Study) -> list[str]:
     remade = (f" Besides, {len(remakes)} training{'s were' if len(remakes) != 1 else ' was'} made again because "
               "their models were lost with an earlier "
               f"sitting's machine: {sum(r['seconds'] for r in remakes) / 3600:.1f} hours wall, "
-              f"{sum(r['cpu_seconds'] for r in remakes) / 3600:.1f} hours CPU, not in the totals above (the same work)."
+              f"{sum(r['cpu_seconds'] for r in remakes) / 3600:.1f} hours CPU, not in the totals above (the same work). "
+              "A model made again is not bit-identical to its first making (floating-point sums differ across "
+              "machines and thread schedules), so an evaluation kept from the first making (a tuning choice's "
+              "validation score, a finished run's test scores) describes that model, and what was trained or "
+              "evaluated after the remake, the remake."
               if remakes else "")
     unmeasured = (" The base student's evaluation is in the wall time only: its CPU time was not measured."
                   if base is not None and "cpu_seconds" not in base else "")
