@@ -193,3 +193,28 @@ def test_the_held_out_curve_averages_the_pages_splits_and_takes_the_last_step_fr
     assert held_out_curve(run_dir, ["ood_a", "ood_b"]) == {0: 30.0, 10: 40.0, 20: 50.0}
     # A report without one of the splits gives no point, rather than the mean of the others.
     assert held_out_curve(run_dir, ["ood_a", "ood_c"]) == {}
+
+
+def test_the_held_out_curve_leaves_out_the_pages_floor_families_like_its_tables(tmp_path: Path) -> None:
+    from exgrpo.study.spec import held_out_curve
+
+    def evaluation(folder: Path, correct: dict[str, list[bool]]) -> None:
+        (folder / "predictions").mkdir(parents=True)
+        (folder / "report.json").write_text(json.dumps({"datasets": []}))  # the curve reads the predictions
+        for name, answers in correct.items():
+            ids = [f"ood-arith-{i}" for i in range(2)] + [f"ood-budget-{i}" for i in range(2)]
+            (folder / "predictions" / f"{name}.jsonl").write_text(
+                "".join(json.dumps({"id": i, "correct": c}) + "\n" for i, c in zip(ids, answers, strict=True)))
+
+    run_dir = tmp_path / "run"
+    evaluation(run_dir / "eval" / "sft", {"ood_a": [True, False, True, True], "ood_b": [False, False, True, True]})
+    evaluation(run_dir / "eval" / "exgrpo", {"ood_a": [True, True, True, True], "ood_b": [True, False, False, False]})
+    (run_dir / "train").mkdir()
+    (run_dir / "train" / "log_history.json").write_text(json.dumps([{"step": 40}]))
+    without_budget = lambda question_id: "-budget-" not in question_id  # noqa: E731
+    # arith only: sft (50 + 0) / 2, trained (100 + 50) / 2; with budget it would be 62.5 and 62.5.
+    assert held_out_curve(run_dir, ["ood_a", "ood_b"], without_budget) == {0: 25.0, 40: 75.0}
+    assert held_out_curve(run_dir, ["ood_a", "ood_b"], lambda question_id: True) == {0: 62.5, 40: 62.5}
+    # A split missing from an evaluation, or one left with no question, gives no point.
+    assert held_out_curve(run_dir, ["ood_a", "ood_c"], without_budget) == {}
+    assert held_out_curve(run_dir, ["ood_a"], lambda question_id: False) == {}

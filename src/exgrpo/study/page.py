@@ -51,7 +51,8 @@ def fraction_rows(study: Study, method: str) -> list[tuple[float, Row]]:
 
 def dsu_curves(page: Page) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
     """Per step: the DSU bonus firing rate (logged) and the held-out accuracy (the page's held-out splits, mean of
-    the splits) of the RL stage's checkpoints, per seed."""
+    the splits, without the families left out of the averages: the main table's) of the RL stage's checkpoints,
+    per seed."""
     from exgrpo.study.spec import held_out_curve
 
     study = page.study
@@ -65,7 +66,7 @@ def dsu_curves(page: Page) -> tuple[dict[int, list[float]], dict[int, list[float
         for entry in json.loads(history.read_text()):
             if "exgrpo/dsu_fired" in entry:
                 fired.setdefault(entry["step"], []).append(entry["exgrpo/dsu_fired"])
-        for step, value in held_out_curve(run_dir, page.held_out).items():
+        for step, value in held_out_curve(run_dir, page.held_out, page.averaged).items():
             held_out.setdefault(step, []).append(value)
     return fired, held_out
 
@@ -272,8 +273,8 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
     if fired:
         lines += ["## DSU diagnostics", "",
                   "The fraction of questions whose correct full-dialogue rollouts got the DSU bonus, over training, and",
-                  "the held-out accuracy (mean of the held-out splits) of the checkpoints (step 0: the EI-SFT model; the",
-                  "last step: the trained model, as in the main table), mean over seeds.", "",
+                  "the held-out accuracy (mean of the held-out splits, as in the main table) of the checkpoints (step 0: the",
+                  "EI-SFT model; the last step: the trained model), mean over seeds.", "",
                   "| step | " + " | ".join(str(s) for s in sorted(held_out)) + " |",
                   "|---|" + "---|" * len(held_out),
                   "| held-out accuracy | " + " | ".join(f"{np.mean(held_out[s]):.1f}" for s in sorted(held_out)) + " |",

@@ -331,10 +331,31 @@ def write_teacher_tokens(config: Any) -> None:
         atomic_write_text(path, json.dumps({"teacher_tokens": teacher_tokens(config)}))
 
 
-def held_out_curve(run_dir: Path, datasets: list[str]) -> dict[int, float]:
+def question_correctness(path: Path) -> dict[str, bool]:
+    """A predictions file's correctness per question id (a later line for the same id wins, as in a resumed file)."""
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {record["id"]: bool(record["correct"]) for record in records}
+
+
+def _kept_accuracy(folder: Path, datasets: list[str], keep: Any) -> float | None:
+    """The mean over `datasets` of the accuracy (%) of the questions whose id passes `keep`, from an evaluation's
+    predictions; None when one of them is missing or keeps no question."""
+    values = []
+    for name in datasets:
+        path = folder / "predictions" / f"{name}.jsonl"
+        kept = [correct for qid, correct in question_correctness(path).items() if keep(qid)] if path.exists() else []
+        if not kept:
+            return None
+        values.append(100 * sum(kept) / len(kept))
+    return sum(values) / len(values) if values else None
+
+
+def held_out_curve(run_dir: Path, datasets: list[str], keep: Any = None) -> dict[int, float]:
     """The held-out accuracy (mean of `datasets`) of a run's RL stage by step, from its reports (the checkpoints
     themselves are not kept): step 0 is the SFT model it started from, the last step the trained model (the eval
-    stage's), and the steps between are the checkpoints that evaluate_checkpoints evaluated."""
+    stage's), and the steps between are the checkpoints that evaluate_checkpoints evaluated. With `keep` (a question
+    id -> bool, the page's families left out of its averages), from the predictions, over the kept questions only:
+    the same average as the page's tables."""
     reports = {0: run_dir / "eval" / "sft" / "report.json"}
     for report in run_dir.glob("diagnostics/checkpoint-*/report.json"):
         reports[int(report.parent.name.split("-")[1])] = report
@@ -343,7 +364,10 @@ def held_out_curve(run_dir: Path, datasets: list[str]) -> dict[int, float]:
         reports[last] = run_dir / "eval" / "exgrpo" / "report.json"
     curve = {}
     for step, report in sorted(reports.items()):
-        value = mean_accuracy(json.loads(report.read_text()), datasets) if report.exists() else None
+        if not report.exists():
+            continue
+        value = (mean_accuracy(json.loads(report.read_text()), datasets) if keep is None
+                 else _kept_accuracy(report.parent, datasets, keep))
         if value is not None:
             curve[step] = value
     return curve

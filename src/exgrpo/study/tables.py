@@ -18,7 +18,7 @@ import numpy as np
 
 from exgrpo.evaluation.metrics import Estimate
 from exgrpo.models.named import resolve_model
-from exgrpo.study.spec import Study, student_tokens
+from exgrpo.study.spec import Study, question_correctness, student_tokens
 
 RESAMPLES = 2000
 
@@ -30,11 +30,6 @@ class Row:
     title: str
     method: str
     model: str
-
-
-def _predictions(path: Path) -> dict[str, bool]:
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {record["id"]: bool(record["correct"]) for record in records}
 
 
 class Results:
@@ -51,7 +46,7 @@ class Results:
             report = folder / "report.json"
             self.cache[key] = None
             if report.exists():
-                self.cache[key] = {p.stem: _predictions(p) for p in sorted((folder / "predictions").glob("*.jsonl"))}
+                self.cache[key] = {p.stem: question_correctness(p) for p in sorted((folder / "predictions").glob("*.jsonl"))}
         return self.cache[key]
 
     def seeds(self, *rows: Row) -> list[int]:
