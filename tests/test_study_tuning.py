@@ -121,3 +121,22 @@ def test_a_choice_made_on_another_grid_is_stale(study: Study) -> None:
     assert tuning.read_choice(study, "ei_exgrpo") == {}
     values = study.run_values("ei_exgrpo", 1)  # no seed's run takes the stale choice: the spec's rates until tuned
     assert (values["sft"]["learning_rate"], values["train"]["learning_rate"]) == (1.0e-4, 2.0e-5)
+
+
+def test_the_tuning_table_reads_the_chosen_model_again_from_its_seed_run(study: Study) -> None:
+    from exgrpo.study.standing import tuning_lines
+
+    choice = tuning.tuning_dir(study, "skd") / "chosen.json"
+    choice.parent.mkdir(parents=True)
+    choice.write_text(json.dumps({"learning_rates": {"sft": 2.0e-4},
+                                  "validation_accuracy": {"sft": {"5e-05": 0.695, "0.0001": 0.67, "0.0002": 0.7}}}))
+
+    def row() -> str:
+        return next(line for line in tuning_lines(study) if line.startswith("| SKD (SFT"))
+
+    assert row() == "| SKD (SFT on teacher rationales) | sft | 5e-05: 69.5, 0.0001: 67.0, 0.0002: 70.0 | 0.0002 | n/a |"
+    report = study.run_dir(0, "skd") / "eval" / "sft" / "report.json"
+    report.parent.mkdir(parents=True)
+    report.write_text(json.dumps({"datasets": [{"name": "world_val", "num_correct": 139, "num_examples": 200},
+                                               {"name": "world_test", "num_correct": 500, "num_examples": 500}]}))
+    assert row().endswith("| 0.0002 | 69.5 |")  # validation only: the run's test questions are not read

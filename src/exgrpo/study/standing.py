@@ -19,17 +19,33 @@ def tuning_lines(study: Study) -> list[str]:
                          for stage, rates in study.tuning["learning_rates"].items()) + ". Runs that take another "
              "method's choice: " + (", ".join(f"{m} ({s['tuning_from']})" for m, s in study.methods.items()
                                               if "tuning_from" in s) or "none") + ".", "",
-             "| method | stage | validation accuracy per learning rate | chosen |", "|---|---|---|---|"]
+             "| method | stage | validation accuracy per learning rate | chosen | the chosen model in its seed "
+             f"{study.tuning['seed']} run |", "|---|---|---|---|---|"]
     for method in tuned_methods(study):
         choice = read_choice(study, method)  # none yet, or made on an earlier grid
         if not choice:
-            lines.append(f"| {study.title(method)} | | not tuned yet on this grid | |")
+            lines.append(f"| {study.title(method)} | | not tuned yet on this grid | | |")
             continue
         saved = json.loads((tuning_dir(study, method) / "chosen.json").read_text())
         for stage, learning_rate in choice.items():
             scores = ", ".join(f"{lr}: {100 * value:.1f}" for lr, value in saved["validation_accuracy"][stage].items())
-            lines.append(f"| {study.title(method)} | {stage} | {scores} | {learning_rate:g} |")
-    return lines + off_grid_lines(study)
+            again = run_validation(study, method, "sft" if stage == "sft" else "exgrpo")
+            lines.append(f"| {study.title(method)} | {stage} | {scores} | {learning_rate:g} | "
+                         f"{'n/a' if again is None else f'{100 * again:.1f}'} |")
+    return lines + ["", "The last column reads the same validation questions again, from the evaluation of the tuning "
+                    "seed's run, whose model is the chosen candidate (adopted, or made again where an earlier "
+                    "sitting's machine took it): where it differs from the chosen score, the difference is the "
+                    "evaluation's own (its batches mix datasets, and bf16 answers move with the padding) or the "
+                    "remake's."] + off_grid_lines(study)
+
+
+def run_validation(study: Study, method: str, model: str) -> float | None:
+    """A model's accuracy on the tuning datasets in the evaluation of the method's tuning-seed run; None before it."""
+    report = study.run_dir(study.tuning["seed"], method) / "eval" / model / "report.json"
+    if not report.exists():
+        return None
+    rows = [row for row in json.loads(report.read_text())["datasets"] if row["name"] in study.tuning["datasets"]]
+    return sum(row["num_correct"] for row in rows) / sum(row["num_examples"] for row in rows) if rows else None
 
 
 def off_grid_lines(study: Study) -> list[str]:
