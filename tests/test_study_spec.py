@@ -215,6 +215,11 @@ def test_the_held_out_curve_leaves_out_the_pages_floor_families_like_its_tables(
     # arith only: sft (50 + 0) / 2, trained (100 + 50) / 2; with budget it would be 62.5 and 62.5.
     assert held_out_curve(run_dir, ["ood_a", "ood_b"], without_budget) == {0: 25.0, 40: 75.0}
     assert held_out_curve(run_dir, ["ood_a", "ood_b"], lambda question_id: True) == {0: 62.5, 40: 62.5}
-    # A split missing from an evaluation, or one left with no question, gives no point.
+    # A split of the left-out family only (the world's budget split) counts in no mean, as in the tables.
+    for folder in ("sft", "exgrpo"):
+        (run_dir / "eval" / folder / "predictions" / "ood_budget.jsonl").write_text(
+            json.dumps({"id": "ood_budget-budget-0", "correct": True}) + "\n")
+    assert held_out_curve(run_dir, ["ood_a", "ood_b", "ood_budget"], without_budget) == {0: 25.0, 40: 75.0}
+    # A split missing from an evaluation, or no split keeping a question, gives no point.
     assert held_out_curve(run_dir, ["ood_a", "ood_c"], without_budget) == {}
     assert held_out_curve(run_dir, ["ood_a"], lambda question_id: False) == {}

@@ -275,9 +275,10 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
                   "The fraction of questions whose correct full-dialogue rollouts got the DSU bonus, over training, and",
                   "the held-out accuracy (mean of the held-out splits, as in the main table) of the checkpoints (step 0: the",
                   "EI-SFT model; the last step: the trained model), mean over seeds.", "",
-                  "| step | " + " | ".join(str(s) for s in sorted(held_out)) + " |",
-                  "|---|" + "---|" * len(held_out),
-                  "| held-out accuracy | " + " | ".join(f"{np.mean(held_out[s]):.1f}" for s in sorted(held_out)) + " |",
+                  *(["| step | " + " | ".join(str(s) for s in sorted(held_out)) + " |",
+                     "|---|" + "---|" * len(held_out),
+                     "| held-out accuracy | " + " | ".join(f"{np.mean(held_out[s]):.1f}" for s in sorted(held_out))
+                     + " |"] if held_out else ["(no checkpoint's held-out accuracy is recorded yet)"]),
                   "", "| step | " + " | ".join(str(s) for s in sorted(fired)) + " |", "|---|" + "---|" * len(fired),
                   "| DSU firing rate | " + " | ".join(f"{np.mean(fired[s]):.2f}" for s in sorted(fired)) + " |", "",
                   f"![dsu]({page.images.name}/dsu.png)", ""]

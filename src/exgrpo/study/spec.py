@@ -339,14 +339,16 @@ def question_correctness(path: Path) -> dict[str, bool]:
 
 def _kept_accuracy(folder: Path, datasets: list[str], keep: Any) -> float | None:
     """The mean over `datasets` of the accuracy (%) of the questions whose id passes `keep`, from an evaluation's
-    predictions; None when one of them is missing or keeps no question."""
+    predictions; a split left with no question counts in no mean (a held-out split of one left-out family), as in
+    the page's tables. None when one of them is missing, or none keeps a question."""
     values = []
     for name in datasets:
         path = folder / "predictions" / f"{name}.jsonl"
-        kept = [correct for qid, correct in question_correctness(path).items() if keep(qid)] if path.exists() else []
-        if not kept:
+        if not path.exists():
             return None
-        values.append(100 * sum(kept) / len(kept))
+        kept = [correct for qid, correct in question_correctness(path).items() if keep(qid)]
+        if kept:
+            values.append(100 * sum(kept) / len(kept))
     return sum(values) / len(values) if values else None
 
 
