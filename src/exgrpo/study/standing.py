@@ -41,11 +41,10 @@ def tuning_lines(study: Study) -> list[str]:
 
 def run_validation(study: Study, method: str, model: str) -> float | None:
     """A model's accuracy on the tuning datasets in the evaluation of the method's tuning-seed run; None before it."""
-    report = study.run_dir(study.tuning["seed"], method) / "eval" / model / "report.json"
-    if not report.exists():
+    run_dir = study.run_dir(study.tuning["seed"], method)
+    if not (run_dir / "eval" / model / "report.json").exists():
         return None
-    rows = [row for row in json.loads(report.read_text())["datasets"] if row["name"] in study.tuning["datasets"]]
-    return sum(row["num_correct"] for row in rows) / sum(row["num_examples"] for row in rows) if rows else None
+    return validation_accuracy(run_dir, model, study.tuning["datasets"])
 
 
 def off_grid_lines(study: Study) -> list[str]:

@@ -94,10 +94,12 @@ def read_choice(study: Study, method: str) -> dict[str, float]:
     return saved["learning_rates"]
 
 
-def validation_accuracy(run_dir: Path, model: str) -> float:
+def validation_accuracy(run_dir: Path, model: str, datasets: list[str] | None = None) -> float:
+    """A model's accuracy over its evaluation's datasets (a tuning candidate evaluates validation only), or over
+    `datasets` of them (a run's evaluation also holds its test sets)."""
     report = json.loads((run_dir / "eval" / model / "report.json").read_text())
-    correct = sum(row["num_correct"] for row in report["datasets"])
-    return correct / max(1, sum(row["num_examples"] for row in report["datasets"]))
+    rows = [row for row in report["datasets"] if datasets is None or row["name"] in datasets]
+    return sum(row["num_correct"] for row in rows) / max(1, sum(row["num_examples"] for row in rows))
 
 
 def tune_method(study: Study, method: str, log: Any = print) -> dict[str, float]:
