@@ -22,6 +22,7 @@ def micro_spec(tmp_path: Path) -> Path:
     """The real study spec shrunk to seconds: a micro world, 1-layer students, a few steps per stage."""
     spec: dict[str, Any] = yaml.safe_load((REPO / "configs" / "study" / "study.yaml").read_text())
     spec.update(run_root=str(tmp_path / "runs"), seeds=[0])
+    spec.setdefault("report", {})["rerun_policy"] = "No run is rerun; a degenerate run is flagged below."
     common = spec["common"]
     common["world"] = {"seed": 0, "train_size": 4, "test_size": 2, "ood_size": 2}
     common["student"] = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "vocab_size": 400, "pretrain_epochs": 1}
@@ -77,6 +78,8 @@ def test_every_method_of_the_study_trains_and_evaluates(tmp_path: Path) -> None:
     for section in ("## Goals", "## Degenerate outputs", "## Main table", "## Ablation", "## Data efficiency",
                     "## Compute", "## DSU"):
         assert section in text
+    degenerate = text.split("## Degenerate outputs")[1].split("## Main table")[0]
+    assert degenerate.index("Rerun policy") < degenerate.index("found by code")  # the policy's "below" is true
     assert "| **all** |" in text.split("Projected cost")[1]  # the projection from the first run, by code
     main_table = text.split("## Main table")[1].split("## Ablation")[0]
     assert "guessing floor: random / majority" in main_table

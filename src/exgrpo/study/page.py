@@ -223,11 +223,12 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         "## Does the student learn? (the EI-SFT gate)", "", *gate, "",
         "## Goals (the paper's claims, scaled)", "", RULE, "", *goal_lines, "",
         "## Degenerate outputs", "",
+        # The policy comes first: it speaks of the runs "flagged below".
+        *([f"Rerun policy (fixed in the spec before the runs): {study.report['rerun_policy']}", ""]
+          if study.report.get("rerun_policy") else []),
         "Runs whose outputs degenerated on a dataset (more than 80% of outputs without a parseable answer, or more than",
         "80% one answer where the gold answers are less uniform), found by code in every finished evaluation:", "",
         *(page.degenerate_runs(_all_rows(study, main, ablation)) or ["- none detected"]), "",
-        *([f"Rerun policy (fixed in the spec before the runs): {study.report['rerun_policy']}", ""]
-          if study.report.get("rerun_policy") else []),
         "## Main table", "", *page.accuracy_table(main), "", f"![main]({page.images.name}/main.png)", "",
         "Held-out accuracy of each seed (where a CI is wide, this shows which seed it comes from):", "",
         *page.seed_table(main, page.held_out), "", *_note(study, "main"),
