@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 from exgrpo.evaluation.metrics import Estimate
+from exgrpo.study.tables import Page, Row
 from exgrpo.study.verdicts import degeneration, degenerations, threshold_verdict, verdict
 
 
@@ -39,6 +41,23 @@ def test_degenerate_datasets_of_an_evaluated_model_are_named(tmp_path: Path) -> 
     (folder / "world_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records(["7"] * 10, golds)))
     (folder / "world_ood_steps.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records(golds, golds)))
     assert list(degenerations(tmp_path)) == ["world_test"]
+
+
+def test_the_degenerate_runs_list_tells_apart_runs_with_the_same_title(tmp_path: Path) -> None:
+    golds = [str(i) for i in range(10)]
+    for method in ("ei_exgrpo", "ei_exgrpo_f0.25"):
+        folder = tmp_path / method / "eval" / "exgrpo" / "predictions"
+        folder.mkdir(parents=True)
+        (folder / "world_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records(["7"] * 10, golds)))
+    page = Page.__new__(Page)  # only the record's folders matter here
+    page.study = SimpleNamespace(run_dir=lambda seed, method: tmp_path / method)
+    page.results = SimpleNamespace(seeds=lambda row: [0])
+    lines = page.degenerate_runs([Row("EI + ExGRPO", "ei_exgrpo", "exgrpo"),
+                                  Row("EI + ExGRPO", "ei_exgrpo_f0.25", "exgrpo")])
+    assert lines == ["- EI + ExGRPO (ei_exgrpo), seed 0, world_test: 100% of answers are '7' (the most common gold "
+                     "answer: 10%)",
+                     "- EI + ExGRPO (ei_exgrpo_f0.25), seed 0, world_test: 100% of answers are '7' (the most common "
+                     "gold answer: 10%)"]
 
 
 def test_a_threshold_is_reached_only_when_the_whole_ci_is_at_or_above_it() -> None:

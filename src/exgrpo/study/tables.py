@@ -218,7 +218,10 @@ class Page:
         for row in rows:
             for seed in self.results.seeds(row):
                 found = degenerations(self.study.run_dir(seed, row.method) / "eval" / row.model)
-                lines += [f"- {row.title}, seed {seed}, {dataset}: {reason}" for dataset, reason in found.items()]
+                # The method's id too: a data-fraction run shares its full run's title (its table has a fraction
+                # column; this list has none).
+                lines += [f"- {row.title} ({row.method}), seed {seed}, {dataset}: {reason}"
+                          for dataset, reason in found.items()]
         return lines
 
     def seed_means(self, row: Row, datasets: list[str]) -> dict[int, float]:
