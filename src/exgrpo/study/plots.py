@@ -53,6 +53,7 @@ def plot_fractions(page: Page, curves: dict[str, list[tuple[float, Row]]], path:
         axis.set_xscale("log")
         ticks = sorted({f for points in curves.values() for f, _ in points})  # the fractions the spec runs
         axis.set_xticks(ticks, [f"{100 * f:g}%" for f in ticks])
+        axis.set_xticks([], minor=True)  # the log axis's own minor labels (3x10^-1, ...) would crowd the fractions
         axis.set_xlabel("fraction of the training questions")
         axis.set_ylabel(f"{group} accuracy (%)")
         if axis.get_legend_handles_labels()[0]:  # nothing evaluated yet: no legend to draw
