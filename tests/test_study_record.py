@@ -103,7 +103,7 @@ def test_the_tuning_seeds_run_remakes_its_chosen_candidates_when_their_models_we
                 tuning={"seed": 0, "datasets": ["world_val"],
                         "learning_rates": {"sft": [1.0e-4, 2.0e-4], "train": [2.0e-5, 5.0e-5]}})
     study = written_study(tmp_path, spec)
-    monkeypatch.setattr(tuning, "validation_accuracy", lambda run_dir, model: float(
+    monkeypatch.setattr(tuning, "validation_accuracy", lambda run_dir, model, datasets=None: float(
         run_dir.name in ("sft-lr0.0002", "train-lr2e-05")))
     tuning.tune_method(study, "ei_exgrpo", log=lambda line: None)
     sft, train = (tuning.candidate_dir(study, "ei_exgrpo", stage, rate) for stage, rate in (("sft", 2e-4),

@@ -70,7 +70,7 @@ def test_the_tuning_seed_trains_nothing_twice_and_the_base_is_evaluated_once(
     study = micro_study(tmp_path, tiny_model_path)
     trained = counted_trainings(monkeypatch)
     # The choice: the higher rate of SFT, the lower of RL (whatever the micro models score on validation).
-    monkeypatch.setattr(tuning, "validation_accuracy", lambda run_dir, model: float(
+    monkeypatch.setattr(tuning, "validation_accuracy", lambda run_dir, model, datasets=None: float(
         run_dir.name in ("sft-lr0.0002", "train-lr2e-05")))
     log = lambda line: None  # noqa: E731
 

@@ -402,7 +402,8 @@ def run(config: RunConfig, from_stage: str | None = None,
         counts = STAGE_FUNCTIONS[stage](config)
         seconds, cpu = time.time() - started, process_cpu_seconds() - cpu_started
         earlier = progress["earlier_seconds"]  # a resumed stage: its killed sittings' kept work, at this one's CPU rate
-        measured = {"seconds": round(seconds + earlier, 1), "cpu_seconds": round(cpu + earlier * cpu / max(seconds, 1e-9), 1),
+        measured = {"seconds": round(seconds + earlier, 3),  # ms: a micro stage can take under 0.05 s
+                    "cpu_seconds": round(cpu + earlier * cpu / max(seconds, 1e-9), 3),
                     "machine": machine_description(), **(progress if progress["sittings"] > 1 else {})}
         if first is not None:  # the same work made again: the stage's cost stays its first, the remakes are listed
             measured = {**first, "remade": [*first.get("remade", []), measured]}

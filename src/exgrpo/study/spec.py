@@ -396,7 +396,8 @@ def evaluate_base_first(study: Study, config: Any, log: Any = print) -> bool:
     log(f"  {config.run_dir}: the base student evaluated first, on its own")
     started, cpu_started = time.time(), process_cpu_seconds()
     evaluate(config.eval_config("base"))
-    cost = {"seconds": round(time.time() - started, 1), "cpu_seconds": round(process_cpu_seconds() - cpu_started, 1),
+    # Milliseconds: a micro student's evaluation can take under 0.05 s, which one decimal would record as no time.
+    cost = {"seconds": round(time.time() - started, 3), "cpu_seconds": round(process_cpu_seconds() - cpu_started, 3),
             "machine": machine_description()}
     kept = keep_base_evaluation(config, study.run_root, cost)
     log(f"  {config.run_dir}: {record(study)} files recorded in {study.record_root}")
