@@ -49,15 +49,21 @@ def test_the_degenerate_runs_list_tells_apart_runs_with_the_same_title(tmp_path:
         folder = tmp_path / method / "eval" / "exgrpo" / "predictions"
         folder.mkdir(parents=True)
         (folder / "world_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records(["7"] * 10, golds)))
+    sft = tmp_path / "ei_exgrpo" / "eval" / "sft" / "predictions"  # EI-SFT: a second model of the same run
+    sft.mkdir(parents=True)
+    (sft / "world_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records(["3"] * 10, golds)))
     page = Page.__new__(Page)  # only the record's folders matter here
     page.study = SimpleNamespace(run_dir=lambda seed, method: tmp_path / method)
     page.results = SimpleNamespace(seeds=lambda row: [0])
     lines = page.degenerate_runs([Row("EI + ExGRPO", "ei_exgrpo", "exgrpo"),
-                                  Row("EI + ExGRPO", "ei_exgrpo_f0.25", "exgrpo")])
-    assert lines == ["- EI + ExGRPO (ei_exgrpo), seed 0, world_test: 100% of answers are '7' (the most common gold "
-                     "answer: 10%)",
-                     "- EI + ExGRPO (ei_exgrpo_f0.25), seed 0, world_test: 100% of answers are '7' (the most common "
-                     "gold answer: 10%)"]
+                                  Row("EI + ExGRPO", "ei_exgrpo_f0.25", "exgrpo"),
+                                  Row("SFT only (EI data)", "ei_exgrpo", "sft")])
+    assert lines == ["- EI + ExGRPO (run ei_exgrpo, its exgrpo model), seed 0, world_test: 100% of answers are '7' "
+                     "(the most common gold answer: 10%)",
+                     "- EI + ExGRPO (run ei_exgrpo_f0.25, its exgrpo model), seed 0, world_test: 100% of answers are "
+                     "'7' (the most common gold answer: 10%)",
+                     "- SFT only (EI data) (run ei_exgrpo, its sft model), seed 0, world_test: 100% of answers are "
+                     "'3' (the most common gold answer: 10%)"]
 
 
 def test_a_threshold_is_reached_only_when_the_whole_ci_is_at_or_above_it() -> None:

@@ -218,9 +218,9 @@ class Page:
         for row in rows:
             for seed in self.results.seeds(row):
                 found = degenerations(self.study.run_dir(seed, row.method) / "eval" / row.model)
-                # The method's id too: a data-fraction run shares its full run's title (its table has a fraction
-                # column; this list has none).
-                lines += [f"- {row.title} ({row.method}), seed {seed}, {dataset}: {reason}"
+                # The run's id and its model too: a data-fraction run shares its full run's title (its table has
+                # a fraction column; this list has none), and EI-SFT is the sft model of an ei_exgrpo run.
+                lines += [f"- {row.title} (run {row.method}, its {row.model} model), seed {seed}, {dataset}: {reason}"
                           for dataset, reason in found.items()]
         return lines
 
