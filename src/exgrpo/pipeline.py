@@ -370,6 +370,13 @@ def process_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def measured_cost(seconds: float, cpu_seconds: float) -> dict[str, Any]:
+    """What some work cost, as manifests and the study's record keep it: wall and CPU seconds, and the machine they
+    were measured on (its CPU seconds compare only with the same machine's). Milliseconds: a micro student's stage
+    can take under 0.05 s, which one decimal would record as no time."""
+    return {"seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3), "machine": machine_description()}
+
+
 def run(config: RunConfig, from_stage: str | None = None,
         on_stage: Callable[[str, str], None] | None = None, until: str | None = None) -> dict[str, dict[str, Any]]:
     """Run the stages that are not done (or from `from_stage` on), up to `until` (included; default: all);
@@ -402,9 +409,8 @@ def run(config: RunConfig, from_stage: str | None = None,
         counts = STAGE_FUNCTIONS[stage](config)
         seconds, cpu = time.time() - started, process_cpu_seconds() - cpu_started
         earlier = progress["earlier_seconds"]  # a resumed stage: its killed sittings' kept work, at this one's CPU rate
-        measured = {"seconds": round(seconds + earlier, 3),  # ms: a micro stage can take under 0.05 s
-                    "cpu_seconds": round(cpu + earlier * cpu / max(seconds, 1e-9), 3),
-                    "machine": machine_description(), **(progress if progress["sittings"] > 1 else {})}
+        measured = {**measured_cost(seconds + earlier, cpu + earlier * cpu / max(seconds, 1e-9)),
+                    **(progress if progress["sittings"] > 1 else {})}
         if first is not None:  # the same work made again: the stage's cost stays its first, the remakes are listed
             measured = {**first, "remade": [*first.get("remade", []), measured]}
         manifests[stage] = {"stage": stage, "config_hash": digest, **measured,

@@ -384,8 +384,7 @@ def evaluate_base_first(study: Study, config: Any, log: Any = print) -> bool:
     import time
 
     from exgrpo.evaluation.evaluate import evaluate
-    from exgrpo.models.precision import machine_description
-    from exgrpo.pipeline import process_cpu_seconds, run
+    from exgrpo.pipeline import measured_cost, process_cpu_seconds, run
     from exgrpo.study.record import record
     from exgrpo.study.reuse import keep_base_evaluation, kept_base_evaluation
 
@@ -396,9 +395,7 @@ def evaluate_base_first(study: Study, config: Any, log: Any = print) -> bool:
     log(f"  {config.run_dir}: the base student evaluated first, on its own")
     started, cpu_started = time.time(), process_cpu_seconds()
     evaluate(config.eval_config("base"))
-    # Milliseconds: a micro student's evaluation can take under 0.05 s, which one decimal would record as no time.
-    cost = {"seconds": round(time.time() - started, 3), "cpu_seconds": round(process_cpu_seconds() - cpu_started, 3),
-            "machine": machine_description()}
+    cost = measured_cost(time.time() - started, process_cpu_seconds() - cpu_started)
     kept = keep_base_evaluation(config, study.run_root, cost)
     log(f"  {config.run_dir}: {record(study)} files recorded in {study.record_root}")
     return kept
