@@ -1,11 +1,16 @@
-"""The study's tables: the bootstrap pooled over seeds and questions, families from question ids."""
+"""The study's tables: the bootstrap pooled over seeds and questions, families from question ids, the compute table's
+note on seeds measured on different CPU models."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from exgrpo.study.tables import family, pooled_bootstrap
+from exgrpo.study.tables import Page, Row, family, pooled_bootstrap
 
 
 def test_pooled_bootstrap_of_all_correct_is_one_without_spread() -> None:
@@ -43,3 +48,35 @@ def test_family_is_read_from_question_and_probe_ids() -> None:
     assert family("cc74340c8a8111eeb582aed9ebe82ba1") == "" and family("svamp-0") == ""  # real benchmarks' ids
 
 
+
+
+def compute_page(tmp_path: Path, machines: list[dict | None]) -> Page:
+    """A Page over one SFT-only method whose seed i's stage ran on machines[i] (None: not recorded)."""
+    for seed, machine in enumerate(machines):
+        run_dir = tmp_path / f"seed{seed}" / "skd"
+        (run_dir / "sft").mkdir(parents=True)
+        manifest = {"stage": "sft", "seconds": 100.0 * (seed + 1), "cpu_seconds": 150.0 * (seed + 1)}
+        (run_dir / "sft" / "manifest.json").write_text(json.dumps(manifest | ({"machine": machine} if machine else {})))
+        (run_dir / "teacher_tokens.json").write_text(json.dumps({"teacher_tokens": 1000}))
+    page = Page.__new__(Page)  # only what compute_row reads: the study's folders and the seeds with results
+    page.study = SimpleNamespace(methods={"skd": {}}, run_dir=lambda seed, method: tmp_path / f"seed{seed}" / method,
+                                 run_config=lambda method, seed: SimpleNamespace(run_dir=tmp_path / f"seed{seed}" / method))
+    page.results = SimpleNamespace(seeds=lambda row: list(range(len(machines))))
+    return page
+
+
+AMD = {"cpu": "AMD EPYC", "cores": 2, "native_bf16": True}
+INTEL = {"cpu": "Intel Xeon", "cores": 2, "native_bf16": True}
+
+
+def test_compute_table_notes_seeds_measured_on_two_cpu_models(tmp_path: Path) -> None:
+    lines = compute_page(tmp_path, [AMD, None, INTEL]).compute_table([Row("SKD", "skd", "sft")])
+    assert lines[2] == "| SKD | 0 | 1,000 | 0 | 200 † | 300 † |"  # means over seeds, marked
+    footnote = [line for line in lines if line.startswith("- † SKD")]
+    assert footnote == ["- † SKD, CPU seconds per seed: seed 0 150 (AMD EPYC, 2 cores, native bf16); "
+                        "seed 1 300 (machine not recorded); seed 2 450 (Intel Xeon, 2 cores, native bf16)."]
+
+
+def test_compute_table_has_no_note_when_one_cpu_model_measured_every_seed(tmp_path: Path) -> None:
+    lines = compute_page(tmp_path, [AMD, None, AMD]).compute_table([Row("SKD", "skd", "sft")])
+    assert lines[2] == "| SKD | 0 | 1,000 | 0 | 200 | 300 |" and len(lines) == 3

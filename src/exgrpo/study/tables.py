@@ -18,6 +18,7 @@ import numpy as np
 
 from exgrpo.evaluation.metrics import Estimate
 from exgrpo.models.named import resolve_model
+from exgrpo.models.precision import machine_name
 from exgrpo.study.spec import Study, question_correctness, student_tokens
 
 RESAMPLES = 2000
@@ -277,14 +278,16 @@ class Page:
 
     # ------------------------------------------------------------ compute
 
-    def compute_row(self, row: Row) -> list[str] | None:
-        """Teacher-written tokens trained on, student training tokens and training wall time (mean over seeds)."""
+    def compute_row(self, row: Row) -> tuple[list[str], str | None] | None:
+        """Teacher-written tokens trained on, student training tokens and training wall time (mean over seeds), and a
+        footnote with each seed's CPU seconds and machine when its seeds' stages ran on more than one CPU model (a
+        study spans sittings, and the seconds of two CPU models are not directly comparable)."""
         seeds = self.results.seeds(row)
         if not seeds or row.model == "base":
             return None
         spec = self.study.methods[row.method]
         source = spec.get("sft_model_from", row.method)  # the method that trained its SFT model
-        teacher, student, seconds, cpu, steps = [], [], [], [], []
+        teacher, student, seconds, cpu, steps, machines = [], [], [], [], [], []
         for seed in seeds:
             own, shared = self.study.run_dir(seed, row.method), self.study.run_dir(seed, source)
             parts = [(shared, "sft")] + ([(own, "train")] if row.model == "exgrpo" else [])
@@ -293,16 +296,32 @@ class Page:
             cpu.append(sum(stage_seconds(folder, stage, "cpu_seconds") for folder, stage in parts))
             steps.append(sum(optimizer_steps(folder / stage) for folder, stage in parts))
             teacher.append(recorded_teacher_tokens(self.study.run_config(source, seed)))
-        return [f"{np.mean(steps):,.0f}", f"{np.mean(teacher):,.0f}", f"{np.mean(student):,.0f}",
-                f"{np.mean(seconds):.0f}", f"{np.mean(cpu):.0f}" if all(cpu) else "n/a"]
+            machines.append({stage_machine(folder, stage) for folder, stage in parts} - {None})
+        named = set().union(*machines)
+        mixed = len(named) > 1
+        values = [f"{np.mean(steps):,.0f}", f"{np.mean(teacher):,.0f}", f"{np.mean(student):,.0f}",
+                  f"{np.mean(seconds):.0f}" + " †" * mixed, (f"{np.mean(cpu):.0f}" if all(cpu) else "n/a") + " †" * mixed]
+        footnote = None
+        if mixed:
+            footnote = f"† {row.title}, CPU seconds per seed: " + "; ".join(
+                f"seed {seed} {value:.0f} ({', '.join(sorted(names)) or 'machine not recorded'})"
+                for seed, value, names in zip(seeds, cpu, machines, strict=True)) + "."
+        return values, footnote
 
     def compute_table(self, rows: list[Row]) -> list[str]:
+        """The compute table; footnotes (compute_row) follow it for rows measured on more than one CPU model."""
         lines = ["| method | optimizer steps | teacher-written tokens trained on | student training tokens | "
                  "training wall time (s) | training CPU time (s) |", "|---|---|---|---|---|---|"]
+        footnotes = []
         for row in rows:
-            values = self.compute_row(row)
-            if values is not None:
+            computed = self.compute_row(row)
+            if computed is not None:
+                values, footnote = computed
                 lines.append(f"| {row.title} | " + " | ".join(values) + " |")
+                footnotes += [footnote] if footnote else []
+        if footnotes:
+            lines += ["", "† Mean over seeds measured on more than one CPU model, whose seconds are not directly "
+                      "comparable:", *(f"- {footnote}" for footnote in footnotes)]
         return lines
 
 
@@ -313,6 +332,13 @@ def stage_seconds(run_dir: Path, stage: str, kind: str = "seconds") -> float:
         return 0.0
     manifest_data = json.loads(manifest.read_text())
     return 0.0 if "skipped" in manifest_data.get("outputs", {}) else float(manifest_data.get(kind, 0.0))
+
+
+def stage_machine(run_dir: Path, stage: str) -> str | None:
+    """The machine a stage ran on, in words (its manifest's `machine`); None where not recorded or not run."""
+    manifest = run_dir / stage / "manifest.json"
+    machine = json.loads(manifest.read_text()).get("machine") if manifest.exists() else None
+    return machine_name(machine) if machine else None
 
 
 def optimizer_steps(stage_dir: Path) -> int:
