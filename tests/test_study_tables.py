@@ -80,3 +80,14 @@ def test_compute_table_notes_seeds_measured_on_two_cpu_models(tmp_path: Path) ->
 def test_compute_table_has_no_note_when_one_cpu_model_measured_every_seed(tmp_path: Path) -> None:
     lines = compute_page(tmp_path, [AMD, None, AMD]).compute_table([Row("SKD", "skd", "sft")])
     assert lines[2] == "| SKD | 0 | 1,000 | 0 | 200 | 300 |" and len(lines) == 3
+
+
+def test_a_skipped_stage_names_no_machine(tmp_path: Path) -> None:
+    from exgrpo.study.tables import stage_machine, stage_seconds
+
+    (tmp_path / "sft").mkdir()
+    manifest = {"stage": "sft", "seconds": 5.0, "machine": INTEL, "outputs": {"skipped": "adopted"}}
+    (tmp_path / "sft" / "manifest.json").write_text(json.dumps(manifest))
+    assert stage_machine(tmp_path, "sft") is None and stage_seconds(tmp_path, "sft") == 0.0
+    (tmp_path / "sft" / "manifest.json").write_text(json.dumps(manifest | {"outputs": {}}))
+    assert stage_machine(tmp_path, "sft") == "Intel Xeon, 2 cores, native bf16" and stage_seconds(tmp_path, "sft") == 5.0

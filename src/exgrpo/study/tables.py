@@ -325,19 +325,23 @@ class Page:
         return lines
 
 
+def worked_manifest(run_dir: Path, stage: str) -> dict[str, Any] | None:
+    """A stage's manifest where the stage did its work (None where it has not run, or skipped it)."""
+    manifest = run_dir / stage / "manifest.json"
+    data = json.loads(manifest.read_text()) if manifest.exists() else None
+    return None if data is None or "skipped" in data.get("outputs", {}) else data
+
+
 def stage_seconds(run_dir: Path, stage: str, kind: str = "seconds") -> float:
     """A stage's wall `seconds` or `cpu_seconds` (all threads; RL sampling and reference passes included)."""
-    manifest = run_dir / stage / "manifest.json"
-    if not manifest.exists():
-        return 0.0
-    manifest_data = json.loads(manifest.read_text())
-    return 0.0 if "skipped" in manifest_data.get("outputs", {}) else float(manifest_data.get(kind, 0.0))
+    manifest = worked_manifest(run_dir, stage)
+    return float(manifest.get(kind, 0.0)) if manifest else 0.0
 
 
 def stage_machine(run_dir: Path, stage: str) -> str | None:
-    """The machine a stage ran on, in words (its manifest's `machine`); None where not recorded or not run."""
-    manifest = run_dir / stage / "manifest.json"
-    machine = json.loads(manifest.read_text()).get("machine") if manifest.exists() else None
+    """The machine that did a stage's work, in words (its manifest's `machine`); None where not recorded or not
+    run, and for a skipped stage (its machine did nothing, and its seconds count 0)."""
+    machine = (worked_manifest(run_dir, stage) or {}).get("machine")
     return machine_name(machine) if machine else None
 
 
