@@ -24,7 +24,7 @@ from exgrpo.config import EvalConfig
 from exgrpo.data.prompts import build_messages
 from exgrpo.data.registry import get_entry, load_examples
 from exgrpo.evaluation.evaluate import evaluate
-from exgrpo.evaluation.generation import TransformersGenerator, load_model_and_tokenizer
+from exgrpo.generation.generators import TransformersGenerator, load_model_and_tokenizer
 from exgrpo.models.tiny import build_tiny_model
 
 DEFAULT_DATASETS = "gsm8k,commonsenseqa,strategyqa,arc_challenge,anli,openbookqa"

@@ -35,12 +35,12 @@ from transformers import AutoTokenizer
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 from exgrpo.config import TrainConfig  # noqa: E402
-from exgrpo.evaluation.generation import load_model_and_tokenizer  # noqa: E402
+from exgrpo.generation.generators import load_model_and_tokenizer  # noqa: E402
 from exgrpo.gpu_check import step_timer  # noqa: E402
 from exgrpo.models.named import resolve_model  # noqa: E402
 from exgrpo.models.tiny import build_tiny_model  # noqa: E402
-from exgrpo.training.rollout import TransformersSampler  # noqa: E402
-from exgrpo.training.train import build_trainer, grpo_arguments  # noqa: E402
+from exgrpo.rl.rollout import TransformersSampler  # noqa: E402
+from exgrpo.rl.train import build_trainer, grpo_arguments  # noqa: E402
 
 
 def write_ei(path: Path, questions: int) -> Path:
@@ -122,8 +122,8 @@ def trained_tokens_per_step(trainer: Any, batch: int) -> float:
 def run_vanilla(config: TrainConfig, batch: int) -> tuple[float, float]:
     from trl import GRPOTrainer
 
+    from exgrpo.rl.trainer import questions_dataset
     from exgrpo.training.dialogues import load_ei_questions
-    from exgrpo.training.exgrpo import questions_dataset
 
     timer = step_timer()
     trainer = GRPOTrainer(model=config.model, reward_funcs=[lambda completions, **_: [0.0] * len(completions)],
@@ -230,7 +230,7 @@ def main() -> None:
           f"{same_contexts:.0f} tok/s")
     print(f"multi-turn rollout ratio (goal >= 0.85): {rollout_rate / single_rate:.2f}")
     if like_rate is not None:
-        print(f"the rollouts sample with attention '{record.attention}' (exgrpo.models.cpu_attention); plain generate "
+        print(f"the rollouts sample with attention '{record.attention}' (exgrpo.generation.cpu_attention); plain generate "
               f"with it too: {like_rate:.0f} tok/s, like-for-like ratio {rollout_rate / like_rate:.2f}")
     print(f"bound from the dialogue shape alone (plain generate, {k_partial + 1} turns of every row then "
           f"{args.k - k_partial} of the A rows, no injected turns): {shape_rate:.0f} tok/s, ratio {shape_rate / single_rate:.2f}; "

@@ -92,7 +92,7 @@ def test_train_configs_refuse_settings_that_would_be_ignored_or_meaningless(tmp_
 def test_train_loss_normalisation_is_methods_per_rollout_mean_and_reaches_trl(tmp_path: Path,
                                                                             tiny_model_path: Path) -> None:
     from exgrpo.config import TrainConfig
-    from exgrpo.training.train import grpo_arguments
+    from exgrpo.rl.train import grpo_arguments
 
     config = load_config(TrainConfig, train_yaml(tmp_path, "report_to: [none]\n", str(tiny_model_path)))
     assert config.loss_type == "grpo" and grpo_arguments(config).loss_type == "grpo"

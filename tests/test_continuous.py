@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from exgrpo.evaluation.continuous import decode_continuously, supports_continuous
-from exgrpo.evaluation.generation import load_model_and_tokenizer
+from exgrpo.generation.continuous import decode_continuously, supports_continuous
+from exgrpo.generation.generators import load_model_and_tokenizer
 
 
 def prompts_of_many_lengths(tokenizer) -> list[list[int]]:
@@ -76,7 +76,7 @@ def test_sliding_window_models_are_left_to_generate() -> None:
 def test_growing_cache_layers_write_in_place_and_hold_what_concatenation_would(tiny_model_path: Path) -> None:
     from transformers import DynamicCache
 
-    from exgrpo.evaluation.continuous import new_cache, select_cache_rows
+    from exgrpo.generation.continuous import new_cache, select_cache_rows
 
     model, tokenizer = load_model_and_tokenizer(str(tiny_model_path), device="cpu")
     ids = torch.tensor([tokenizer("is 12 plus 30 forty-two?")["input_ids"]] * 3)

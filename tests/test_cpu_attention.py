@@ -9,8 +9,8 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from exgrpo.evaluation.continuous import DecodeBatch
-from exgrpo.models.cpu_attention import cpu_decode_attention
+from exgrpo.generation.continuous import DecodeBatch
+from exgrpo.generation.cpu_attention import cpu_decode_attention
 
 
 def decode_logits(model, chunks_per_round: list[list[list[int]]], steps: int) -> list[torch.Tensor]:

@@ -24,11 +24,11 @@ from exgrpo.config import (
 )
 from exgrpo.data.registry import load_examples
 from exgrpo.errors import ConfigError
-from exgrpo.estimate.run import resolved_throughput
-from exgrpo.estimate.student_tokens import sft_load
-from exgrpo.estimate.teacher_calls import ProbeForecast, forecast_probe_stage
-from exgrpo.estimate.tokens import TokenCounter
 from exgrpo.inversion.pipeline import run_probe
+from exgrpo.runner.estimate.run import resolved_throughput
+from exgrpo.runner.estimate.student_tokens import sft_load
+from exgrpo.runner.estimate.teacher_calls import ProbeForecast, forecast_probe_stage
+from exgrpo.runner.estimate.tokens import TokenCounter
 from exgrpo.teachers.factory import make_backend, teacher_identity
 from exgrpo.teachers.loopback_server import LoopbackChatServer, last_user_message
 

@@ -16,7 +16,7 @@ from exgrpo.config import EvalConfig
 from exgrpo.data.answers import final_answer_sentence
 from exgrpo.data.registry import load_examples
 from exgrpo.evaluation.evaluate import evaluate
-from exgrpo.evaluation.generation import Conversation, Generation, ResultCallback
+from exgrpo.generation.generators import Conversation, Generation, ResultCallback
 
 
 class ScriptedGenerator:

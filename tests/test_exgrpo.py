@@ -15,11 +15,11 @@ from trl import GRPOConfig, GRPOTrainer
 
 from exgrpo.config import TrainConfig
 from exgrpo.data.answers import check_answer
+from exgrpo.rl.rewards import FULL, PARTIAL
+from exgrpo.rl.rollout import TransformersSampler
+from exgrpo.rl.train import build_trainer, run_train
+from exgrpo.rl.trainer import questions_dataset
 from exgrpo.training.dialogues import load_ei_questions
-from exgrpo.training.exgrpo import questions_dataset
-from exgrpo.training.rewards import FULL, PARTIAL
-from exgrpo.training.rollout import TransformersSampler
-from exgrpo.training.train import build_trainer, run_train
 
 
 def train_config(model: Path, ei: Path, output_dir: Path, **overrides: Any) -> TrainConfig:
@@ -245,7 +245,7 @@ def test_aux_batches_cycle_through_the_generations_examples(toy_sft_model: tuple
 
 
 def test_dsu_watch_warns_when_the_bonus_fires_more_without_better_answers() -> None:
-    from exgrpo.training.exgrpo import DSUWatch
+    from exgrpo.rl.trainer import DSUWatch
 
     hacking, honest = DSUWatch(window=10, rise=0.15), DSUWatch(window=10, rise=0.15)
     flags = [hacking.update(fired_rate=0.1 + 0.05 * step, accuracy_full=0.4) for step in range(10)]

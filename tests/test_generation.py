@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from exgrpo.evaluation.generation import (
+from exgrpo.generation.generators import (
     Generation,
     TransformersGenerator,
     load_model_and_tokenizer,

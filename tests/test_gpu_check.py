@@ -11,8 +11,8 @@ import pytest
 
 from exgrpo import gpu_check
 from exgrpo.config import StudentThroughput
-from exgrpo.estimate.run import resolved_throughput
 from exgrpo.models.shapes import SHAPES, build_shaped_model
+from exgrpo.runner.estimate.run import resolved_throughput
 
 REPO = Path(__file__).resolve().parents[1]
 

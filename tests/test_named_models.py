@@ -49,7 +49,7 @@ def test_conversion_makes_a_plain_checkpoint_once(smollm2_path: Path, monkeypatc
 
 @pytest.mark.slow
 def test_the_converted_model_loads_and_answers(smollm2_path: Path) -> None:
-    from exgrpo.evaluation.generation import TransformersGenerator, load_model_and_tokenizer
+    from exgrpo.generation.generators import TransformersGenerator, load_model_and_tokenizer
 
     model, tokenizer = load_model_and_tokenizer("smollm2-135m-instruct", dtype="float32")
     assert 130e6 < sum(p.numel() for p in model.parameters()) < 140e6

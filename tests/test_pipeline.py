@@ -14,8 +14,9 @@ import pytest
 import yaml
 
 from exgrpo.config import DistillStageConfig, build_config
+from exgrpo.config.run import RunConfig
 from exgrpo.errors import ConfigError
-from exgrpo.pipeline import STAGES, RunConfig, plan, run
+from exgrpo.runner.pipeline import STAGES, plan, run
 
 REPO = Path(__file__).parents[1]
 
@@ -67,7 +68,7 @@ def test_stages_run_once_skip_on_rerun_and_redo_from_a_stage(tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_a_run_that_dies_in_a_stage_resumes_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import exgrpo.pipeline as pipeline
+    import exgrpo.runner.pipeline as pipeline
 
     config = build_config(RunConfig, micro_recipe(tmp_path / "run"), "test")
 

@@ -35,7 +35,7 @@ def test_lora_sft_step_in_bf16(smollm2_path: Path, tmp_path: Path) -> None:
 
 
 def test_exgrpo_step_in_bf16(smollm2_path: Path, tmp_path: Path) -> None:
-    from exgrpo.training.train import run_train
+    from exgrpo.rl.train import run_train
 
     ei = write_toy_ei(tmp_path / "ei.jsonl")
     config = TrainConfig(model="smollm2-135m-instruct", ei_data=ei, output_dir=tmp_path / "exgrpo", max_steps=1,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from exgrpo.report import goal_line, paired_difference
+from exgrpo.runner.report import goal_line, paired_difference
 
 
 def write_predictions(eval_dir: Path, model: str, dataset: str, correct: list[bool]) -> None:

@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from exgrpo.training.rewards import FULL, PARTIAL, dsu_bonus, outcome_reward, per_scenario_advantages
+from exgrpo.rl.rewards import FULL, PARTIAL, dsu_bonus, outcome_reward, per_scenario_advantages
 
 A, B = FULL, PARTIAL
 

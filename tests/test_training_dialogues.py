@@ -13,6 +13,8 @@ from exgrpo.config import ExGRPOSettings
 from exgrpo.data.prompts import build_prompt
 from exgrpo.errors import DataError
 from exgrpo.models.tiny import END_OF_TURN
+from exgrpo.rl.rewards import FULL, PARTIAL
+from exgrpo.rl.rollout import RolloutPlan, plan_rollouts, roll_out
 from exgrpo.training.dialogues import (
     ChatTokens,
     dialogue_messages,
@@ -20,8 +22,6 @@ from exgrpo.training.dialogues import (
     sample_probes,
     sft_conversations,
 )
-from exgrpo.training.rewards import FULL, PARTIAL
-from exgrpo.training.rollout import RolloutPlan, plan_rollouts, roll_out
 
 
 @pytest.fixture
@@ -169,7 +169,7 @@ def test_malformed_ei_file_names_the_line(tmp_path: Path) -> None:
 def test_two_questions_with_one_prompt_are_refused(questions) -> None:
     import dataclasses
 
-    from exgrpo.training.exgrpo import questions_by_prompt
+    from exgrpo.rl.trainer import questions_by_prompt
 
     assert len(questions_by_prompt(questions)) == len(questions)
     twin = dataclasses.replace(questions[0], example=dataclasses.replace(questions[0].example, id="twin", answer="no"))
@@ -208,7 +208,7 @@ def test_gemma_style_rollouts_are_the_templates_own_dialogue(questions, gemma_ch
 def test_both_samplers_stop_on_the_same_set(gemma_chat: ChatTokens) -> None:
     from types import SimpleNamespace
 
-    from exgrpo.training.rollout import TransformersSampler, VLLMSampler
+    from exgrpo.rl.rollout import TransformersSampler, VLLMSampler
 
     model = SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=[gemma_chat.tokenizer.eos_token_id, 3]))
     trainer = SimpleNamespace(chat=gemma_chat, processing_class=gemma_chat.tokenizer, model=model, args=SimpleNamespace(),
@@ -220,7 +220,7 @@ def test_both_samplers_stop_on_the_same_set(gemma_chat: ChatTokens) -> None:
 
 def test_the_transformers_sampler_asks_for_scores_only_when_trl_reads_them(toy_sft_model, tmp_path: Path) -> None:
     from exgrpo.config import TrainConfig
-    from exgrpo.training.train import build_trainer
+    from exgrpo.rl.train import build_trainer
 
     model, ei = toy_sft_model
     trainer = build_trainer(TrainConfig(model=str(model), ei_data=ei, output_dir=tmp_path, max_steps=1, learning_rate=1e-3,
@@ -244,8 +244,8 @@ def test_rollouts_with_the_kv_cache_kept_between_turns_equal_fresh_generation(to
     import torch
 
     from exgrpo.config import TrainConfig
-    from exgrpo.training.rollout import TransformersSampler
-    from exgrpo.training.train import build_trainer
+    from exgrpo.rl.rollout import TransformersSampler
+    from exgrpo.rl.train import build_trainer
 
     model, ei = toy_sft_model
     settings = {"k": 3, "k_partial": 1, "rollouts_full": 2, "rollouts_partial": 2}
@@ -278,7 +278,7 @@ def _toy_rollout_setup(toy_sft_model, tmp_path: Path, **args: Any):
     """A trainer on the toy student, plans for its questions, and a stop at "yes" as well (every toy answer is
     "The answer is yes/no."), so that rows end their turns at different steps."""
     from exgrpo.config import TrainConfig
-    from exgrpo.training.train import build_trainer
+    from exgrpo.rl.train import build_trainer
 
     model, ei = toy_sft_model
     settings = {"k": 3, "k_partial": 1, "rollouts_full": 2, "rollouts_partial": 2}
@@ -296,7 +296,7 @@ def _toy_rollout_setup(toy_sft_model, tmp_path: Path, **args: Any):
 def _sampled_rollouts(trainer, plans, stop: int | list[int], decoding: str, max_new_tokens: int = 5):
     import torch
 
-    from exgrpo.training.rollout import TransformersSampler
+    from exgrpo.rl.rollout import TransformersSampler
 
     sampler = TransformersSampler(trainer, max_new_tokens=max_new_tokens, decoding=decoding)
     sampler.eos_ids = sorted({*sampler.eos_ids, *(stop if isinstance(stop, list) else [stop])})
@@ -362,7 +362,7 @@ def test_continuous_dialogue_decoding_keeps_min_new_tokens_per_turn(toy_sft_mode
 
 
 def test_settings_only_generate_knows_fall_back_to_generate_per_turn(toy_sft_model, tmp_path: Path) -> None:
-    from exgrpo.training.rollout import TransformersSampler
+    from exgrpo.rl.rollout import TransformersSampler
 
     for args in ({"repetition_penalty": 1.1}, {"generation_kwargs": {"no_repeat_ngram_size": 2}}):
         trainer, _, _ = _toy_rollout_setup(toy_sft_model, tmp_path, **args)
@@ -396,7 +396,7 @@ def test_bf16_rollout_copy_drops_the_autocast_wrapper_and_leaves_the_policy_alon
     import torch
     from transformers import AutoModelForCausalLM
 
-    from exgrpo.training.rollout import bf16_copy_for_cpu
+    from exgrpo.rl.rollout import bf16_copy_for_cpu
 
     policy = AutoModelForCausalLM.from_pretrained(tiny_model_path)
     calls = []
@@ -421,8 +421,8 @@ def test_the_shared_prompt_is_prefilled_once_and_every_rollout_gets_its_cache(ti
     import torch
     from transformers import AutoModelForCausalLM
 
-    from exgrpo.evaluation.continuous import DecodeBatch
-    from exgrpo.training.dialogue_decoding import prefill_shared
+    from exgrpo.generation.continuous import DecodeBatch
+    from exgrpo.generation.dialogue_decoding import prefill_shared
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_path).eval()
     contexts = [[5, 6, 7, 8], [5, 6, 7, 8], [9, 10], [5, 6, 7, 8]]

@@ -126,7 +126,7 @@ def test_answer_aug_samples_are_other_correct_rationales_paid_once(tmp_path: Pat
 @pytest.mark.slow
 def test_the_base_student_has_a_weak_prior(tmp_path: Path) -> None:
     from exgrpo.data.prompts import build_messages
-    from exgrpo.evaluation.generation import TransformersGenerator, load_model_and_tokenizer
+    from exgrpo.generation.generators import TransformersGenerator, load_model_and_tokenizer
     from exgrpo.world.student import build_base_student
 
     train = generate_world(seed=0, train_size=40, test_size=20, ood_size=5)

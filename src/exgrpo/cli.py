@@ -162,7 +162,7 @@ def train_command(
     the newest checkpoint. The model is saved to OUTPUT_DIR/final.
     """
     from exgrpo.config import TrainConfig
-    from exgrpo.training.train import run_train
+    from exgrpo.rl.train import run_train
 
     _train_stage(TrainConfig, run_train, config, {"max_steps": max_steps, "output_dir": output_dir}, "ExGRPO model")
 
@@ -190,7 +190,8 @@ def run_command(
     a killed run was in. The configuration is validated in full before the first stage starts.
     """
     from exgrpo.config import build_config, load_yaml
-    from exgrpo.pipeline import RunConfig, plan, run
+    from exgrpo.config.run import RunConfig
+    from exgrpo.runner.pipeline import plan, run
 
     try:
         run_config = build_config(RunConfig, load_yaml(config), str(config))
@@ -216,7 +217,7 @@ def run_command(
 
 
 def _print_estimate(run_config: Any) -> None:
-    from exgrpo.estimate.run import estimate_notes, estimate_run, student_table, teacher_tables
+    from exgrpo.runner.estimate.run import estimate_notes, estimate_run, student_table, teacher_tables
 
     estimate = estimate_run(run_config)
     for table in [*teacher_tables(estimate), student_table(estimate)]:
@@ -253,7 +254,7 @@ def quickstart_command(
     started = time.time()
     run_command(Path(handle.name), from_stage=None, dry_run=False)
     if docs is not None:
-        from exgrpo.report import write_docs_page
+        from exgrpo.runner.report import write_docs_page
 
         student = (f"the pretrained student `{recipe['base_model']}`" if recipe.get("base_model")
                    else "a tiny Llama student trained from scratch")

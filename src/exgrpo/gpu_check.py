@@ -118,7 +118,7 @@ def check_sft(model: Path, root: Path, steps: int, lora: dict[str, Any]) -> tupl
 
 def check_exgrpo(model: Path, root: Path, steps: int, lora: dict[str, Any], turn_tokens: int) -> tuple[float, int, str]:
     from exgrpo.config import TrainConfig
-    from exgrpo.training.train import build_trainer
+    from exgrpo.rl.train import build_trainer
 
     settings = {"k": 2, "k_partial": 1, "rollouts_full": 4, "rollouts_partial": 4, "aux_weight": 0.1}
     config = TrainConfig(model=str(model), ei_data=write_ei_data(root / "ei.jsonl", 16), output_dir=root / "exgrpo",
@@ -135,7 +135,7 @@ def check_exgrpo(model: Path, root: Path, steps: int, lora: dict[str, Any], turn
 
 
 def check_eval(model: Path, batch: int, new_tokens: int) -> tuple[float, int, str]:
-    from exgrpo.evaluation.generation import make_generator
+    from exgrpo.generation.generators import make_generator
 
     generator = make_generator(str(model), "transformers", batch, "bfloat16")
     rng = random.Random(1)

@@ -23,10 +23,10 @@ from exgrpo.data.prompts import build_messages
 from exgrpo.data.registry import get_entry, load_examples
 from exgrpo.data.schema import Example
 from exgrpo.evaluation.floors import guessing_floors
-from exgrpo.evaluation.generation import Conversation, Generation, Generator, make_generator
 from exgrpo.evaluation.metrics import Estimate, accuracy, bootstrap_mean_of_means
 from exgrpo.evaluation.report import write_reports
 from exgrpo.files import append_jsonl, atomic_write_jsonl, read_appended_jsonl
+from exgrpo.generation.generators import Conversation, Generation, Generator, make_generator
 from exgrpo.models.named import CHECKPOINT_FORMAT, NAMED_MODELS, resolve_model
 from exgrpo.models.precision import torch_dtype
 

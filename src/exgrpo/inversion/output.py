@@ -7,14 +7,12 @@ import json
 import shutil
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from exgrpo.config import ProbeConfig
 from exgrpo.files import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from exgrpo.inversion.rules import Rule
-
-if TYPE_CHECKING:
-    from exgrpo.inversion.pipeline import ProbeOutcome, QuestionState
+from exgrpo.inversion.state import ProbeOutcome, QuestionState, rejection_reasons
 
 EI_SCHEMA_VERSION = 1
 QUESTION_STATUSES = ["teacher_failed", "teacher_truncated", "teacher_wrong", "no_consistent_probes", "too_easy",
@@ -87,7 +85,6 @@ def record_calls(cache: Any, teachers: dict[str, Any]) -> dict[str, dict[str, in
 def statistics(config: ProbeConfig, questions: list[QuestionState], rules: list[Rule],
                teacher_stats: dict[str, dict[str, Any]], seconds: float,
                cumulative: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
-    from exgrpo.inversion.pipeline import rejection_reasons
 
     outcomes = [o for q in questions for o in q.outcomes]
     kept_ids = {q.example.id for q in questions if q.status == "kept"}

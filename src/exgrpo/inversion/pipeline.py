@@ -21,17 +21,16 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from exgrpo.config import ProbeConfig
 from exgrpo.data.answers import check_example
 from exgrpo.data.registry import load_examples
-from exgrpo.data.schema import Example
 from exgrpo.errors import ConfigError, ExgrpoError
 from exgrpo.inversion import requests as build
 from exgrpo.inversion.output import record_calls, remove_outputs, write_outputs
 from exgrpo.inversion.rules import Rejection, Rule, all_rules, parse_probe_reply
+from exgrpo.inversion.state import ProbeOutcome, QuestionState
 from exgrpo.teachers.base import ChatRequest, ChatResponse
 from exgrpo.teachers.cache import CachedTeacher, CallStats, TeacherCache
 from exgrpo.teachers.factory import make_backend
@@ -51,34 +50,6 @@ def unusable(response: ChatResponse) -> tuple[str, str] | None:
     if response.ok and response.truncated:
         return "truncated", "the reply was cut off at max_tokens_cap"
     return None
-
-
-@dataclass
-class ProbeOutcome:
-    """One (question, rule) pair through the filters."""
-
-    question: Example
-    rule: Rule
-    status: str = "pending"  # invalid | truncated | failed | mismatched | inconsistent | consistent
-    reason: str | None = None
-    repairs: int = 0
-    probe: Example | None = None
-    teacher_response: str | None = None
-    student_solved: bool | None = None
-
-
-@dataclass
-class QuestionState:
-    example: Example
-    teacher_response: str | None = None
-    # teacher_failed | teacher_truncated | teacher_wrong | no_consistent_probes | too_easy | above_max_solved | kept
-    status: str = "pending"
-    reason: str | None = None  # why, for teacher_failed / teacher_truncated
-    extra_responses: list[str] = field(default_factory=list)  # Answer-Aug: other correct teacher rationales
-    outcomes: list[ProbeOutcome] = field(default_factory=list)
-
-    def consistent(self) -> list[ProbeOutcome]:
-        return [o for o in self.outcomes if o.status == "consistent"]
 
 
 class Waves:
@@ -251,8 +222,3 @@ def difficulty_verdict(question: QuestionState, config: ProbeConfig) -> str:
     if config.difficulty.max_solved is not None and solved > config.difficulty.max_solved:
         return "above_max_solved"
     return "kept"
-
-
-def rejection_reasons(outcomes: list[ProbeOutcome]) -> Counter[str]:
-    """Reasons for invalid probes, grouped by their first words (the details vary per reply)."""
-    return Counter((o.reason or "").split(" (")[0].split(": ")[0] for o in outcomes if o.status == "invalid")

@@ -10,7 +10,7 @@ from exgrpo.teachers.base import ChatRequest, ChatResponse, ResultCallback, Star
 
 class LocalTeacher:
     def __init__(self, model_path: str, batch_size: int = 16, backend: str = "auto", dtype: str = "auto") -> None:
-        from exgrpo.evaluation.generation import make_generator
+        from exgrpo.generation.generators import make_generator
 
         self.model = model_path
         self.generator = make_generator(model_path, backend, batch_size, dtype)  # type: ignore[arg-type]

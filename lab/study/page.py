@@ -1,0 +1,287 @@
+"""The study's results page (docs/results.md): which rows each table has, the goals, the page itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from exgrpo.files import atomic_write_text
+from lab.study.plots import plot_dsu, plot_fractions, plot_main
+from lab.study.projection import projection_lines
+from lab.study.spec import Study
+from lab.study.standing import progress_lines, tuning_lines
+from lab.study.tables import Page, Row, cell, every
+from lab.study.verdicts import threshold_verdict, verdict
+
+ZERO_SHOT = Row("Zero-shot (base student)", "ei_exgrpo", "base")
+EI_SFT = Row("EI data, plain SFT (no RL)", "ei_exgrpo", "sft")
+OURS = Row("EI + ExGRPO (ours)", "ei_exgrpo", "exgrpo")
+
+
+def method_row(study: Study, method: str) -> Row:
+    config_train = study.methods[method].get("train", study.common.get("train"))
+    return Row(study.title(method), method, "exgrpo" if config_train is not None else "sft")
+
+
+def main_rows(study: Study) -> list[Row]:
+    baselines = ["skd", "step_by_step", "rephrase", "question_aug", "answer_aug", "revthink", "skd_grpo", "gkd"]
+    rl_after_ei = [method_row(study, m) for m in ("ei_rl_outcome", "ei_rl_aux") if m in study.methods]
+    return [ZERO_SHOT] + [method_row(study, m) for m in baselines if m in study.methods] + [EI_SFT, *rl_after_ei, OURS]
+
+
+def ablation_rows(study: Study) -> list[Row]:
+    steps = [m for m in ("rl_no_sft", "ei_rl_outcome", "ei_rl_aux") if m in study.methods]
+    return [ZERO_SHOT, Row("SFT only (EI data)", "ei_exgrpo", "sft")] + [
+        Row(study.title(method), method, "exgrpo") for method in steps] + [
+        Row("+ DSU bonus = full ExGRPO", "ei_exgrpo", "exgrpo")]
+
+
+def fraction_rows(study: Study, method: str) -> list[tuple[float, Row]]:
+    rows = [(float(spec["data_fraction"]), method_row(study, name)) for name, spec in study.methods.items()
+            if name.startswith(method + "_f") and "data_fraction" in spec]
+    full = OURS if method == study.first else method_row(study, method)
+    return sorted(rows, key=lambda pair: pair[0]) + [(1.0, full)]
+
+
+
+
+def dsu_curves(page: Page) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
+    """Per step: the DSU bonus firing rate (logged) and the held-out accuracy (the page's held-out splits, mean of
+    the splits, without the families left out of the averages: the main table's) of the RL stage's checkpoints,
+    per seed."""
+    from lab.study.spec import held_out_curve
+
+    study = page.study
+    fired: dict[int, list[float]] = {}
+    held_out: dict[int, list[float]] = {}
+    for seed in study.seeds:
+        run_dir = study.run_dir(seed, study.first)
+        history = run_dir / "train" / "log_history.json"
+        if not (run_dir / "eval" / "exgrpo" / "report.json").exists() or not history.exists():
+            continue
+        for entry in json.loads(history.read_text()):
+            if "exgrpo/dsu_fired" in entry:
+                fired.setdefault(entry["step"], []).append(entry["exgrpo/dsu_fired"])
+        for step, value in held_out_curve(run_dir, page.held_out, page.averaged).items():
+            held_out.setdefault(step, []).append(value)
+    return fired, held_out
+
+
+
+# ---------------------------------------------------------------- the page
+
+
+RULE = ("Every goal is judged in code (exgrpo/study/verdicts.py) from the paired 95% CI of the difference (same "
+        "seeds, same questions): **met** only when it excludes 0 in the goal's favour, **failed** when it excludes 0 "
+        "against, else **not resolved**.")
+
+
+def _goal(page: Page, better: Row, worse: Row, datasets: list[str], text: str, pooled: bool = False) -> str:
+    difference = page.estimate(better, datasets, minus=worse, pooled=pooled)
+    return f"- **{verdict(difference)}**: {text}: paired difference {cell(difference)} points."
+
+
+def goals(page: Page, study: Study) -> list[str]:
+    lines = []
+    for method in ("skd", "revthink"):
+        if method not in study.methods:
+            continue
+        other = method_row(study, method)
+        lines.append(_goal(page, OURS, other, page.held_out, f"EI + ExGRPO beats {other.title} on the held-out "
+                           "average (mean of the splits)"))
+        lines.append(_goal(page, OURS, other, page.held_out, f"EI + ExGRPO beats {other.title} on the held-out "
+                           "questions pooled", pooled=True))
+    ladder = [row for row in ablation_rows(study)[1:] if row.method != "rl_no_sft"]  # that one is off the ladder
+    for before, after in zip(ladder, ladder[1:], strict=False):
+        lines.append(_goal(page, after, before, page.held_out, f"the ablation step '{after.title}' adds held-out "
+                           f"accuracy over '{before.title}'"))
+    if page.ei_test:  # only EI-trained students saw the probe formats: the RL's own effect is against EI-SFT
+        lines.append(_goal(page, OURS, EI_SFT, page.ei_test, "EI + ExGRPO beats EI-SFT on EI-Test (both trained on "
+                           "the probe formats, so the difference is the RL's, not the format's)"))
+    quarter = next((row for f, row in fraction_rows(study, study.first) if f == 0.25), None)
+    if quarter is not None and "skd" in study.methods:
+        lines.append(_goal(page, quarter, method_row(study, "skd"), page.held_out,
+                           "EI + ExGRPO with 25% of the questions beats SKD with 100% on the held-out average"))
+    return lines
+
+
+GATE_POINTS = 25.0  # EI-SFT must reach the guessing floor + this on held-in before methods are compared
+
+
+def gate_lines(page: Page) -> list[str]:
+    """Does the student learn? EI-SFT against the larger guessing floor + 25 points, on every question (families
+    at the floor included), on the held-in test and on the validation split the development read."""
+    excluded, page.excluded = page.excluded, set()
+    try:
+        lines = []
+        for name, datasets in (("held-in test", page.held_in), ("validation", page.validation)):
+            floors = page.floor_values(datasets) if datasets else None
+            if floors is None:
+                continue
+            threshold = max(floors) + GATE_POINTS
+            estimate = page.estimate(EI_SFT, datasets, keep=every)
+            lines.append(f"- **{threshold_verdict(estimate, threshold / 100)}** on the {name} "
+                         f"({', '.join(datasets)}): EI-SFT {cell(estimate)} against the larger floor "
+                         f"{max(floors):.1f} + {GATE_POINTS:g} = {threshold:.1f}.")
+        return lines
+    finally:
+        page.excluded = excluded
+
+
+def _scale(study: Study) -> list[str]:
+    world, student = study.common.get("world"), study.common.get("student")
+    if world is not None and student is None:
+        return [f"**Scale.** The synthetic world ({world['train_size']} training problems per family, 4 families; "
+                f"{world['test_size']} held-in test problems per family; held-out splits of {world['ood_size']} per "
+                f"family, evaluated up to the spec's limits; {world.get('val_size') or 0} validation problems per "
+                f"family), its exact teacher, and the pretrained student `{study.common.get('base_model')}`. The base "
+                "student is evaluated once (greedy decoding: no training seed in it) and that evaluation is every "
+                "seed's zero-shot row."]
+    if world is None or student is None:
+        return [f"**Models.** Student `{study.common.get('base_model')}`; the teacher and data as configured."]
+    return [f"**Scale.** The synthetic world ({world['train_size']} training questions per family, 4 families; "
+            f"{world['test_size']} held-in test questions per family; {world['ood_size']} per family in each held-out",
+            f"set), its exact teacher, and a {student['num_layers']}-layer, hidden-{student['hidden_size']} Llama "
+            "student trained from scratch (see docs/world.md). This is a scale model of the paper's setting, not a",
+            "reproduction of its numbers: `lab/configs/paper_qwen2.5-7b.yaml` is the same study with a 7B student",
+            "and a real teacher."]
+
+
+def _note(study: Study, section: str) -> list[str]:
+    return [study.notes[section].strip(), ""] if section in study.notes else []
+
+
+def _all_rows(study: Study, *tables: list[Row]) -> list[Row]:
+    """Every distinct row of the tables, and every other method's own model."""
+    rows = {(row.method, row.model): row for table in tables for row in table}
+    for method in study.methods:
+        row = method_row(study, method)
+        rows.setdefault((row.method, row.model), row)
+    return list(rows.values())
+
+
+SUMMARY_BEGIN = "<!-- study summary: written by lab/scale_model.py report -->"
+SUMMARY_END = "<!-- end of study summary -->"
+
+
+def summary_lines(study: Study, page_path: Path, gate: list[str], goal_lines: list[str], progress: list[str],
+                  command: str) -> list[str]:
+    """What the README says of the study: the page's own verdict lines (and its progress line), nothing else."""
+    progress = progress[:1]
+    return [f"From [{page_path.as_posix()}]({page_path.as_posix()}) (`{command}`, spec "
+            f"`{os.path.relpath(study.spec_path)}`), its verdict lines as the page prints them. The EI-SFT gate:", "",
+            *gate, "", "Goals (paired 95% CIs; met only when the CI excludes 0 in the goal's favour):", "", *goal_lines,
+            *(["", *progress] if progress else [])]
+
+
+def write_results_page(study: Study, page_path: Path, command: str) -> list[str]:
+    """Write the page and its plots; returns the summary lines (gate and goals) for the README."""
+    page = Page(study, page_path)
+    page.images.mkdir(parents=True, exist_ok=True)
+    main, ablation = main_rows(study), ablation_rows(study)
+    trained = [row for row in main if row.model != "base"]
+    at_floor = set(page.floor_families(main)) if any(page.estimate(r, page.held_in) for r in trained) else set()
+    every_family = at_floor and at_floor == page.families()
+    page.excluded = set() if every_family else at_floor  # before any average is computed
+    curves = {"SKD": fraction_rows(study, "skd"), "EI + ExGRPO": fraction_rows(study, study.first)}
+    fired, held_out = dsu_curves(page)
+    plot_main(page, main, page.images / "main.png")
+    plot_fractions(page, curves, page.images / "data_efficiency.png")
+    if fired:
+        plot_dsu(fired, held_out, page.images / "dsu.png")
+    teacher = Row(study.title("teacher_model"), "teacher_model", "sft") if "teacher_model" in study.methods else None
+    compute_rows = [r for r in main if r.model != "base"] + [
+        method_row(study, m) for m in ("skd_compute_matched",) if m in study.methods]
+    gate, goal_lines, progress = gate_lines(page), goals(page, study), progress_lines(study)
+    lines = [
+        "# Results: EI + ExGRPO against distillation baselines (the scale-model study)", "",
+        f"Written by `{command}` from the runs of `{os.path.relpath(study.spec_path)}` (reproduce: "
+        f"`python lab/scale_model.py --spec {os.path.relpath(study.spec_path)} run`, then `... report`).",
+        *([f"Every number is read from the study's record, `{study.record_root.as_posix()}` (committed: the small "
+           "files of the finished runs, exgrpo/lab/study/record.py), so `report` writes this same page on a fresh clone."]
+          if study.record_root != study.run_root else []),
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU. Seeds: {study.seeds} (seeds change the",
+        "student's initialisation and every training seed; the world, and so the test questions, is shared).", "",
+        *progress, *_scale(study), "",
+        *([f"**Cut to the time budget** (fixed in the spec before the runs, from the projection in the compute "
+           f"section): {study.report['cut']}", ""] if study.report.get("cut") else []),
+        "Accuracy (%) with 95% CIs from a bootstrap over seeds and questions. Held-in: new questions of the training",
+        "families. Held-out: more steps, unseen names and templates, reversed arithmetic, the never-trained budget",
+        "family. EI-Test: the ten rules' probes of the held-in test questions; only the EI-trained students saw",
+        "those formats in training, so EI-Test compares them with each other (its goal: EI + ExGRPO against EI-SFT),",
+        "not with SKD.", "",
+        *(["Families at the guessing floor for every method (no method's CI above the larger floor), left out of "
+           f"every average and reported in the family table only: {', '.join(sorted(page.excluded))}.", ""]
+          if page.excluded else []),
+        *(["**Every family is at the guessing floor for every method**: no method's CI rises above the larger floor "
+           "anywhere, so the averages below are over all families and cannot tell the methods apart.", ""]
+          if every_family else []),
+        "## Does the student learn? (the EI-SFT gate)", "", *gate, "",
+        "## Goals (the paper's claims, scaled)", "", RULE, "", *goal_lines, "",
+        "## Degenerate outputs", "",
+        # The policy comes first: it speaks of the runs "flagged below".
+        *([f"Rerun policy (fixed in the spec before the runs): {study.report['rerun_policy']}", ""]
+          if study.report.get("rerun_policy") else []),
+        "Runs whose outputs degenerated on a dataset (more than 80% of outputs without a parseable answer, or more than",
+        "80% one answer where the gold answers are less uniform), found by code in every finished evaluation:", "",
+        *(page.degenerate_runs(_all_rows(study, main, ablation)) or ["- none detected"]), "",
+        "## Main table", "", *page.accuracy_table(main), "", f"![main]({page.images.name}/main.png)", "",
+        "Held-out accuracy of each seed (where a CI is wide, this shows which seed it comes from):", "",
+        *page.seed_table(main, page.held_out), "", *_note(study, "main"),
+        "Per test set:", "", *page.dataset_table(main), "", "Per family (all test sets):", "",
+        *(page.family_table(main) if page.world else ["(question ids carry no family here)"]), "",
+    ]
+    if page.outside:
+        lines += ["## Outside check: real benchmarks", "",
+                  "Every trained student on real arithmetic benchmarks (not in any average): does training on the world",
+                  "move them?", "", *page.dataset_table(main, page.outside), ""]
+    if teacher is not None:
+        lines += [f"GKD's teacher model (a larger student SFT'd on the teacher's rationales): "
+                  f"held-in {cell(page.estimate(teacher, page.held_in))}, held-out {cell(page.estimate(teacher, page.held_out))}.",
+                  ""]
+    lines += ["## Ablation", "", *page.accuracy_table(ablation), "",
+              "## Data efficiency", "", "| method | fraction | seeds | held-in | held-out |", "|---|---|---|---|---|"]
+    for name, points in curves.items():
+        for fraction, row in points:
+            lines.append(f"| {name} | {fraction:g} | {len(page.results.seeds(row))} | "
+                         f"{cell(page.estimate(row, page.held_in))} | "
+                         f"{cell(page.estimate(row, page.held_out))} |")
+    lines += ["", f"![data efficiency]({page.images.name}/data_efficiency.png)", "",
+              "## Tuning (equal for every method, on validation)", "", *tuning_lines(study), "",
+              "## Compute", "",
+              "Teacher-written tokens: the rationales, probes and probe answers a method's SFT data holds (student",
+              "tokenizer; what an API teacher would have been paid to write; the exact teacher here is free).",
+              "Student training tokens: TRL's `num_tokens` (every input token of every step, SFT + RL). GKD also",
+              "runs its teacher model over every student token it trains on.", "",
+              *page.compute_table(compute_rows), "", *_note(study, "compute"),
+              "Projected cost of the whole spec at the measured rates (exgrpo/study/projection.py: the first run's",
+              "stage times, or its tuning candidates' until it has finished, against the tokens `exgrpo run --dry-run`",
+              "counts for them, applied to every method; the machines that measured them are named below):", "",
+              *projection_lines(study)]
+    if "skd_compute_matched" in study.methods:
+        matched = method_row(study, "skd_compute_matched")
+        basis = ("as much training CPU time as EI + ExGRPO (its SFT steps from SKD's CPU seconds per step)"
+                 if study.methods["skd_compute_matched"].get("compute_match_on") == "cpu_seconds"
+                 else "as many student tokens as EI + ExGRPO")
+        lines += [f"Compute-matched comparison (SKD trained for {basis}):", "",
+                  *page.accuracy_table([method_row(study, "skd"), matched, OURS]), "",
+                  f"EI + ExGRPO minus compute-matched SKD, held-out: {page.difference(OURS, matched, page.held_out)}; "
+                  f"held-in: {page.difference(OURS, matched, page.held_in)}.", ""]
+    if fired:
+        lines += ["## DSU diagnostics", "",
+                  "The fraction of questions whose correct full-dialogue rollouts got the DSU bonus, over training, and",
+                  "the held-out accuracy (mean of the held-out splits, as in the main table) of the checkpoints (step 0: the",
+                  "EI-SFT model; the last step: the trained model), mean over seeds.", "",
+                  *(["| step | " + " | ".join(str(s) for s in sorted(held_out)) + " |",
+                     "|---|" + "---|" * len(held_out),
+                     "| held-out accuracy | " + " | ".join(f"{np.mean(held_out[s]):.1f}" for s in sorted(held_out))
+                     + " |"] if held_out else ["(no checkpoint's held-out accuracy is recorded yet)"]),
+                  "", "| step | " + " | ".join(str(s) for s in sorted(fired)) + " |", "|---|" + "---|" * len(fired),
+                  "| DSU firing rate | " + " | ".join(f"{np.mean(fired[s]):.2f}" for s in sorted(fired)) + " |", "",
+                  f"![dsu]({page.images.name}/dsu.png)", ""]
+    atomic_write_text(page_path, "\n".join(lines))
+    return summary_lines(study, page_path, gate, goal_lines, progress, command)

@@ -1,0 +1,83 @@
+"""Where a study stands, from its folders: how far its runs are, what tuning chose on validation, and the
+candidates run outside the final learning-rate grid. Sections of the results page (study/page.py)."""
+
+from __future__ import annotations
+
+import json
+
+from lab.study.spec import Study
+from lab.study.tuning import read_choice, tuned_methods, tuning_dir, validation_accuracy
+
+
+def tuning_lines(study: Study) -> list[str]:
+    """Every tuned method's candidates, their validation accuracy and the choice (tuning/<method>/chosen.json)."""
+    if not study.tuning:
+        return ["No tuning section in the spec: every method at the spec's learning rates."]
+    lines = [f"Every stage a method trains got the same candidates (seed {study.tuning['seed']}, chosen by accuracy "
+             f"on {', '.join(study.tuning['datasets'])} only; test never read): "
+             + "; ".join(f"{stage} {', '.join(f'{lr:g}' for lr in rates)}"
+                         for stage, rates in study.tuning["learning_rates"].items()) + ". Runs that take another "
+             "method's choice: " + (", ".join(f"{m} ({s['tuning_from']})" for m, s in study.methods.items()
+                                              if "tuning_from" in s) or "none") + ".", "",
+             "| method | stage | validation accuracy per learning rate | chosen | the chosen model in its seed "
+             f"{study.tuning['seed']} run |", "|---|---|---|---|---|"]
+    for method in tuned_methods(study):
+        choice = read_choice(study, method)  # none yet, or made on an earlier grid
+        if not choice:
+            lines.append(f"| {study.title(method)} | | not tuned yet on this grid | | |")
+            continue
+        saved = json.loads((tuning_dir(study, method) / "chosen.json").read_text())
+        for stage, learning_rate in choice.items():
+            scores = ", ".join(f"{lr}: {100 * value:.1f}" for lr, value in saved["validation_accuracy"][stage].items())
+            again = run_validation(study, method, "sft" if stage == "sft" else "exgrpo")
+            lines.append(f"| {study.title(method)} | {stage} | {scores} | {learning_rate:g} | "
+                         f"{'n/a' if again is None else f'{100 * again:.1f}'} |")
+    return lines + ["", "The last column reads the same validation questions again, from the evaluation of the tuning "
+                    "seed's run, whose model is the chosen candidate (adopted, or made again where an earlier "
+                    "sitting's machine took it): where it differs from the chosen score, the difference is the "
+                    "evaluation's own (its batches mix datasets, and bf16 answers move with the padding) or the "
+                    "remake's."] + off_grid_lines(study)
+
+
+def run_validation(study: Study, method: str, model: str) -> float | None:
+    """A model's accuracy on the tuning datasets in the evaluation of the method's tuning-seed run; None before it."""
+    run_dir = study.run_dir(study.tuning["seed"], method)
+    if not (run_dir / "eval" / model / "report.json").exists():
+        return None
+    return validation_accuracy(run_dir, model, study.tuning["datasets"])
+
+
+def off_grid_lines(study: Study) -> list[str]:
+    """Candidates found in the tuning folders whose learning rate is not on the spec's grid (an earlier grid):
+    run and paid for, never part of a choice; with how far each RL candidate moved from its SFT model."""
+    rows = []
+    for method in tuned_methods(study):
+        for folder in sorted(tuning_dir(study, method).glob("*-lr*")):
+            stage, rate = folder.name.split("-lr", 1)
+            if float(rate) in study.tuning["learning_rates"].get(stage, []):
+                continue
+            model = "sft" if stage == "sft" else "exgrpo"
+            if not (folder / "eval" / model / "report.json").exists():
+                continue
+            history = folder / "train" / "log_history.json"
+            kl = [e["kl"] for e in json.loads(history.read_text()) if "kl" in e] if history.exists() else []
+            rows.append(f"| {study.title(method)} | {stage} | {rate} | {100 * validation_accuracy(folder, model):.1f} | "
+                        f"{f'{kl[-1]:.2g}' if kl else 'n/a'} |")
+    if not rows:
+        return []
+    return ["", "Candidates run outside the final grid (an earlier grid, replaced before the methods it was not run "
+            "for were tuned; never part of a choice), from their folders:", "",
+            "| method | stage | learning rate | validation accuracy | KL to the SFT model, last logged step |",
+            "|---|---|---|---|---|", *rows]
+
+
+def progress_lines(study: Study) -> list[str]:
+    """Where the study stands, counted from its folders: nothing when every run has been evaluated."""
+    planned = [(seed, method) for method in study.methods for seed in study.method_seeds(method)]
+    evaluated = sum((study.run_dir(seed, method) / "eval" / "manifest.json").exists() for seed, method in planned)
+    tuned = tuned_methods(study) if study.tuning else []
+    chosen = sum(bool(read_choice(study, method)) for method in tuned)
+    if evaluated == len(planned) and chosen == len(tuned):
+        return []
+    return [f"**In progress**: {evaluated} of {len(planned)} runs evaluated; learning rates chosen for {chosen} of "
+            f"{len(tuned)} tuned methods. Every number below is from the finished runs only.", ""]

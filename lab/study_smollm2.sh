@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole smollm2 study (issue 15), resumable: rerun it after an interruption and it goes on where it stopped
+# (finished stages and predictions are kept; a killed training resumes from its last checkpoint). Tuning on
+# validation (each method's tuning-seed run right after its tuning), then every seed, then the results page. One process per method and seed: a long process that
+# trains one model after another holds on to memory it no longer needs.
+#
+#   nohup bash lab/study_smollm2.sh > runs/study-smollm2/logs/study.log 2>&1 &
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then source .venv/bin/activate; fi  # the repo's venv
+SPEC=${SPEC:-lab/configs/smollm2.yaml}
+# The record (the small files of the finished work; the run folders do not outlive the machine) is committed, alone,
+# every 5 minutes while something in it changed, and when the runner stops: a sitting that ends without warning
+# loses at most the run in progress. A failed commit (another git command at that moment) is retried.
+RECORD=$(python -c "import sys; from lab.study.spec import Study; print(Study(sys.argv[1]).record_root)" "$SPEC")
+commit_record() {
+  if [ -d "$RECORD" ]; then git add -A -- "$RECORD" && git commit -q -m "Study record: $1" -- "$RECORD" >/dev/null 2>&1 || true; fi
+}
+( while sleep 300; do commit_record "progress at $(date -u +%H:%M) UTC"; done ) &
+COMMITTER=$!
+trap 'kill $COMMITTER 2>/dev/null; commit_record "the runner stopped at $(date -u +%H:%M) UTC"' EXIT
+study() { python lab/scale_model.py --spec "$SPEC" "$@"; }
+names() { python -c "import sys; from lab.study.spec import Study; from lab.study.tuning import tuned_methods
+study = Study(sys.argv[1]); print(*(tuned_methods(study) if sys.argv[2] == 'tuned' else study.seeds))" "$SPEC" "$1"; }
+methods() { python -c "import sys; from lab.study.spec import Study
+study = Study(sys.argv[1]); print(*(m for m in study.methods if int(sys.argv[2]) in study.method_seeds(m)))" "$SPEC" "$1"; }
+# The base student's evaluation first (once for the study, kept in the record): it needs no trained model, and a
+# sitting on a machine that cannot run the study stops here, at the machine check.
+study base
+TUNING_SEED=$(python -c "import sys; from lab.study.spec import Study; print(Study(sys.argv[1]).tuning.get('seed', ''))" "$SPEC")
+for method in $(names tuned); do
+  study tune --method "$method"
+  # The tuning seed's run of a method is its chosen candidates' run: evaluated now, while their models are on this
+  # machine (a later sitting may be on another, where the record alone would have them trained again).
+  if [ -n "$TUNING_SEED" ]; then study run --seed "$TUNING_SEED" --method "$method"; fi
+done
+for seed in $(names seeds); do
+  for method in $(methods "$seed"); do study run --seed "$seed" --method "$method"; done
+done
+study report --page docs/results.md --readme README.md

@@ -1,0 +1,93 @@
+"""The study's tables: the bootstrap pooled over seeds and questions, families from question ids, the compute table's
+note on seeds measured on different CPU models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from lab.study.tables import Page, Row, family, pooled_bootstrap
+
+
+def test_pooled_bootstrap_of_all_correct_is_one_without_spread() -> None:
+    estimate = pooled_bootstrap([np.ones((3, 5)), np.ones((3, 8))])
+    assert (estimate.value, estimate.low, estimate.high) == (1.0, 1.0, 1.0)
+
+
+def test_pooled_value_is_the_mean_of_group_means() -> None:
+    rng = np.random.default_rng(0)
+    groups = [(rng.random((3, 4)) < 0.9).astype(float), (rng.random((3, 30)) < 0.2).astype(float)]
+    estimate = pooled_bootstrap(groups)
+    assert estimate.value == pytest.approx(np.mean([g.mean() for g in groups]))
+    assert estimate.value != pytest.approx(np.concatenate(groups, axis=1).mean())  # not pooled by question
+    assert estimate.low <= estimate.value <= estimate.high
+
+
+def test_pooled_ci_widens_when_seeds_disagree() -> None:
+    half = np.tile([1.0, 0.0], 20)
+    agree = pooled_bootstrap([np.stack([half, half])])
+    disagree = pooled_bootstrap([np.stack([np.ones(40), np.zeros(40)])])
+    assert agree.value == disagree.value == 0.5
+    for estimate in (agree, disagree):
+        assert estimate.low <= estimate.value <= estimate.high
+    assert disagree.high - disagree.low > agree.high - agree.low
+
+
+def test_pooled_bootstrap_of_nothing_is_none() -> None:
+    assert pooled_bootstrap([]) is None
+    assert pooled_bootstrap([np.zeros((2, 0))]) is None
+
+
+def test_family_is_read_from_question_and_probe_ids() -> None:
+    assert family("test-arith-0#R1") == "arith"
+    assert family("ood_steps-date-3") == "date"
+    assert family("cc74340c8a8111eeb582aed9ebe82ba1") == "" and family("svamp-0") == ""  # real benchmarks' ids
+
+
+
+
+def compute_page(tmp_path: Path, machines: list[dict | None]) -> Page:
+    """A Page over one SFT-only method whose seed i's stage ran on machines[i] (None: not recorded)."""
+    for seed, machine in enumerate(machines):
+        run_dir = tmp_path / f"seed{seed}" / "skd"
+        (run_dir / "sft").mkdir(parents=True)
+        manifest = {"stage": "sft", "seconds": 100.0 * (seed + 1), "cpu_seconds": 150.0 * (seed + 1)}
+        (run_dir / "sft" / "manifest.json").write_text(json.dumps(manifest | ({"machine": machine} if machine else {})))
+        (run_dir / "teacher_tokens.json").write_text(json.dumps({"teacher_tokens": 1000}))
+    page = Page.__new__(Page)  # only what compute_row reads: the study's folders and the seeds with results
+    page.study = SimpleNamespace(methods={"skd": {}}, run_dir=lambda seed, method: tmp_path / f"seed{seed}" / method,
+                                 run_config=lambda method, seed: SimpleNamespace(run_dir=tmp_path / f"seed{seed}" / method))
+    page.results = SimpleNamespace(seeds=lambda row: list(range(len(machines))))
+    return page
+
+
+AMD = {"cpu": "AMD EPYC", "cores": 2, "native_bf16": True}
+INTEL = {"cpu": "Intel Xeon", "cores": 2, "native_bf16": True}
+
+
+def test_compute_table_notes_seeds_measured_on_two_cpu_models(tmp_path: Path) -> None:
+    lines = compute_page(tmp_path, [AMD, None, INTEL]).compute_table([Row("SKD", "skd", "sft")])
+    assert lines[2] == "| SKD | 0 | 1,000 | 0 | 200 † | 300 † |"  # means over seeds, marked
+    footnote = [line for line in lines if line.startswith("- † SKD")]
+    assert footnote == ["- † SKD, CPU seconds per seed: seed 0 150 (AMD EPYC, 2 cores, native bf16); "
+                        "seed 1 300 (machine not recorded); seed 2 450 (Intel Xeon, 2 cores, native bf16)."]
+
+
+def test_compute_table_has_no_note_when_one_cpu_model_measured_every_seed(tmp_path: Path) -> None:
+    lines = compute_page(tmp_path, [AMD, None, AMD]).compute_table([Row("SKD", "skd", "sft")])
+    assert lines[2] == "| SKD | 0 | 1,000 | 0 | 200 | 300 |" and len(lines) == 3
+
+
+def test_a_skipped_stage_names_no_machine(tmp_path: Path) -> None:
+    from lab.study.tables import stage_machine, stage_seconds
+
+    (tmp_path / "sft").mkdir()
+    manifest = {"stage": "sft", "seconds": 5.0, "machine": INTEL, "outputs": {"skipped": "adopted"}}
+    (tmp_path / "sft" / "manifest.json").write_text(json.dumps(manifest))
+    assert stage_machine(tmp_path, "sft") is None and stage_seconds(tmp_path, "sft") == 0.0
+    (tmp_path / "sft" / "manifest.json").write_text(json.dumps(manifest | {"outputs": {}}))
+    assert stage_machine(tmp_path, "sft") == "Intel Xeon, 2 cores, native bf16" and stage_seconds(tmp_path, "sft") == 5.0

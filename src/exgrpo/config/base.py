@@ -1,0 +1,88 @@
+"""What every config shares: strict models, named models, YAML loading and error messages that name the field at fault."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+
+from exgrpo.errors import ConfigError
+from exgrpo.models.named import check_model_name
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    # A misspelt key is an error, not a silently ignored option.
+    model_config = ConfigDict(extra="forbid")
+
+
+# A model named by id, folder, `smollm2-135m-instruct` or `gguf:PATH` (exgrpo.models.named); a named model's
+# package or file must exist, checked before any work starts.
+ModelName = Annotated[str, AfterValidator(check_model_name)]
+DTYPE_HELP = "auto (bf16 on a GPU or a CPU with avx512_bf16/AMX, else fp32), bfloat16 or float32"
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for problem in error.errors():
+        location = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        lines.append(f"  {location}: {problem['msg']}")
+    return "\n".join(lines)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {getattr(error, 'problem', error)}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a mapping of options at the top level")
+    return document
+
+
+def build_config(cls: type[ConfigT], values: dict[str, Any], source: str) -> ConfigT:
+    """Validate values into a config; errors name the source and every field at fault."""
+    try:
+        return cls.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, source)) from None
+
+
+def load_config(cls: type[ConfigT], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ConfigT:
+    """A config from an optional YAML file, with command-line overrides (None values ignored) on top.
+
+    Relative paths inside a YAML file are taken relative to that file.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        values = load_yaml(path)
+        _resolve_input_paths(values, Path(path).resolve().parent)
+    values.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    return build_config(cls, values, str(path) if path is not None else "command line")
+
+
+# Input files named in a YAML file are relative to it; outputs (output_dir) stay relative to the working
+# directory, as in transformers and TRL.
+_INPUT_PATH_KEYS = {"custom_datasets": ["path"], "teacher": ["file", "dss_rationales"],
+                    "probe_teacher": ["file", "dss_rationales"], "": ["ei_data"]}
+
+
+def _resolve_input_paths(values: dict[str, Any], base: Path) -> None:
+    for section, keys in _INPUT_PATH_KEYS.items():
+        items = values.get(section) if section else values  # "" = keys at the top level
+        for item in items if isinstance(items, list) else [items]:
+            if not isinstance(item, dict):
+                continue
+            for key in keys:
+                if isinstance(item.get(key), str) and not Path(item[key]).expanduser().is_absolute():
+                    item[key] = str(base / item[key])

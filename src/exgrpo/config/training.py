@@ -1,0 +1,144 @@
+"""Training: the SFT warm-up, ExGRPO and on-policy distillation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from exgrpo.config.base import DTYPE_HELP, ModelName, StrictModel
+from exgrpo.models.precision import DtypeSetting
+
+
+class LoraSettings(StrictModel):
+    """LoRA (PEFT) for 7B-class students; rank 32 as in the paper / RevThink."""
+
+    r: int = Field(32, gt=0)
+    alpha: int = Field(64, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: str | list[str] = "all-linear"
+
+
+class TrainingRun(StrictModel):
+    """What SFT and ExGRPO share: the model, the EI data, the optimiser, logging and checkpoints."""
+
+    model: ModelName = Field(description="starting model: id, folder or name (SFT: the base student; train: the "
+                             "SFT checkpoint)")
+    dtype: DtypeSetting = Field("auto", description=DTYPE_HELP + "; bf16 on a CPU trains under autocast")
+    ei_data: Path = Field(description="ei.jsonl written by `exgrpo probe` (or its output folder)")
+    output_dir: Path
+    learning_rate: float = Field(gt=0)
+    per_device_batch_size: int = Field(8, gt=0)
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    lora: LoraSettings | None = Field(None, description="LoRA settings; null = full fine-tuning (tiny students)")
+    merge_adapter: bool = Field(True, description="save the final model with the LoRA adapter merged in")
+    seed: int = 0
+    logging_steps: int = Field(5, gt=0)
+    save_steps: int = Field(100, gt=0)
+    save_total_limit: int | None = 2
+    report_to: list[str] = Field(default_factory=lambda: ["tensorboard"], description="tensorboard, wandb, none")
+    resume: bool = Field(True, description="continue from the newest checkpoint in output_dir if there is one")
+    max_steps: int = Field(-1, description="optimizer steps; -1 = by epochs (SFT)")
+    data_fraction: float = Field(1.0, gt=0, le=1, description="train on this fraction of the EI questions "
+                                 "(a fixed, nested subset: the data-efficiency study)")
+    probe_rules: list[str] | None = Field(None, description="train on probes of these rules only; default: the ten "
+                                          "EI rules (an augmentation such as RP only when named)")
+
+    def ei_path(self) -> Path:
+        return self.ei_data / "ei.jsonl" if self.ei_data.is_dir() else self.ei_data
+
+
+class SFTStageConfig(TrainingRun):
+    """`exgrpo sft`: supervised warm-up on the EI data (teacher responses; loss on assistant tokens only)."""
+
+    output_dir: Path = Path("runs/sft")
+    learning_rate: float = Field(2e-4, gt=0)
+    epochs: float = Field(3.0, gt=0)
+    max_length: int = Field(1024, gt=0)
+    group_by_length: bool = Field(True, description="batch examples of similar length together (transformers' "
+                                  "LengthGroupedSampler): less padding, ~2x faster on EI data of mixed lengths")
+    include_probes: bool = Field(True, description="one example per kept probe with the teacher's response")
+    extra_rationales: bool = Field(False, description="(the Answer-Aug baseline) one example per extra teacher "
+                                   "rationale (probe with answer_samples)")
+    dialogues_per_question: int = Field(1, ge=0, description="(ours) probe dialogues in the ExGRPO format")
+    dialogue_probes: int = Field(5, ge=0, description="(ours) probes per SFT dialogue, like ExGRPO's k")
+    format: Literal["standard", "step_by_step", "revthink"] = Field(
+        "standard", description="standard (EI-SFT, SKD, Rephrase/Question-Aug), or a multi-task baseline's format")
+
+
+class ExGRPOSettings(StrictModel):
+    """The method's own knobs (METHOD.md, Stage 3)."""
+
+    k: int = Field(5, ge=0, description="probes in scenario A (capped at the question's kept probes)")
+    k_partial: int | None = Field(None, ge=0, description="(ours) probes in scenario B; default k // 2")
+    rollouts_full: int = Field(4, ge=1, description="G_A: scenario-A rollouts per question")
+    rollouts_partial: int = Field(4, ge=0, description="(ours) G_B: scenario-B rollouts per question")
+    dsu_delta: float = Field(0.5, ge=0, description="(ours) DSU bonus added to correct A rollouts")
+    dsu_nu: float = Field(1.0, gt=0, description="(ours) the bonus fires when P_full > nu * P_partial")
+    aux_weight: float = Field(0.1, ge=0, description="(ours) lambda_aux: weight of the auxiliary SFT loss")
+    format_reward: float = Field(0.0, ge=0, description="(ours) reward for a parsable final answer")
+    per_scenario_advantages: bool = Field(False, description="(ours) normalise A and B rollouts separately")
+
+    def partial_probes(self) -> int:
+        return self.k // 2 if self.k_partial is None else self.k_partial
+
+    @model_validator(mode="after")
+    def _partial_shorter(self) -> ExGRPOSettings:
+        if self.k > 0 and self.partial_probes() >= self.k:
+            raise ValueError(f"k_partial ({self.partial_probes()}) must be smaller than k ({self.k})")
+        if self.k == 0 and self.rollouts_partial > 0:
+            raise ValueError(f"k = 0 makes scenario B the same dialogue as A: set rollouts_partial to 0 (vanilla GRPO "
+                             f"is k = 0, rollouts_partial = 0), not {self.rollouts_partial}")
+        return self
+
+
+class TrainConfig(TrainingRun):
+    """`exgrpo train`: ExGRPO on TRL's GRPOTrainer, starting from (and KL-anchored to) the SFT checkpoint."""
+
+    method: Literal["exgrpo"] = Field("exgrpo", description="exgrpo (also vanilla GRPO: k=0, no B rollouts) or distill")
+    output_dir: Path = Path("runs/exgrpo")
+    learning_rate: float = Field(1e-5, gt=0)
+    max_steps: int = Field(100, gt=0)
+    exgrpo: ExGRPOSettings = Field(default_factory=ExGRPOSettings)
+    questions_per_step: int = Field(2, gt=0, description="questions per device per step (x G_A + G_B rollouts)")
+    beta: float = Field(0.04, ge=0, description="KL penalty to the reference (the starting SFT model)")
+    epsilon: float = Field(0.2, gt=0, description="clipping of the GRPO surrogate")
+    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = Field(
+        "grpo", description="TRL's normalisation of the token losses; grpo (METHOD): each rollout's mean over its "
+        "own trained tokens, then the mean over rollouts, so a long A dialogue weighs as much as a short B one; "
+        "dapo / bnpo: token-level (longer rollouts weigh more); dr_grpo: a constant")
+    max_new_tokens: int = Field(128, gt=0, description="student tokens per turn")
+    temperature: float = Field(1.0, gt=0)
+    generation_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra sampling arguments (top_p...)")
+    use_vllm: bool = False
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+
+    def rollouts_per_question(self) -> int:
+        return self.exgrpo.rollouts_full + self.exgrpo.rollouts_partial
+
+    @model_validator(mode="after")
+    def _batch_from_questions(self) -> TrainConfig:
+        if "per_device_batch_size" in self.model_fields_set:
+            raise ValueError("per_device_batch_size is not read by `exgrpo train`: a batch is questions_per_step x "
+                             "(rollouts_full + rollouts_partial) rollouts; set questions_per_step instead")
+        return self
+
+
+class DistillStageConfig(TrainingRun):
+    """On-policy distillation (GKD, Agarwal et al. 2024) with TRL's DistillationTrainer: the student samples
+    answers to the EI questions and learns the teacher model's next-token distribution on them. A baseline;
+    the teacher model must share the student's tokenizer."""
+
+    method: Literal["distill"]
+    teacher_model: ModelName = Field(description="teacher model (id or folder) with the student's vocabulary")
+    output_dir: Path = Path("runs/distill")
+    learning_rate: float = Field(1e-5, gt=0)
+    max_steps: int = Field(100, gt=0)
+    beta: float = Field(0.5, ge=0, le=1, description="generalised JSD: 0 forward KL, 0.5 JSD, 1 reverse KL")
+    max_new_tokens: int = Field(128, gt=0, description="student tokens per sampled answer")
+    temperature: float = Field(1.0, gt=0)
+
+
+RLStageConfig = Annotated[TrainConfig | DistillStageConfig, Field(discriminator="method")]
+

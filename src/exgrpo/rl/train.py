@@ -1,0 +1,49 @@
+"""`exgrpo train`: ExGRPO from the SFT checkpoint, resumable, saving output_dir/final."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from exgrpo.config import TrainConfig
+from exgrpo.models.named import resolve_model
+from exgrpo.training.common import last_checkpoint, peft_config, save_final_model, trainer_arguments
+from exgrpo.training.sft_data import training_questions
+
+
+def grpo_arguments(config: TrainConfig) -> Any:
+    from trl import GRPOConfig
+
+    group = config.rollouts_per_question()
+    arguments = trainer_arguments(config) | {
+        "per_device_train_batch_size": config.questions_per_step * group,  # whole groups of rollouts
+    }
+    return GRPOConfig(
+        **arguments, num_generations=group, max_completion_length=config.max_new_tokens,
+        temperature=config.temperature, beta=config.beta, epsilon=config.epsilon, loss_type=config.loss_type,
+        scale_rewards="group",
+        use_vllm=config.use_vllm, vllm_mode=config.vllm_mode, remove_unused_columns=False, log_completions=False,
+        generation_kwargs=config.generation_kwargs or None,
+    )
+
+
+def build_trainer(config: TrainConfig, callbacks: list[Any] | None = None) -> Any:
+    from transformers import AutoTokenizer
+
+    from exgrpo.rl.trainer import ExGRPOTrainer
+
+    model_path = resolve_model(config.model)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    # The model is passed by name: TRL loads the policy and, with beta > 0, the reference from the same
+    # checkpoint, so the KL anchors the policy to the SFT model it starts from.
+    return ExGRPOTrainer(model=model_path, args=grpo_arguments(config), questions=training_questions(config),
+                         settings=config.exgrpo, max_new_tokens=config.max_new_tokens, processing_class=tokenizer,
+                         peft_config=peft_config(config.lora), callbacks=callbacks)
+
+
+def run_train(config: TrainConfig, callbacks: list[Any] | None = None) -> Path:
+    trainer = build_trainer(config, callbacks)
+    trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
+    return save_final_model(trainer, config.output_dir, config.merge_adapter)

@@ -1,0 +1,242 @@
+"""The ExGRPO trainer: TRL's GRPOTrainer with probe-dialogue rollouts, the DSU bonus and an auxiliary SFT loss.
+
+What TRL does unchanged: the clipped surrogate over the tokens the student generated (TRL's `env_mask`
+keeps injected probe turns out of the loss), group-normalised advantages over all G_A + G_B rollouts
+of a question, the KL penalty to the reference model (the starting SFT checkpoint), logging,
+checkpoints, accelerate/DeepSpeed, vLLM. What this class adds, in three overrides:
+- `_rollout` (TRL's `rollout_func`): multi-turn probe dialogues, scenario A and B (rollout.py);
+- `_calculate_rewards`: fills the DSU bonus column once every rollout of a question is gathered;
+- `compute_loss`: + lambda_aux x NLL of the teacher's probe responses in the teacher-forced dialogue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from typing import Any
+
+import torch
+from trl import GRPOConfig, GRPOTrainer
+
+from exgrpo.config import ExGRPOSettings
+from exgrpo.errors import DataError
+from exgrpo.rl.rewards import (
+    FULL,
+    PARTIAL,
+    dsu_bonus,
+    dsu_bonus_reward,
+    format_reward,
+    outcome_reward,
+    per_scenario_advantages,
+)
+from exgrpo.rl.rollout import Rollout, TransformersSampler, VLLMSampler, plan_rollouts, roll_out
+from exgrpo.training.dialogues import ChatTokens, EIQuestion, dialogue_messages
+
+logger = logging.getLogger(__name__)
+# rollout_func is how TRL means multi-turn rollouts to be built; its "experimental" notice is noise to users.
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+
+
+def questions_dataset(questions: list[EIQuestion]) -> Any:
+    """One row per question: TRL's conversational `prompt` plus the columns the reward functions read."""
+    import datasets
+
+    return datasets.Dataset.from_list([{
+        "prompt": [{"role": "user", "content": q.prompt}], "question_id": q.example.id, "answer": q.example.answer,
+        "answer_type": str(q.example.answer_type), "choices": list(q.example.choices) if q.example.choices else None,
+    } for q in questions])
+
+
+def questions_by_prompt(questions: list[EIQuestion]) -> dict[str, EIQuestion]:
+    """TRL hands rollouts the prompt text alone, so it must name one question: two questions with the same
+    prompt (and perhaps different answers or probes) are refused rather than silently merged."""
+    by_prompt: dict[str, EIQuestion] = {}
+    for question in questions:
+        other = by_prompt.setdefault(question.prompt, question)
+        if other is not question:
+            raise DataError(f"questions {other.example.id!r} and {question.example.id!r} have the same prompt text; "
+                            "ExGRPO identifies a question by its prompt: remove or reword one of them")
+    return by_prompt
+
+
+class DSUWatch:
+    """Warns when the DSU bonus fires more and more while scenario-A accuracy does not rise: the signature
+    of a policy that games the comparison (e.g. by failing B on purpose) instead of reasoning better."""
+
+    def __init__(self, window: int = 20, rise: float = 0.15) -> None:
+        self.history: deque[tuple[float, float]] = deque(maxlen=window)
+        self.rise = rise
+
+    def update(self, fired_rate: float, accuracy_full: float) -> bool:
+        self.history.append((fired_rate, accuracy_full))
+        if len(self.history) < self.history.maxlen:
+            return False
+        half = len(self.history) // 2
+        early, late = list(self.history)[:half], list(self.history)[half:]
+        mean = lambda rows, i: sum(row[i] for row in rows) / len(rows)  # noqa: E731
+        return mean(late, 0) - mean(early, 0) >= self.rise and mean(late, 1) <= mean(early, 1)
+
+
+class ExGRPOTrainer(GRPOTrainer):
+    def __init__(self, model: Any, args: GRPOConfig, questions: list[EIQuestion], settings: ExGRPOSettings,
+                 max_new_tokens: int, processing_class: Any = None, peft_config: Any = None,
+                 callbacks: list[Any] | None = None) -> None:
+        if args.num_generations != settings.rollouts_full + settings.rollouts_partial:
+            raise ValueError("num_generations must equal rollouts_full + rollouts_partial")
+        self.exgrpo = settings
+        self.max_new_tokens = max_new_tokens
+        self.questions_by_prompt = questions_by_prompt(questions)
+        reward_funcs: list[Any] = [outcome_reward, dsu_bonus_reward]
+        weights = [1.0, 1.0]
+        if settings.format_reward > 0:
+            reward_funcs.append(format_reward)
+            weights.append(settings.format_reward)
+        args.reward_weights = weights
+        self._aux_examples: list[tuple[list[int], list[int]]] = []
+        self._aux_cursor = 0
+        self._aux_losses: list[torch.Tensor] = []
+        self.dsu_watch = DSUWatch()
+        super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=questions_dataset(questions),
+                         processing_class=processing_class, peft_config=peft_config, callbacks=callbacks,
+                         rollout_func=self._rollout)
+        self.chat = ChatTokens(self.processing_class)
+
+    # ------------------------------------------------------------ rollouts (TRL's rollout_func)
+
+    def _rollout(self, prompts: list[Any], trainer: Any) -> dict[str, list[Any]]:
+        offset = self.accelerator.process_index * len(prompts)
+        plans = plan_rollouts(prompts, self.questions_by_prompt, self.exgrpo, offset, self.state.global_step,
+                              seed=self.args.seed)
+        sampler = self.make_sampler()
+        with sampler.ready():
+            rollouts = roll_out(plans, self.chat, sampler, max_turns=self.exgrpo.k + 1)
+        self._prepare_aux_examples(rollouts)
+        self._log_turn_lengths(rollouts)
+        return {
+            "prompt_ids": [r.prompt_ids for r in rollouts], "completion_ids": [r.completion_ids for r in rollouts],
+            "logprobs": [r.logprobs for r in rollouts], "env_mask": [r.env_mask for r in rollouts],
+            "final_answer": [r.answers[-1] for r in rollouts], "scenario": [r.plan.scenario for r in rollouts],
+            "num_probes": [len(r.plan.probes) for r in rollouts],
+        }
+
+    def make_sampler(self) -> Any:
+        """How assistant turns are sampled: vLLM when TRL runs it, else `model.generate`."""
+        return VLLMSampler(self) if self.use_vllm else TransformersSampler(self, self.max_new_tokens)
+
+    def _log_turn_lengths(self, rollouts: list[Rollout]) -> None:
+        turns = max(sum(len(r.answers) for r in rollouts), 1)
+        metrics = self._metrics["train"]
+        metrics["exgrpo/tokens_per_turn"].append(sum(sum(r.env_mask) for r in rollouts) / turns)
+        # TRL's completions/clipped_ratio cannot see these: a cut turn is closed by an injected turn end.
+        metrics["exgrpo/truncated_turns"].append(sum(r.cut_turns for r in rollouts) / turns)
+
+    # ------------------------------------------------------------ rewards: the DSU bonus on gathered groups
+
+    def _calculate_rewards(self, inputs: list[dict[str, Any]], prompts: list[Any], completions: list[Any],
+                           completion_ids_list: list[Any]) -> torch.Tensor:
+        from accelerate.utils import gather_object
+
+        rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        scenarios = gather_object([x["scenario"] for x in inputs])
+        probes = gather_object([x["num_probes"] for x in inputs])
+        outcome = self.reward_func_names.index(outcome_reward.__name__)
+        bonus_column = self.reward_func_names.index(dsu_bonus_reward.__name__)
+        size = self.num_generations
+        groups = []
+        for start in range(0, rewards.shape[0], size):
+            outcomes = rewards[start : start + size, outcome].nan_to_num(0.0).tolist()
+            bonus, group = dsu_bonus(outcomes, scenarios[start : start + size], self.exgrpo.dsu_delta, self.exgrpo.dsu_nu,
+                                     probes[start : start + size])
+            rewards[start : start + size, bonus_column] = torch.tensor(bonus, dtype=rewards.dtype)
+            groups.append(group)
+        self._log_dsu(groups, rewards[:, outcome], scenarios)
+        self._gathered = (rewards.clone(), scenarios)  # for per-scenario advantages, if asked for
+        return rewards
+
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        output = super()._generate_and_score_completions(inputs)
+        if self.exgrpo.per_scenario_advantages:
+            rewards, scenarios = self._gathered
+            total = (rewards * self.reward_weights.to(rewards.device).unsqueeze(0)).nansum(dim=1).tolist()
+            advantages = per_scenario_advantages(total, scenarios, self.num_generations)
+            start = self.accelerator.process_index * len(inputs)
+            output["advantages"] = torch.tensor(advantages[start : start + len(inputs)],
+                                                dtype=output["advantages"].dtype, device=output["advantages"].device)
+        return output
+
+    def _log_dsu(self, groups: list[Any], outcomes: torch.Tensor, scenarios: list[str]) -> None:
+        metrics = self._metrics["train" if self.model.training else "eval"]
+        for name, scenario in (("accuracy_full", FULL), ("accuracy_partial", PARTIAL)):
+            values = [o for o, s in zip(outcomes.tolist(), scenarios, strict=True) if s == scenario]
+            if values:
+                metrics[f"exgrpo/{name}"].append(sum(values) / len(values))
+        fired = sum(g.fired for g in groups) / len(groups)
+        metrics["exgrpo/p_full"].append(sum(g.p_full for g in groups) / len(groups))
+        metrics["exgrpo/p_partial"].append(sum(g.p_partial for g in groups) / len(groups))
+        metrics["exgrpo/dsu_fired"].append(fired)
+        accuracy_full = sum(g.p_full for g in groups) / len(groups)
+        if self.exgrpo.dsu_delta > 0 and self.dsu_watch.update(fired, accuracy_full):
+            logger.warning("DSU bonus fires more often (%.2f now) while scenario-A accuracy is not rising: "
+                           "possible reward hacking; check held-out accuracy (lower dsu_delta or raise dsu_nu)", fired)
+            metrics["exgrpo/dsu_hacking_warning"].append(1.0)
+
+    # ------------------------------------------------------------ the auxiliary SFT loss
+
+    def _prepare_aux_examples(self, rollouts: list[Rollout]) -> None:
+        """Teacher-forced dialogues of this generation's questions (their A probes), labels on the teacher's
+        probe responses only; consumed in chunks by the micro-steps that train on this generation."""
+        if self.exgrpo.aux_weight <= 0:
+            return
+        seen, examples = set(), []
+        for rollout in rollouts:
+            plan = rollout.plan
+            if plan.scenario != FULL or not plan.probes or plan.question.example.id in seen:
+                continue
+            seen.add(plan.question.example.id)
+            # The probe turns only: the question turn that follows has no labels, and in a causal model it
+            # cannot change the loss of the turns before it; forwarding it would only cost time.
+            messages = dialogue_messages(plan.probes, plan.question)[: 2 * len(plan.probes)]
+            examples.append(self.chat.teacher_forced(messages, train_turns=range(len(plan.probes))))
+        self._aux_examples, self._aux_cursor = examples, 0
+
+    def _next_aux_batch(self) -> list[tuple[list[int], list[int]]]:
+        if not self._aux_examples:
+            return []
+        per_step = -(-len(self._aux_examples) // max(self.args.steps_per_generation, 1))
+        batch = self._aux_examples[self._aux_cursor : self._aux_cursor + per_step]
+        # Past the end, start again from the first chunk (num_iterations > 1 reuses a generation): every pass
+        # over the generation's micro-steps then sees the same chunks, each example once.
+        self._aux_cursor += per_step
+        if self._aux_cursor >= len(self._aux_examples):
+            self._aux_cursor = 0
+        return batch
+
+    def aux_sft_loss(self, model: Any, examples: list[tuple[list[int], list[int]]]) -> torch.Tensor:
+        """Mean NLL of the teacher's probe responses (token-level, over the batch of dialogues)."""
+        width = max(len(ids) for ids, _ in examples)
+        pad = self.processing_class.pad_token_id
+        device = self.accelerator.device
+        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in examples], device=device)
+        attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in examples], device=device)
+        labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in examples], device=device)
+        return model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+
+    def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> torch.Tensor:
+        loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self.exgrpo.aux_weight > 0 and model.training:
+            examples = self._next_aux_batch()
+            if examples:
+                aux = self.aux_sft_loss(model, examples)
+                # The policy loss is already scaled for gradient accumulation (TRL), so the aux term is too.
+                loss = loss + self.exgrpo.aux_weight * aux / self.current_gradient_accumulation_steps
+                # Kept on the device, detached: an .item() per micro-step would wait for the GPU every time.
+                self._aux_losses.append(aux.detach())
+        return loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self._aux_losses:
+            self._metrics["train"]["exgrpo/aux_sft_loss"].append(torch.stack(self._aux_losses).mean().item())
+            self._aux_losses = []
+        super().log(logs, start_time)

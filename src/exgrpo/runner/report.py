@@ -1,0 +1,219 @@
+"""The run report: a table (base student, SFT on EI data, EI + ExGRPO) and a PNG of it and of training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from exgrpo.files import atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:
+    from exgrpo.config.run import RunConfig
+
+
+def _cell(estimate: dict[str, float] | None) -> str:
+    if estimate is None:
+        return "n/a"
+    return f"{estimate['value']:.1f} [{estimate['low']:.1f}, {estimate['high']:.1f}]"
+
+
+def _verdicts(path: Path) -> dict[str, bool]:
+    return {row["id"]: bool(row["correct"]) for row in map(json.loads, path.read_text().splitlines()) if row}
+
+
+def paired_difference(eval_dir: Path, model: str, baseline: str, datasets: list[str]) -> dict[str, Any] | None:
+    """`model` minus `baseline` on the same questions (percentage points): the mean over `datasets` of each
+    dataset's mean difference, with a paired bootstrap CI (each dataset's questions resampled on their own);
+    "above" / "below" when the CI excludes 0, else "not resolved"."""
+    from exgrpo.evaluation.metrics import bootstrap_mean_of_means
+
+    groups = []
+    for name in datasets:
+        paths = [eval_dir / who / "predictions" / f"{name}.jsonl" for who in (model, baseline)]
+        if not all(path.exists() for path in paths):
+            return None
+        ours, theirs = (_verdicts(path) for path in paths)
+        shared = sorted(ours.keys() & theirs.keys())
+        if not shared:
+            return None
+        groups.append([float(ours[i]) - float(theirs[i]) for i in shared])
+    if not groups:
+        return None
+    estimate = bootstrap_mean_of_means(groups).as_percent()
+    verdict = "above" if estimate["low"] > 0 else "below" if estimate["high"] < 0 else "not resolved"
+    return {**estimate, "verdict": verdict}
+
+
+def comparisons(config: RunConfig, results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every evaluated model against the one before it in the pipeline (and ExGRPO also against the base),
+    per split, paired over the same questions."""
+    report = json.loads((config.run_dir / "eval" / "base" / "report.json").read_text()) if "base" in results else None
+    models = [m for m in ("base", "sft", "exgrpo") if m in results]
+    pairs = [(model, baseline) for i, model in enumerate(models) for baseline in models[:i]]
+    splits = {key: (report or {}).get("averages", {}).get(key, {}).get("datasets", []) for key in ("held_in", "held_out")}
+    if config.eval.ei_test:
+        splits["ei_test"] = [config.eval.ei_test]
+    return [{"model": model, "baseline": baseline,
+             **{key: paired_difference(config.run_dir / "eval", model, baseline, names) if names else None
+                for key, names in splits.items()}} for model, baseline in pairs]
+
+
+def collect(config: RunConfig) -> dict[str, dict[str, Any]]:
+    """Held-in, held-out and EI-Test accuracy (with CIs) per model, from the eval reports."""
+    results = {}
+    for model in config.evaluated_models():
+        report = json.loads((config.run_dir / "eval" / model / "report.json").read_text())
+        ei_test = next((row for row in report["datasets"] if row["name"] == config.eval.ei_test), None)
+        results[model] = {
+            "held_in": report["averages"].get("held_in", {}).get("accuracy"),
+            "held_out": report["averages"].get("held_out", {}).get("accuracy"),
+            "ei_test": ei_test["accuracy"] if ei_test else None,
+            "datasets": {row["name"]: row["accuracy"] for row in report["datasets"]},
+            # The same questions for every model, so the same floors; kept per model for simplicity.
+            "floors": {"held_in": report["averages"].get("held_in", {}).get("floors"),
+                       "held_out": report["averages"].get("held_out", {}).get("floors"),
+                       "ei_test": ei_test.get("floors") if ei_test else None,
+                       **{row["name"]: row.get("floors") for row in report["datasets"]}},
+        }
+    return results
+
+
+def training_curves(config: RunConfig) -> dict[str, list[tuple[int, float]]]:
+    curves = {}
+    for stage, key, name in (("sft", "loss", "SFT loss"), ("train", "rewards/outcome_reward/mean", "ExGRPO reward"),
+                             ("train", "exgrpo/dsu_fired", "DSU bonus fired")):
+        path = config.run_dir / stage / "log_history.json"
+        if path.exists():
+            curves[name] = [(e["step"], e[key]) for e in json.loads(path.read_text()) if key in e]
+    return curves
+
+
+def _floor(floors: dict[str, float] | None) -> str:
+    return "n/a" if not floors else f"{floors['random']:.1f} / {floors['majority']:.1f}"
+
+
+def _difference(estimate: dict[str, Any] | None) -> str:
+    if estimate is None:
+        return "n/a"
+    return f"{estimate['value']:+.1f} [{estimate['low']:+.1f}, {estimate['high']:+.1f}] {estimate['verdict']}"
+
+
+def markdown(results: dict[str, dict[str, Any]], seconds: dict[str, float], titles: dict[str, str],
+             pairs: list[dict[str, Any]] | None = None) -> str:
+    lines = ["| model | held-in | held-out | EI-Test |", "|---|---|---|---|"]
+    for model, title in titles.items():
+        row = results[model]
+        lines.append(f"| {title} | {_cell(row['held_in'])} | {_cell(row['held_out'])} | {_cell(row['ei_test'])} |")
+    floors = next(iter(results.values())).get("floors", {})
+    lines.append("| *guessing floor: random / majority answer* | "
+                 + " | ".join(_floor(floors.get(key)) for key in ("held_in", "held_out", "ei_test")) + " |")
+    datasets = list(next(iter(results.values()))["datasets"])
+    lines += ["", "| dataset | " + " | ".join(titles.values()) + " | floor: random / majority |",
+              "|---|" + "---|" * (len(titles) + 1)]
+    for name in datasets:
+        lines.append(f"| {name} | " + " | ".join(_cell(results[m]["datasets"].get(name)) for m in titles)
+                     + f" | {_floor(floors.get(name))} |")
+    if pairs:
+        lines += ["", "Paired differences (percentage points, the same questions; 95% paired bootstrap CI; "
+                  "above / below: the CI excludes 0):", "",
+                  "| comparison | held-in | held-out | EI-Test |", "|---|---|---|---|"]
+        lines += [f"| {titles[p['model']]} - {titles[p['baseline']]} | "
+                  + " | ".join(_difference(p.get(key)) for key in ("held_in", "held_out", "ei_test")) + " |"
+                  for p in pairs]
+    total = sum(seconds.values())
+    lines += ["", "Wall time per stage: " + ", ".join(f"{stage} {s:.0f} s" for stage, s in seconds.items())
+              + f"; total {total:.0f} s ({total / 60:.1f} min)."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, dict[str, Any]], curves: dict[str, list[tuple[int, float]]], path: Path,
+         titles: dict[str, str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    figure, (bars, lines) = plt.subplots(1, 2, figsize=(12, 4.5))
+    groups = [("held_in", "held-in"), ("held_out", "held-out"), ("ei_test", "EI-Test")]
+    width = 0.8 / len(titles)
+    for i, (model, title) in enumerate(titles.items()):
+        values = [results[model][key] for key, _ in groups]
+        heights = [v["value"] if v else 0 for v in values]
+        errors = [[v["value"] - v["low"] if v else 0 for v in values], [v["high"] - v["value"] if v else 0 for v in values]]
+        bars.bar([g + i * width for g in range(len(groups))], heights, width, yerr=errors, capsize=3, label=title)
+    bars.set_xticks([g + width * (len(titles) - 1) / 2 for g in range(len(groups))], [t for _, t in groups])
+    bars.set_ylabel("accuracy (%), 95% CI")
+    bars.set_ylim(0, 100)
+    bars.legend()
+    bars.set_title("Accuracy")
+    for name, points in curves.items():
+        if points:
+            steps, values = zip(*points, strict=True)
+            lines.plot(steps, values, label=name)
+    lines.set_xlabel("step")
+    lines.set_title("Training")
+    lines.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write_run_report(config: RunConfig) -> dict[str, Any]:
+    from exgrpo.runner.pipeline import STAGES
+
+    results = collect(config)
+    seconds = {}
+    for stage in STAGES[:-1]:
+        manifest = config.run_dir / stage / "manifest.json"
+        if manifest.exists():
+            seconds[stage] = json.loads(manifest.read_text())["seconds"]
+    pairs = comparisons(config, results)
+    atomic_write_json(config.run_dir / "report" / "results.json", {"models": results, "comparisons": pairs})
+    titles = config.model_titles()
+    atomic_write_text(config.run_dir / "report" / "report.md", markdown(results, seconds, titles, pairs))
+    plot(results, training_curves(config), config.run_dir / "report" / "results.png", titles)
+    return {"models": {m: {k: r[k] for k in ("held_in", "held_out", "ei_test")} for m, r in results.items()}}
+
+
+def goal_line(results: dict[str, Any]) -> str:
+    """The quickstart's bar, judged from the numbers: SFT on EI data above the base student on held-in, with
+    95% CIs that do not overlap and a paired CI that excludes 0."""
+    models = results["models"]
+    sft, base = (models.get(name, {}).get("held_in") for name in ("sft", "base"))
+    pair = next((p.get("held_in") for p in results["comparisons"] if (p["model"], p["baseline"]) == ("sft", "base")),
+                None)
+    if not (sft and base and pair):
+        return "**Goal** (SFT on EI data above the base student on held-in): not measured in this run."
+    apart = sft["low"] > base["high"]
+    met = apart and pair["verdict"] == "above"
+    return (f"**Goal** (SFT on EI data above the base student on held-in, CIs apart): **{'met' if met else 'not met'}**"
+            f" ({sft['value']:.1f} [{sft['low']:.1f}, {sft['high']:.1f}] vs {base['value']:.1f} "
+            f"[{base['low']:.1f}, {base['high']:.1f}]: CIs {'apart' if apart else 'overlap'}; paired difference "
+            f"{_difference(pair)}).")
+
+
+def write_docs_page(run_dir: Path, page: Path, seconds: float, recipe: str, student: str) -> None:
+    """The quickstart's results page: written by the command from the run's own report, never by hand."""
+    import os
+    import platform
+    import shutil
+
+    from exgrpo.models.precision import cpu_has_native_bf16
+
+    results = json.loads((run_dir / "report" / "results.json").read_text())
+    image = page.with_suffix(".png")
+    shutil.copyfile(run_dir / "report" / "results.png", image)
+    text = "\n".join([
+        "# Quickstart results", "",
+        f"Written by `exgrpo quickstart --docs {page}` (the recipe: `{recipe}`):",
+        f"the synthetic reasoning world, its exact teacher, {student}, on a CPU.",
+        f"Machine: {platform.machine()} ({platform.processor() or 'cpu'}), {os.cpu_count()} CPU cores, native bf16: "
+        f"{'yes' if cpu_has_native_bf16() else 'no (fp32)'}, Python {platform.python_version()}; "
+        f"wall time of this command: {seconds:.0f} s ({seconds / 60:.1f} min).", "",
+        "Accuracy (%) with 95% bootstrap CIs. Held-in: the training families (arith, date, logic, choice) on new",
+        "problems. Held-out: 4-5 steps, unseen names and templates, reversed arithmetic, and the budget family",
+        "never trained on. EI-Test: the probes of the held-in test questions (all ten rules).", "",
+        goal_line(results), "", (run_dir / "report" / "report.md").read_text(), f"![results]({image.name})", ""])
+    atomic_write_text(page, text)
