@@ -22,7 +22,7 @@ import torch
 
 from exgrpo.config import EvalConfig
 from exgrpo.data.prompts import build_messages
-from exgrpo.data.registry import get_entry, load_examples
+from exgrpo.data.registry import builtin_entries, load_examples
 from exgrpo.evaluation.evaluate import evaluate
 from exgrpo.generation.generators import TransformersGenerator, load_model_and_tokenizer
 from exgrpo.models.tiny import build_tiny_model
@@ -79,7 +79,7 @@ def main() -> None:
         model_path = args.model or str(build_tiny_model(f"{scratch}/tiny", hidden_size=256, num_layers=4, num_heads=4))
         model, tokenizer = load_model_and_tokenizer(model_path, dtype=args.dtype)
         generator = TransformersGenerator(model, tokenizer, batch_size=args.batch_size)
-        conversations = [build_messages(example, get_entry(name).prompt) for name in datasets
+        conversations = [build_messages(example, builtin_entries()[name].prompt) for name in datasets
                          for example in load_examples(name, limit=max(1, args.batch_size // len(datasets) + 1))]
         ceiling = fixed_length_rate(generator, conversations, args.batch_size, args.fixed_tokens)
         ours, tokens = eval_rate(generator, model_path, args.dtype, datasets, args.per_dataset, args.max_new_tokens, args.batch_size,

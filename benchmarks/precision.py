@@ -28,15 +28,18 @@ from exgrpo.models.precision import cpu_has_native_bf16
 
 def world_ei(folder: Path) -> Path:
     """EI data of a small synthetic world, from the exact teacher (no model involved)."""
-    from exgrpo.config import ProbeConfig
+    from exgrpo.config import ProbeConfig, build_config, registry_context
+    from exgrpo.data.registry import DatasetRegistry
     from exgrpo.inversion.pipeline import run_probe
-    from exgrpo.world.datasets import register_world, write_world
+    from exgrpo.world.datasets import world_entries, write_world
+    from exgrpo.world.teacher import WORLD_TEACHERS
 
     world = {"seed": 0, "train_size": 8, "test_size": 1, "ood_size": 1}
     write_world(folder / "world", **world)
-    register_world(folder / "world")
-    run_probe(ProbeConfig(datasets=["world_train"], output_dir=folder / "probe",
-                          teacher={"kind": "exact", "world": world}))
+    registry = DatasetRegistry(world_entries(folder / "world"))
+    config = build_config(ProbeConfig, {"datasets": ["world_train"], "output_dir": folder / "probe",
+                                        "teacher": {"kind": "exact", "world": world}}, "world EI", registry_context(registry))
+    run_probe(config, registry=registry, extra_teachers=WORLD_TEACHERS)
     return folder / "probe" / "ei.jsonl"
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from exgrpo.data.registry import data_dir, get_entry
+from exgrpo.data.registry import builtin_entries, data_dir
 
 
 def require_dataset_files(*names: str) -> None:
     """Skip (fail under CI=true) when a benchmark's local files are not in EXGRPO_DATA_DIR."""
-    missing = [str(data_dir() / f) for name in names for split in get_entry(name).splits.values()
+    missing = [str(data_dir() / f) for name in names for split in builtin_entries()[name].splits.values()
                for f in split.files if not (data_dir() / f).exists()]
     if missing:
         message = f"benchmark files not found (set EXGRPO_DATA_DIR): {', '.join(missing[:3])}"

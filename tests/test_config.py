@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from exgrpo.config import EvalConfig, load_config
-from exgrpo.data.registry import load_examples
+from exgrpo.config import EvalConfig, ProbeConfig, build_config, load_config, registry_context
+from exgrpo.data.registry import DatasetRegistry, custom_entry, load_examples
 from exgrpo.errors import ConfigError
 
 
@@ -33,8 +33,33 @@ def test_custom_dataset_paths_are_relative_to_the_config_file(tmp_path: Path, mo
     monkeypatch.chdir(Path("/"))
     config = load_config(EvalConfig, path)
     assert config.datasets == ["mine"]
-    (example,) = load_examples("mine")
+    (example,) = config.dataset_registry().load("mine")
     assert (example.question, example.answer) == ("1+1?", "2")
+
+
+def test_validation_checks_names_against_the_registry_handed_in_and_mutates_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "mine.jsonl"
+    data.write_text('{"question": "1+1?", "answer": "2"}\n')
+    config = EvalConfig(model="m", datasets=["mine"],
+                        custom_datasets=[{"name": "mine", "path": data, "answer_type": "number"}])
+    assert config.datasets == ["mine"]
+    assert "mine" not in DatasetRegistry()  # validating a config registered nothing anywhere
+    with pytest.raises(ConfigError, match="unknown dataset"):
+        load_examples("mine")
+    with pytest.raises(ConfigError, match=r"unknown dataset\(s\) mine"):
+        build_config(EvalConfig, {"model": "m", "datasets": ["mine"]}, "test")
+    handed_in = DatasetRegistry([custom_entry("mine", data, "number")])
+    assert build_config(EvalConfig, {"model": "m", "datasets": ["mine"]}, "test",
+                        registry_context(handed_in)).datasets == ["mine"]
+
+
+def test_the_probe_config_reads_the_rule_ids_as_data() -> None:
+    from exgrpo.config.probe import rule_ids
+    from exgrpo.inversion.rules import all_rules
+
+    assert rule_ids() == list(all_rules())
+    with pytest.raises(ValueError, match="unknown rule"):
+        ProbeConfig(datasets=["gsm8k"], rules=["R11"], teacher={"kind": "openai", "model": "m"})
 
 
 def test_invalid_values_name_every_field(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from exgrpo.runner.estimate.teacher_calls import ProbeForecast, forecast_probe_s
 from exgrpo.runner.estimate.tokens import TokenCounter
 from exgrpo.teachers.factory import make_backend, teacher_identity
 from exgrpo.teachers.loopback_server import LoopbackChatServer, last_user_message
+from exgrpo.world.teacher import WORLD_TEACHERS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -107,8 +108,8 @@ def test_the_identity_in_cache_keys_is_known_without_building_the_backend(tmp_pa
                ReplayTeacherConfig(kind="replay", file=tmp_path / "none.jsonl", name="palm"),
                ExactTeacherConfig(kind="exact")]
     (tmp_path / "none.jsonl").write_text("")
-    for config in configs:
-        assert teacher_identity(config) == make_backend(config).model
+    for config in configs:  # the exact teacher is the world's, handed in as the runner does
+        assert teacher_identity(config, WORLD_TEACHERS) == make_backend(config, extra_teachers=WORLD_TEACHERS).model
 
 
 def test_throughputs_come_from_a_gpu_check_file_unless_given(tmp_path: Path) -> None:

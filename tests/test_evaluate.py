@@ -14,7 +14,7 @@ from conftest import require_dataset_files
 
 from exgrpo.config import EvalConfig
 from exgrpo.data.answers import final_answer_sentence
-from exgrpo.data.registry import load_examples
+from exgrpo.data.registry import DatasetRegistry, load_examples
 from exgrpo.evaluation.evaluate import evaluate
 from exgrpo.generation.generators import Conversation, Generation, ResultCallback
 
@@ -140,14 +140,15 @@ def test_a_model_retrained_in_the_same_folder_is_evaluated_again(tiny_model_path
 
     from exgrpo.evaluation.evaluate import prediction_fingerprint
 
+    gsm8k = DatasetRegistry().get("gsm8k")
     model = tmp_path / "model"
     shutil.copytree(tiny_model_path, model)
     config = EvalConfig(model=str(model), datasets=["gsm8k"], output_dir=tmp_path / "out")
-    before = prediction_fingerprint(config, "gsm8k", "test")
-    assert prediction_fingerprint(config, "gsm8k", "test") == before
+    before = prediction_fingerprint(config, gsm8k, "test")
+    assert prediction_fingerprint(config, gsm8k, "test") == before
     weights = model / "model.safetensors"
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1_000_000))  # rewritten
-    assert prediction_fingerprint(config, "gsm8k", "test") != before
+    assert prediction_fingerprint(config, gsm8k, "test") != before
 
 
 def test_a_named_model_keeps_its_predictions_on_a_new_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,9 @@ import yaml
 from exgrpo.config import DistillStageConfig, build_config
 from exgrpo.config.run import RunConfig
 from exgrpo.errors import ConfigError
+from exgrpo.data.registry import DATASETS_FILE
 from exgrpo.runner.pipeline import STAGES, plan, run
+from exgrpo.runner.registry import run_registry
 
 REPO = Path(__file__).parents[1]
 
@@ -102,6 +104,33 @@ def test_a_run_that_dies_in_a_stage_resumes_there(tmp_path: Path, monkeypatch: p
     assert "sittings" not in json.loads((config.run_dir / "train" / "manifest.json").read_text())  # one sitting
 
 
+def test_each_run_registers_its_own_world_explicitly(tmp_path: Path) -> None:
+    first = build_config(RunConfig, micro_recipe(tmp_path / "one"), "test")
+    registry = run_registry(first)
+    build_config(RunConfig, micro_recipe(tmp_path / "two"), "test")  # building a config registers nothing
+    assert registry.get("world_test").base_dir == str(tmp_path / "one" / "world")
+    assert run_registry(build_config(RunConfig, micro_recipe(tmp_path / "two"), "test")).get(
+        "world_test").base_dir == str(tmp_path / "two" / "world")
+    assert "world_test" not in run_registry(build_config(RunConfig, run_values(tmp_path), "x"))  # no world
+
+
+def test_the_world_stage_leaves_its_datasets_file_and_writes_a_missing_one_again(tmp_path: Path) -> None:
+    config = build_config(RunConfig, micro_recipe(tmp_path / "run"), "test")
+    run(config, until="world")
+    datasets_file = tmp_path / "run" / "world" / DATASETS_FILE
+    assert datasets_file.exists()
+    datasets_file.unlink()  # a world written by an exgrpo without datasets files
+    assert not plan(config)[0][2]
+    assert statuses_until(config, "world") == {"world": "running"} and datasets_file.exists()
+    assert plan(config)[0][2]
+
+
+def statuses_until(config: RunConfig, until: str) -> dict[str, str]:
+    seen: dict[str, str] = {}
+    run(config, until=until, on_stage=lambda stage, status: seen.setdefault(stage, status))
+    return seen
+
+
 def test_an_invalid_section_stops_the_run_before_any_stage(tmp_path: Path) -> None:
     config = build_config(RunConfig, micro_recipe(tmp_path / "run"), "test")
     config.eval.max_new_tokens = 0  # only the eval stage's own config would notice
@@ -114,7 +143,8 @@ def test_config_errors_name_the_section_and_field(tmp_path: Path) -> None:
     recipe = micro_recipe(tmp_path / "run")
     recipe["train"]["exgrpo"]["k_partial"] = 5
     with pytest.raises(ConfigError, match=r"(?s)train section.*k_partial"):
-        build_config(RunConfig, recipe, "test").stage_configs()  # the message spans lines
+        config = build_config(RunConfig, recipe, "test")
+        config.stage_configs(run_registry(config))  # the message spans lines
     recipe = micro_recipe(tmp_path / "run")
     recipe["base_model"] = "some/model"
     with pytest.raises(ConfigError, match="exactly one of `student`"):
@@ -203,6 +233,6 @@ def test_embedded_quickstart_recipes_are_valid_run_configs(name: str) -> None:
 
     recipe = yaml.safe_load(resources.files("exgrpo.recipes").joinpath(name).read_text())
     config = build_config(RunConfig, recipe, name)
-    stages = config.stage_configs()
+    stages = config.stage_configs(run_registry(config))
     assert {"sft", "train", "eval"} <= set(stages)
     assert stages["sft"].max_steps > 0 or stages["sft"].epochs > 0

@@ -50,17 +50,21 @@ def test_exgrpo_step_in_bf16(smollm2_path: Path, tmp_path: Path) -> None:
 
 
 def test_difficulty_filter_with_the_real_student(smollm2_path: Path, tmp_path: Path) -> None:
+    from exgrpo.config import build_config, registry_context
+    from exgrpo.data.registry import DatasetRegistry
     from exgrpo.inversion.pipeline import run_probe
-    from exgrpo.world.datasets import register_world, write_world
+    from exgrpo.world.datasets import world_entries, write_world
+    from exgrpo.world.teacher import WORLD_TEACHERS
 
     world = {"seed": 3, "train_size": 1, "test_size": 1, "ood_size": 1}
     write_world(tmp_path / "world", **world)
-    register_world(tmp_path / "world")
-    config = ProbeConfig(datasets=["world_train"], output_dir=tmp_path / "probe", rules=["R1", "R5", "R8"],
-                         teacher={"kind": "exact", "world": world},
-                         difficulty={"enabled": True, "student": "smollm2-135m-instruct", "max_new_tokens": 24,
-                                     "batch_size": 16})
-    stats = run_probe(config)
+    registry = DatasetRegistry(world_entries(tmp_path / "world"))
+    config = build_config(ProbeConfig, {
+        "datasets": ["world_train"], "output_dir": tmp_path / "probe", "rules": ["R1", "R5", "R8"],
+        "teacher": {"kind": "exact", "world": world},
+        "difficulty": {"enabled": True, "student": "smollm2-135m-instruct", "max_new_tokens": 24, "batch_size": 16}},
+        "test", registry_context(registry))
+    stats = run_probe(config, registry=registry, extra_teachers=WORLD_TEACHERS)
     dataset = stats["datasets"]["world_train"]
     answered = [json.loads(line) for line in (tmp_path / "probe" / "probes.jsonl").read_text().splitlines()]
     assert dataset["questions"] == 4

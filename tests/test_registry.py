@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 from conftest import require_dataset_files
 
-from exgrpo.data.registry import DatasetEntry, builtin_entries, custom_entry, load_examples, register
+from exgrpo.data.registry import (
+    DatasetEntry,
+    DatasetRegistry,
+    builtin_entries,
+    custom_entry,
+    load_examples,
+    read_datasets_file,
+    write_datasets_file,
+)
 from exgrpo.data.schema import AnswerType
 from exgrpo.errors import ConfigError, DataError
 
@@ -133,35 +141,35 @@ def _write(path: Path, lines: list[str]) -> Path:
 
 def test_malformed_jsonl_line_is_named(tmp_path: Path) -> None:
     path = _write(tmp_path / "bad.jsonl", ['{"question": "q1", "answer": "1"}', '{"question": "q2", "answer": '])
-    register(custom_entry("bad_json", path, "number"))
+    registry = DatasetRegistry([custom_entry("bad_json", path, "number")])
     with pytest.raises(DataError, match=r"bad.jsonl:2: malformed JSON"):
-        load_examples("bad_json")
+        registry.load("bad_json")
 
 
 def test_record_without_answer_names_file_line_and_field(tmp_path: Path) -> None:
     path = _write(tmp_path / "noanswer.jsonl", ['{"question": "q1", "answer": "1"}', '{"question": "q2"}'])
-    register(custom_entry("no_answer", path, "number"))
+    registry = DatasetRegistry([custom_entry("no_answer", path, "number")])
     with pytest.raises(DataError, match=r"noanswer.jsonl:2 field 'answer'"):
-        load_examples("no_answer")
+        registry.load("no_answer")
 
 
 def test_invalid_gold_answer_is_rejected_with_its_location(tmp_path: Path) -> None:
     path = _write(tmp_path / "words.jsonl", ['{"question": "q1", "answer": "many"}'])
-    register(custom_entry("words", path, "number"))
+    registry = DatasetRegistry([custom_entry("words", path, "number")])
     with pytest.raises(DataError, match=r"words.jsonl:1 field 'answer'.*not a valid number"):
-        load_examples("words")
+        registry.load("words")
 
 
 def test_custom_csv_with_column_mapping_and_choices(tmp_path: Path) -> None:
     path = tmp_path / "mine.csv"
     path.write_text("Problem Text,Gold,qid\nWhat is 2+2?,4,a\nHow many legs has a cat?,4,b\n")
-    register(custom_entry("mine", path, "number", question="Problem Text", answer="Gold", id="qid"))
-    examples = load_examples("mine")
+    registry = DatasetRegistry([custom_entry("mine", path, "number", question="Problem Text", answer="Gold", id="qid")])
+    examples = registry.load("mine")
     assert [(e.id, e.question, e.answer) for e in examples] == [("a", "What is 2+2?", "4"),
                                                                 ("b", "How many legs has a cat?", "4")]
     mc = _write(tmp_path / "mc.jsonl", ['{"q": "Pick", "opts": ["x", "y"], "gold": "B"}'])
-    register(custom_entry("mc", mc, "letter", question="q", answer="gold", choices="opts"))
-    assert load_examples("mc")[0].choices == ("x", "y")
+    registry = DatasetRegistry([custom_entry("mc", mc, "letter", question="q", answer="gold", choices="opts")])
+    assert registry.load("mc")[0].choices == ("x", "y")
 
 
 def test_invalid_jinja_in_an_entry_fails_at_definition() -> None:
@@ -184,6 +192,37 @@ def test_hub_path_loads_through_datasets_with_its_own_field_mapping(tmp_path: Pa
     entry.hub.path = str(hub_dir)
     entry.hub.name = None
     entry.hub.split_map = {"test": "test"}
-    register(entry)
-    (example,) = load_examples("arc_hub_copy", source="hub")
+    (example,) = DatasetRegistry([entry]).load("arc_hub_copy", source="hub")
     assert (example.id, example.choices, example.answer) == ("q1", ("Moon", "Mars", "Sun"), "B")
+
+
+def test_a_registry_is_an_object_filled_explicitly_and_leaves_others_alone(tmp_path: Path) -> None:
+    path = _write(tmp_path / "mine.jsonl", ['{"question": "What is 2+2?", "answer": "4"}'])
+    base = DatasetRegistry()
+    mine = base.with_entries([custom_entry("mine", path, "number")])
+    assert "mine" in mine and "gsm8k" in mine
+    assert "mine" not in base and "mine" not in DatasetRegistry()  # no process-wide table was changed
+    with pytest.raises(ConfigError, match="unknown dataset 'mine'"):
+        load_examples("mine")
+    assert [e.answer for e in load_examples("mine", registry=mine)] == ["4"]
+
+
+def test_a_datasets_file_carries_entries_relative_to_its_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "world"
+    folder.mkdir()
+    _write(folder / "test.jsonl", ['{"question": "What is 2+2?", "answer": "4"}'])
+    entry = custom_entry("moved", folder / "test.jsonl", "number").model_copy(update={"base_dir": "."})
+    write_datasets_file(folder / "datasets.yaml", [entry])
+    moved = tmp_path / "elsewhere"
+    folder.rename(moved)  # a run folder copied to another machine keeps its datasets readable
+    (read,) = read_datasets_file(moved / "datasets.yaml")
+    assert read.base_dir == str(moved.resolve())
+    assert [e.question for e in DatasetRegistry([read]).load("moved")] == ["What is 2+2?"]
+
+
+def test_a_bad_datasets_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="datasets file not found"):
+        read_datasets_file(tmp_path / "absent.yaml")
+    (tmp_path / "bad.yaml").write_text("- name: x\n  answer_type: number\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: entry 1"):
+        read_datasets_file(tmp_path / "bad.yaml")

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from exgrpo.config import ProbeConfig
+from exgrpo.config import ProbeConfig, build_config, registry_context
 from exgrpo.data.answers import check_example
-from exgrpo.data.registry import load_examples
+from exgrpo.data.registry import DATASETS_FILE, DatasetRegistry, read_datasets_file
+from exgrpo.errors import ConfigError
 from exgrpo.inversion.pipeline import run_probe
-from exgrpo.world.datasets import register_world, world_problems, write_world
+from exgrpo.world.datasets import world_entries, world_problems, write_world
 from exgrpo.world.generate import HELD_OUT_NAMES, SPLITS, TRAIN_NAMES, generate_world, to_example
 from exgrpo.world.program import question_text, rationale
+from exgrpo.world.teacher import WORLD_TEACHERS
 
 WORLD = generate_world(seed=3, train_size=40, test_size=15, ood_size=15)
 
@@ -80,22 +82,51 @@ def test_answers_and_rationales_are_exact() -> None:
 
 def test_world_files_load_through_the_registry(tmp_path: Path) -> None:
     counts = write_world(tmp_path, seed=3, train_size=10, test_size=5, ood_size=5, val_size=2)
-    names = register_world(tmp_path)
-    assert set(names) == set(counts)
+    registry = DatasetRegistry(world_entries(tmp_path))
+    assert set(counts) <= set(registry.names())
     assert counts["world_train"] == 40 and counts["world_ood_reversed"] == 5 and counts["world_val"] == 8
     assert counts["world_ei_test"] > 5 * 4 * 8  # the probes of the test questions, most rules apply
-    for name in names:
-        examples = load_examples(name)
+    for name in counts:
+        examples = registry.load(name)
         assert len(examples) == counts[name]
         assert all(e.answer.strip() for e in examples)
 
 
+def test_the_world_folder_names_its_datasets_for_any_command(tmp_path: Path) -> None:
+    counts = write_world(tmp_path / "world", seed=3, train_size=4, test_size=2, ood_size=2)
+    entries = read_datasets_file(tmp_path / "world" / DATASETS_FILE)
+    assert [entry.name for entry in entries] == list(counts)  # no world_val: val_size 0 wrote none
+    from_file = DatasetRegistry(entries)
+    from_code = DatasetRegistry(world_entries(tmp_path / "world"))
+    for name, count in counts.items():
+        assert [e.id for e in from_file.load(name)] == [e.id for e in from_code.load(name)] and count
+    assert "world_test" not in DatasetRegistry()  # writing a world registered nothing
+
+
+def exact_probe_config(tmp_path: Path, registry: DatasetRegistry, **values) -> ProbeConfig:
+    world = {"seed": 3, "train_size": values.pop("train_size", 5), "test_size": 2, "ood_size": 2}
+    return build_config(ProbeConfig, {"datasets": ["world_train"], "output_dir": tmp_path / "probe",
+                                      "teacher": {"kind": "exact", "world": world}, **values}, "test",
+                        registry_context(registry))
+
+
+def test_world_dataset_names_are_known_only_to_a_registry_that_holds_them(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown dataset\(s\) world_train"):
+        exact_probe_config(tmp_path, DatasetRegistry())
+
+
+def test_the_exact_teacher_is_handed_in_not_imported_by_the_teachers_layer(tmp_path: Path) -> None:
+    write_world(tmp_path / "world", seed=3, train_size=5, test_size=2, ood_size=2)
+    registry = DatasetRegistry(world_entries(tmp_path / "world"))
+    with pytest.raises(ConfigError, match="teacher kind 'exact'"):
+        run_probe(exact_probe_config(tmp_path, registry), registry=registry)
+
+
 def test_the_exact_teacher_makes_every_probe_consistent(tmp_path: Path) -> None:
     write_world(tmp_path / "world", seed=3, train_size=5, test_size=2, ood_size=2)
-    register_world(tmp_path / "world")
-    config = ProbeConfig(datasets=["world_train"], output_dir=tmp_path / "probe",
-                         teacher={"kind": "exact", "world": {"seed": 3, "train_size": 5, "test_size": 2, "ood_size": 2}})
-    stats = run_probe(config)
+    registry = DatasetRegistry(world_entries(tmp_path / "world"))
+    config = exact_probe_config(tmp_path, registry)
+    stats = run_probe(config, registry=registry, extra_teachers=WORLD_TEACHERS)
     rules = stats["rules"]
     assert stats["datasets"]["world_train"]["teacher_wrong"] == 0
     assert all(row["mismatched"] == 0 and row["inconsistent"] == 0 for row in rules.values())
@@ -108,10 +139,9 @@ def test_answer_aug_samples_are_other_correct_rationales_paid_once(tmp_path: Pat
     from exgrpo.training.dialogues import load_ei_questions
 
     write_world(tmp_path / "world", seed=3, train_size=3, test_size=2, ood_size=2)
-    register_world(tmp_path / "world")
-    config = ProbeConfig(datasets=["world_train"], output_dir=tmp_path / "probe", rules=["R1"], answer_samples=2,
-                         teacher={"kind": "exact", "world": {"seed": 3, "train_size": 3, "test_size": 2, "ood_size": 2}})
-    first = run_probe(config)
+    registry = DatasetRegistry(world_entries(tmp_path / "world"))
+    config = exact_probe_config(tmp_path, registry, train_size=3, rules=["R1"], answer_samples=2)
+    first = run_probe(config, registry=registry, extra_teachers=WORLD_TEACHERS)
     questions = load_ei_questions(tmp_path / "probe" / "ei.jsonl")
     assert questions and all(len(q.extra_responses) == 2 for q in questions)
     for question in questions:
@@ -119,7 +149,7 @@ def test_answer_aug_samples_are_other_correct_rationales_paid_once(tmp_path: Pat
         assert all(check_example(text, question.example).correct for text in question.extra_responses)
     # Samples are distinct calls of the cache (seeded): a rerun pays for none of them again.
     assert first["teachers"]["teacher"]["calls"] >= 3 * len(questions)
-    again = run_probe(config)
+    again = run_probe(config, registry=registry, extra_teachers=WORLD_TEACHERS)
     assert again["teachers"]["teacher"]["calls"] == 0
 
 

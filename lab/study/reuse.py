@@ -41,8 +41,9 @@ def origin(stage_dir: Path) -> str | None:
 
 def _normalised(config: Any, stage: str, renames: dict[str, str]) -> str:
     from exgrpo.runner.pipeline import _settings
+    from exgrpo.runner.registry import run_registry
 
-    value = config.stage_configs()[stage]
+    value = config.stage_configs(run_registry(config))[stage]
     value = {k: _settings(v) for k, v in value.items()} if isinstance(value, dict) else _settings(value)
     text = json.dumps(value, sort_keys=True, default=str)
     for old, new in sorted(renames.items(), key=lambda item: -len(item[0])):  # longest first: no prefix clash

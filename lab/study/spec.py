@@ -233,12 +233,13 @@ def compute_matched_sft(study: Study, method: str, seed: int) -> dict[str, Any]:
 def held_out_datasets(study: Study) -> list[str]:
     """The held-out splits the page averages (the validation split and the outside check set apart)."""
     from exgrpo.config import expand_dataset_names
-    from exgrpo.data.registry import get_entry
+    from exgrpo.runner.registry import run_registry
 
-    config = study.run_config(study.first, study.seeds[0])  # (registers a synthetic world's datasets)
+    config = study.run_config(study.first, study.seeds[0])
+    registry = run_registry(config)  # a synthetic world's datasets too
     apart = set(expand_dataset_names(study.report.get("outside", []) + study.report.get("validation", [])))
     return [name for name in expand_dataset_names(config.eval.datasets)
-            if name not in apart and get_entry(name).group == "held_out"]
+            if name not in apart and registry.get(name).group == "held_out"]
 
 
 def checkpoint_model(checkpoint: Path, folder: Path) -> str:
@@ -265,8 +266,10 @@ def evaluate_checkpoints(study: Study, seed: int, datasets: list[str]) -> dict[i
     holding the trained model's weights (the last one) is not evaluated again: the eval stage has its accuracy
     (held_out_curve reads it there)."""
     from exgrpo.evaluation.evaluate import evaluate
+    from exgrpo.runner.registry import run_registry
 
     config = study.run_config(study.first, seed)
+    registry = run_registry(config)
     accuracy: dict[int, float] = {}
     if not datasets:
         return accuracy
@@ -277,9 +280,9 @@ def evaluate_checkpoints(study: Study, seed: int, datasets: list[str]) -> dict[i
             continue
         folder = config.run_dir / "diagnostics" / checkpoint.name
         folder.mkdir(parents=True, exist_ok=True)
-        eval_config = config.eval_config("exgrpo").model_copy(update={
+        eval_config = config.eval_config("exgrpo", registry).model_copy(update={
             "model": checkpoint_model(checkpoint, folder), "datasets": datasets, "output_dir": folder})
-        accuracy[int(checkpoint.name.split("-")[1])] = mean_accuracy(evaluate(eval_config), datasets)
+        accuracy[int(checkpoint.name.split("-")[1])] = mean_accuracy(evaluate(eval_config, registry=registry), datasets)
     return accuracy
 
 
@@ -385,6 +388,7 @@ def evaluate_base_first(study: Study, config: Any, log: Any = print) -> bool:
 
     from exgrpo.evaluation.evaluate import evaluate
     from exgrpo.runner.pipeline import measured_cost, process_cpu_seconds, run
+    from exgrpo.runner.registry import run_registry
     from lab.study.record import record
     from lab.study.reuse import keep_base_evaluation, kept_base_evaluation
 
@@ -394,7 +398,8 @@ def evaluate_base_first(study: Study, config: Any, log: Any = print) -> bool:
     run(config, until="base", on_stage=lambda stage, status: log(f"  {config.run_dir} {stage}: {status}"))
     log(f"  {config.run_dir}: the base student evaluated first, on its own")
     started, cpu_started = time.time(), process_cpu_seconds()
-    evaluate(config.eval_config("base"))
+    registry = run_registry(config)
+    evaluate(config.eval_config("base", registry), registry=registry)
     cost = measured_cost(time.time() - started, process_cpu_seconds() - cpu_started)
     kept = keep_base_evaluation(config, study.run_root, cost)
     log(f"  {config.run_dir}: {record(study)} files recorded in {study.record_root}")

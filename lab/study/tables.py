@@ -97,18 +97,18 @@ def cell(estimate: Estimate | None) -> str:
 class Page:
     def __init__(self, study: Study, page: Path) -> None:
         from exgrpo.config import expand_dataset_names
-        from exgrpo.data.registry import get_entry
+        from exgrpo.runner.registry import run_registry
 
         self.study = study
         self.results = Results(study)
         self.page = page
         self.images = page.parent / page.stem  # docs/results.md -> docs/results/*.png: one folder per page
-        config = study.run_config(study.first, study.seeds[0])  # (registers a synthetic world's datasets)
-        self.config = config
+        config = study.run_config(study.first, study.seeds[0])
+        self.config, self.registry = config, run_registry(config)  # a synthetic world's datasets too
         set_apart = set(expand_dataset_names(study.report.get("outside", []) + study.report.get("validation", [])))
         names = [name for name in expand_dataset_names(config.eval.datasets) if name not in set_apart]
-        self.held_in = [name for name in names if get_entry(name).group == "held_in"]
-        self.held_out = [name for name in names if get_entry(name).group == "held_out"]
+        self.held_in = [name for name in names if self.registry.get(name).group == "held_in"]
+        self.held_out = [name for name in names if self.registry.get(name).group == "held_out"]
         evaluated = set(expand_dataset_names(config.eval.datasets))
         self.outside = [d for d in expand_dataset_names(study.report.get("outside", [])) if d in evaluated]
         self.validation = [d for d in expand_dataset_names(study.report.get("validation", [])) if d in evaluated]
@@ -140,7 +140,7 @@ class Page:
 
         if not hasattr(self, "_examples"):
             self._examples = {name: examples for name, (_, examples) in
-                              load_eval_datasets(self.config.eval_config("base")).items()}
+                              load_eval_datasets(self.config.eval_config("base", self.registry), self.registry).items()}
         examples = self._examples.get(dataset, [])
         if not self.world or dataset in self.outside:  # the real benchmarks' questions have no family
             return examples

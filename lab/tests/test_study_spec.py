@@ -11,6 +11,7 @@ import yaml
 
 from exgrpo.config import DistillStageConfig
 from exgrpo.errors import ConfigError
+from exgrpo.runner.registry import run_registry
 from lab.study.spec import Study, deep_merge
 
 SPEC = Path(__file__).parent.parent / "configs" / "study" / "study.yaml"
@@ -94,7 +95,7 @@ def test_every_method_of_the_spec_is_a_valid_run(study: Study) -> None:
     for method in study.methods:
         config = study.run_config(method, 0)
         assert config.name == study.title(method)
-        stages = config.stage_configs()  # building every stage's config is the validation
+        stages = config.stage_configs(run_registry(config))  # building every stage's config is the validation
         assert set(stages["eval"]) == set(config.evaluated_models()) and stages["eval"]
 
 
@@ -104,7 +105,7 @@ def test_the_paper_study_builds_every_method_without_a_world(tmp_path: Path) -> 
         config = study.run_config(method, 1)
         assert config.base_model == "Qwen/Qwen2.5-7B-Instruct" and config.world is None  # no tiny student to share
         assert config.probe_config().cache_path == tmp_path / "teacher_cache.jsonl"
-        config.stage_configs()  # every stage validates
+        config.stage_configs(run_registry(config))  # every stage validates
     assert study.run_config("gkd", 0).train_config().teacher_model == "Qwen/Qwen2.5-32B-Instruct"
 
 

@@ -47,7 +47,27 @@ def main(version: Annotated[bool, typer.Option("--version", callback=_version, i
 
 def _fail(error: Exception) -> None:
     error_console.print(f"[bold red]error:[/] {error}")
+    if "unknown dataset" in str(error):
+        error_console.print("A run's synthetic world has datasets too: name its run folder with --world RUN_DIR.")
     raise typer.Exit(code=2)
+
+
+WorldOption = Annotated[list[Path] | None, typer.Option(
+    "--world", help="A run folder (or its world/ folder) whose synthetic world's datasets (world_test, ...) this "
+                    "command may read; repeatable. Default for eval: the run folder that holds --model, if any.")]
+
+
+def _dataset_registry(worlds: list[Path] | None, model: str | None = None) -> Any:
+    """The built-in datasets and those of the worlds named (or, with none named, of the run folder holding
+    `model`): the registry a command hands to what loads data."""
+    from exgrpo.runner.registry import find_run_world, registry_with_worlds, world_datasets_file
+
+    files = [world_datasets_file(folder) for folder in worlds or []]
+    if not files and model is not None and (found := find_run_world(model)) is not None:
+        console.print(f"Using the synthetic world of the run folder holding the model: {found.parent} "
+                      "(--world names another)", markup=False, highlight=False)
+        files = [found]
+    return registry_with_worlds(files)
 
 
 @app.command("eval")
@@ -63,13 +83,14 @@ def eval_command(
     max_new_tokens: Annotated[int | None, typer.Option(help="Generation budget per answer.")] = None,
     dtype: Annotated[str | None, typer.Option(help="auto (bf16 on a GPU or a CPU with avx512_bf16/AMX, else fp32), bfloat16 or float32.")] = None,
     output_dir: Annotated[Path | None, typer.Option(help="Where predictions/, report.json and report.md go.")] = None,
+    world: WorldOption = None,
 ) -> None:
     """Accuracy of a model on the benchmarks, with 95% bootstrap CIs and held-in / held-out averages.
 
     Greedy single-pass answers with the model's chat template. Per-example predictions are appended to
     OUTPUT_DIR/predictions/<dataset>.jsonl as they are made: rerunning the same command resumes.
     """
-    from exgrpo.config import EvalConfig, load_config
+    from exgrpo.config import EvalConfig, load_config, load_yaml, registry_context
     from exgrpo.evaluation.evaluate import evaluate
     from exgrpo.evaluation.report import markdown_table
 
@@ -77,7 +98,9 @@ def eval_command(
         overrides = {"model": model, "datasets": datasets, "limit": limit, "split": split, "source": source,
                      "backend": backend, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
                      "dtype": dtype, "output_dir": output_dir}
-        eval_config = load_config(EvalConfig, config, overrides)
+        model_named = model or (load_yaml(config).get("model") if config is not None else None)
+        registry = _dataset_registry(world, str(model_named) if model_named else None)
+        eval_config = load_config(EvalConfig, config, overrides, registry_context(registry))
         with _progress() as progress:
             tasks: dict[str, int] = {}
 
@@ -86,7 +109,7 @@ def eval_command(
                     tasks[name] = progress.add_task(name, total=total)
                 progress.update(tasks[name], completed=done)
 
-            report = evaluate(eval_config, on_progress=on_progress)
+            report = evaluate(eval_config, on_progress=on_progress, registry=registry)
     except ExgrpoError as error:
         _fail(error)
     console.print(markdown_table(report), markup=False, highlight=False, soft_wrap=True)
@@ -98,6 +121,7 @@ def probe_command(
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML file: datasets, teacher, rules, filters.")],
     limit: Annotated[int | None, typer.Option(help="Only the first N questions of each dataset.")] = None,
     output_dir: Annotated[Path | None, typer.Option(help="Where ei.jsonl, ei_dataset/, probes.jsonl, stats.md go.")] = None,
+    world: WorldOption = None,
 ) -> None:
     """Teacher rationales + Explanatory Inversion probes (10 rules) + both filters -> the EI dataset.
 
@@ -107,12 +131,15 @@ def probe_command(
     truncated; a teacher that cannot answer at all (bad key, unknown model, nothing listening) stops the
     command at once. The earlier run's outputs are removed before the first request.
     """
-    from exgrpo.config import ProbeConfig, load_config
+    from exgrpo.config import ProbeConfig, load_config, registry_context
     from exgrpo.inversion.output import markdown_report
     from exgrpo.inversion.pipeline import run_probe
+    from exgrpo.world.teacher import WORLD_TEACHERS
 
     try:
-        probe_config = load_config(ProbeConfig, config, {"limit": limit, "output_dir": output_dir})
+        registry = _dataset_registry(world)
+        probe_config = load_config(ProbeConfig, config, {"limit": limit, "output_dir": output_dir},
+                                   registry_context(registry))
         with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("in flight {task.fields[in_flight]:>3} · cached {task.fields[cached]} · "
                                  "errors {task.fields[errors]}"), TimeElapsedColumn(), console=console) as progress:
@@ -125,7 +152,7 @@ def probe_command(
                 progress.update(tasks[stage], completed=done, total=total, in_flight=stats.in_flight,
                                 cached=stats.cached, errors=stats.errors)
 
-            stats = run_probe(probe_config, on_progress=on_progress)
+            stats = run_probe(probe_config, on_progress=on_progress, registry=registry, extra_teachers=WORLD_TEACHERS)
     except ExgrpoError as error:
         _fail(error)
     console.print(markdown_report(stats), markup=False, highlight=False, soft_wrap=True)
@@ -192,10 +219,11 @@ def run_command(
     from exgrpo.config import build_config, load_yaml
     from exgrpo.config.run import RunConfig
     from exgrpo.runner.pipeline import plan, run
+    from exgrpo.runner.registry import run_registry
 
     try:
         run_config = build_config(RunConfig, load_yaml(config), str(config))
-        run_config.stage_configs()  # every stage's configuration, validated now
+        run_config.stage_configs(run_registry(run_config))  # every stage's configuration, validated now
         rows = plan(run_config)
         table = Table(title=f"Plan for {run_config.run_dir}")
         for column in ("stage", "config hash", "status"):
@@ -308,19 +336,24 @@ def _progress() -> Progress:
 @app.command("datasets")
 def datasets_command(
     count: Annotated[bool, typer.Option("--count", help="Load each dataset and count its examples.")] = False,
+    world: WorldOption = None,
 ) -> None:
-    """List the registered benchmarks, their splits and whether their files are present."""
-    from exgrpo.data.registry import all_entries, data_dir, load_examples
+    """List the registered datasets (the built-in benchmarks and the worlds named), their splits and whether
+    their files are present."""
+    from exgrpo.data.registry import data_dir, entry_files
 
-    table = Table(title=f"Benchmarks (data directory: {data_dir()})")
+    try:
+        registry = _dataset_registry(world)
+    except ExgrpoError as error:
+        _fail(error)
+    table = Table(title=f"Datasets (data directory: {data_dir()})")
     for column in ("name", "group", "answer type", "splits", "files"):
         table.add_column(column)
-    for name, entry in all_entries().items():
-        files = [data_dir() / f for split in entry.splits.values() for f in split.files]
-        present = "present" if all(path.exists() for path in files) else "[red]missing[/]"
+    for name, entry in registry.entries().items():
+        present = "present" if all(path.exists() for path in entry_files(entry)) else "[red]missing[/]"
         splits = ", ".join(entry.splits)
         if count and present == "present":
-            splits = ", ".join(f"{split} {len(load_examples(name, split))}" for split in entry.splits)
+            splits = ", ".join(f"{split} {len(registry.load(name, split))}" for split in entry.splits)
         table.add_row(name, entry.group, str(entry.answer_type), splits, present)
     console.print(table)
 
@@ -332,17 +365,18 @@ def tiny_model_command(
     corpus_datasets: Annotated[str | None, typer.Option(help="Comma-separated datasets whose questions train the tokenizer.")] = None,
     vocab_size: Annotated[int, typer.Option(help="Tokenizer vocabulary size.")] = 512,
     seed: Annotated[int, typer.Option(help="Seed for the weights.")] = 0,
+    world: WorldOption = None,
 ) -> None:
     """Build a tiny randomly initialised student (Hugging Face format) offline, for tests and demos."""
     from exgrpo.data.prompts import build_prompt
-    from exgrpo.data.registry import load_examples
     from exgrpo.models.tiny import build_tiny_model
 
     if arch not in ("llama", "qwen2"):
         _fail(ExgrpoError(f"--arch must be llama or qwen2, not {arch!r}"))
     try:
+        registry = _dataset_registry(world)
         texts = [build_prompt(example) for name in (corpus_datasets or "").split(",") if name
-                 for example in load_examples(name, limit=500)]
+                 for example in registry.load(name, limit=500)]
     except ExgrpoError as error:
         _fail(error)
     path = build_tiny_model(output, texts=texts, arch=arch, vocab_size=vocab_size, seed=seed)  # type: ignore[arg-type]

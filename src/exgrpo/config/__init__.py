@@ -17,6 +17,7 @@ from exgrpo.config.datasets import (
     DatasetSelection,
     check_dataset_names,
     expand_dataset_names,
+    registry_context,
 )
 from exgrpo.config.estimate import ASSUMED_COMPLETION_TOKENS, EstimateConfig, StudentThroughput, TokenPrice
 from exgrpo.config.eval import EvalConfig
@@ -47,4 +48,5 @@ __all__ = [
     "RLStageConfig", "ReplayTeacherConfig", "SFTStageConfig", "StrictModel", "StudentThroughput", "TeacherConfig",
     "TokenPrice", "TrainConfig", "TrainingRun", "WorldConfig", "build_config", "check_dataset_names",
     "expand_dataset_names", "format_validation_error", "load_config", "load_yaml",
+    "registry_context",
 ]

@@ -50,15 +50,18 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return document
 
 
-def build_config(cls: type[ConfigT], values: dict[str, Any], source: str) -> ConfigT:
-    """Validate values into a config; errors name the source and every field at fault."""
+def build_config(cls: type[ConfigT], values: dict[str, Any], source: str,
+                 context: dict[str, Any] | None = None) -> ConfigT:
+    """Validate values into a config; errors name the source and every field at fault. `context` is pydantic's
+    validation context (e.g. the dataset registry names are checked against: config.datasets.registry_context)."""
     try:
-        return cls.model_validate(values)
+        return cls.model_validate(values, context=context)
     except ValidationError as error:
         raise ConfigError(format_validation_error(error, source)) from None
 
 
-def load_config(cls: type[ConfigT], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ConfigT:
+def load_config(cls: type[ConfigT], path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                context: dict[str, Any] | None = None) -> ConfigT:
     """A config from an optional YAML file, with command-line overrides (None values ignored) on top.
 
     Relative paths inside a YAML file are taken relative to that file.
@@ -68,7 +71,7 @@ def load_config(cls: type[ConfigT], path: str | Path | None = None, overrides: d
         values = load_yaml(path)
         _resolve_input_paths(values, Path(path).resolve().parent)
     values.update({key: value for key, value in (overrides or {}).items() if value is not None})
-    return build_config(cls, values, str(path) if path is not None else "command line")
+    return build_config(cls, values, str(path) if path is not None else "command line", context)
 
 
 # Input files named in a YAML file are relative to it; outputs (output_dir) stay relative to the working

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import Field, field_validator, model_validator
 
 from exgrpo.config.base import DTYPE_HELP, ModelName, StrictModel
 from exgrpo.config.datasets import DatasetSelection
 from exgrpo.models.precision import DtypeSetting
+
+
+@cache
+def rule_ids() -> list[str]:
+    """The ids of the probe rules, read as data from inversion's rules.yaml (a config names rules; it does not
+    import the layer that applies them)."""
+    text = resources.files("exgrpo").joinpath("inversion", "rules.yaml").read_text(encoding="utf-8")
+    return [str(rule["id"]) for rule in yaml.safe_load(text)]
 
 
 class OpenAITeacherConfig(StrictModel):
@@ -114,11 +125,9 @@ class ProbeConfig(DatasetSelection):
     @field_validator("rules")
     @classmethod
     def _known_rules(cls, value: list[str]) -> list[str]:
-        from exgrpo.inversion.rules import all_rules
-
-        unknown = [rule for rule in value if rule not in all_rules()]
+        unknown = [rule for rule in value if rule not in rule_ids()]
         if unknown:
-            raise ValueError(f"unknown rule(s) {', '.join(unknown)}; rules are {', '.join(all_rules())}")
+            raise ValueError(f"unknown rule(s) {', '.join(unknown)}; rules are {', '.join(rule_ids())}")
         return value
 
     @model_validator(mode="after")

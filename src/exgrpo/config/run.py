@@ -11,10 +11,12 @@ from pydantic import Field, model_validator
 
 from exgrpo.config.base import DTYPE_HELP, StrictModel, build_config
 from exgrpo.config.base import ModelName as ConfigModelName
+from exgrpo.config.datasets import registry_context
 from exgrpo.config.estimate import EstimateConfig
 from exgrpo.config.eval import EvalConfig
 from exgrpo.config.probe import ProbeConfig, WorldConfig
 from exgrpo.config.training import DistillStageConfig, RLStageConfig, SFTStageConfig, TrainConfig
+from exgrpo.data.registry import DatasetRegistry
 from exgrpo.errors import ConfigError
 from exgrpo.models.precision import DtypeSetting
 
@@ -77,10 +79,6 @@ class RunConfig(StrictModel):
         unavailable = set(self.eval.models or ()) - set(self.trained_models())
         if unavailable:
             raise ValueError(f"eval.models: this run has no {', '.join(sorted(unavailable))} model")
-        if self.world is not None:
-            from exgrpo.world.datasets import register_world
-
-            register_world(self.run_dir / "world")  # names only: the files come with the world stage
         return self
 
     # -------------------------------------------------------- where each stage reads and writes
@@ -106,7 +104,10 @@ class RunConfig(StrictModel):
         sft = self.sft_model or (str(self.run_dir / "sft" / "final") if self.sft is not None else self.base_path())
         return {"base": self.base_path(), "sft": sft, "exgrpo": str(self.run_dir / "train" / "final")}
 
-    def probe_config(self) -> ProbeConfig:
+    # The stage builders check dataset names against `registry`: the runner's, which holds the world's datasets
+    # (runner.pipeline.run_registry); None: the built-in benchmarks alone.
+
+    def probe_config(self, registry: DatasetRegistry | None = None) -> ProbeConfig:
         values = json.loads(json.dumps(self.probe))  # a copy
         if self.world is not None and values.get("teacher", {}).get("kind") == "exact":
             values["teacher"]["world"] = self.world.model_dump()
@@ -115,7 +116,8 @@ class RunConfig(StrictModel):
             difficulty.setdefault("student", self.base_path())
         # The teacher cache lives outside the stage folder: redoing the stage must never lose a paid call.
         values.setdefault("cache_path", self.run_dir / "teacher_cache.jsonl")
-        return build_config(ProbeConfig, {**values, "output_dir": self.run_dir / "probe"}, "probe section")
+        return build_config(ProbeConfig, {**values, "output_dir": self.run_dir / "probe"}, "probe section",
+                            registry_context(registry))
 
     def sft_config(self) -> SFTStageConfig | None:
         if self.sft is None:
@@ -139,7 +141,7 @@ class RunConfig(StrictModel):
         except ValidationError as error:
             raise ConfigError(format_validation_error(error, "train section")) from None
 
-    def eval_config(self, model: str) -> EvalConfig:
+    def eval_config(self, model: str, registry: DatasetRegistry | None = None) -> EvalConfig:
         datasets = self.eval.datasets + ([self.eval.ei_test] if self.eval.ei_test else [])
         return build_config(EvalConfig, {
             "model": self.model_paths()[model], "datasets": datasets, "limit": self.eval.limit,
@@ -147,12 +149,13 @@ class RunConfig(StrictModel):
                                               if self.eval.ei_test and self.eval.ei_test_limit else {})},
             "max_new_tokens": self.eval.max_new_tokens, "batch_size": self.eval.batch_size,
             "backend": self.eval.backend, "dtype": self.eval.dtype, "output_dir": self.run_dir / "eval" / model},
-            "eval section")
+            "eval section", registry_context(registry))
 
-    def stage_configs(self) -> dict[str, Any]:
+    def stage_configs(self, registry: DatasetRegistry | None = None) -> dict[str, Any]:
         """Every stage's resolved configuration: building them is the validation."""
-        return {"world": self.world, "base": self.student or self.base_model, "probe": self.probe_config(),
+        return {"world": self.world, "base": self.student or self.base_model, "probe": self.probe_config(registry),
                 "sft": self.sft_config() or {"model": self.model_paths()["sft"]}, "train": self.train_config(),
-                "eval": {model: self.eval_config(model) for model in self.evaluated_models()}, "report": self.eval}
+                "eval": {model: self.eval_config(model, registry) for model in self.evaluated_models()},
+                "report": self.eval}
 
 

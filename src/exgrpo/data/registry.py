@@ -1,15 +1,17 @@
 """The dataset registry: every benchmark is an entry of data (benchmarks.yaml), never a module.
 
 An entry says where the files are, which raw fields make the question, the options and the answer
-(Jinja templates/expressions, as in lm-evaluation-harness), and the answer type. `load_examples` turns
-any entry into normalised `Example`s, from the local copies (default) or from the Hugging Face Hub.
-A user's own JSONL/CSV is an entry too (`custom_entry`), built from a column mapping.
+(Jinja templates/expressions, as in lm-evaluation-harness), and the answer type. A `DatasetRegistry` holds
+the built-in entries and those added to it explicitly, and turns any of them into normalised `Example`s,
+from the local copies (default) or from the Hugging Face Hub. A user's own JSONL/CSV is an entry too
+(`custom_entry`, built from a column mapping); a datasets file carries entries between commands.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -19,7 +21,7 @@ import numpy as np
 import yaml
 from jinja2 import StrictUndefined, TemplateError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from exgrpo.data.answers import (
     canonical_answer,
@@ -30,7 +32,7 @@ from exgrpo.data.answers import (
 )
 from exgrpo.data.schema import OPTION_LETTERS, AnswerType, Example
 from exgrpo.errors import ConfigError, DataError
-from exgrpo.files import read_records
+from exgrpo.files import atomic_write_text, read_records
 
 DATA_DIR_ENV = "EXGRPO_DATA_DIR"
 Group = Literal["held_in", "held_out", "other"]
@@ -188,31 +190,89 @@ def builtin_entries() -> dict[str, DatasetEntry]:
     return {entry["name"]: DatasetEntry.model_validate(entry) for entry in yaml.safe_load(text)}
 
 
-_CUSTOM: dict[str, DatasetEntry] = {}
+class DatasetRegistry:
+    """The datasets a command can read: the built-in benchmarks and the entries added to this object (a user's
+    own files, a synthetic world's splits). The runner and the CLI fill one and hand it to whatever loads data;
+    there is no process-wide table, so two runs in one process never see each other's datasets."""
+
+    def __init__(self, entries: Iterable[DatasetEntry] = ()) -> None:
+        self._entries: dict[str, DatasetEntry] = dict(builtin_entries())
+        for entry in entries:
+            self.add(entry)
+
+    def add(self, entry: DatasetEntry) -> None:
+        """Add an entry; a later entry of the same name replaces the earlier (a world written elsewhere)."""
+        self._entries[entry.name] = entry
+
+    def with_entries(self, entries: Iterable[DatasetEntry]) -> DatasetRegistry:
+        """A copy with `entries` added: this registry stays as it was."""
+        return DatasetRegistry([*self._entries.values(), *entries])
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def entries(self) -> dict[str, DatasetEntry]:
+        return dict(self._entries)
+
+    def get(self, name: str) -> DatasetEntry:
+        if name not in self._entries:
+            raise ConfigError(f"unknown dataset '{name}'; known datasets: {', '.join(sorted(self._entries))}")
+        return self._entries[name]
+
+    def load(self, name: str, split: str | None = None, limit: int | None = None,
+             source: Literal["local", "hub"] = "local") -> list[Example]:
+        """One split of a dataset in the normalised schema; `limit` keeps the first N examples (after any
+        holdout partition), as lm-evaluation-harness does."""
+        entry = self.get(name)
+        split = split or entry.eval_split
+        if source == "hub":
+            examples = _load_hub(entry, split)
+        else:
+            if split not in entry.splits:
+                raise ConfigError(f"dataset '{name}' has no split '{split}'; splits: {', '.join(sorted(entry.splits))}")
+            examples = _load_local(entry, split)
+        return examples[:limit] if limit is not None else examples
 
 
-def register(entry: DatasetEntry) -> None:
-    """Add a user's dataset entry (from a config) to the registry for this process."""
-    _CUSTOM[entry.name] = entry
+def load_examples(name: str, split: str | None = None, limit: int | None = None,
+                  source: Literal["local", "hub"] = "local", registry: DatasetRegistry | None = None) -> list[Example]:
+    """Load one split of a dataset of `registry` (default: the built-in benchmarks alone)."""
+    return (registry or DatasetRegistry()).load(name, split, limit, source)
 
 
-def all_entries() -> dict[str, DatasetEntry]:
-    return {**builtin_entries(), **_CUSTOM}
+# A datasets file: a YAML list of entries, written beside data files (a synthetic world's splits) so that any
+# command can read them. A relative `base_dir` is relative to the file's folder: the folder can move.
+DATASETS_FILE = "datasets.yaml"
 
 
-def get_entry(name: str) -> DatasetEntry:
-    entries = all_entries()
-    if name not in entries:
-        raise ConfigError(f"unknown dataset '{name}'; known datasets: {', '.join(sorted(entries))}")
-    return entries[name]
+def write_datasets_file(path: str | Path, entries: Iterable[DatasetEntry]) -> None:
+    documents = [entry.model_dump(mode="json", exclude_defaults=True) for entry in entries]
+    atomic_write_text(path, yaml.safe_dump(documents, sort_keys=False, allow_unicode=True))
 
 
-def held_in_names() -> list[str]:
-    return [name for name, entry in builtin_entries().items() if entry.group == "held_in"]
-
-
-def held_out_names() -> list[str]:
-    return [name for name, entry in builtin_entries().items() if entry.group == "held_out"]
+def read_datasets_file(path: str | Path) -> list[DatasetEntry]:
+    """The entries of a datasets file; an invalid one names the file and the entry."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: datasets file not found")
+    try:
+        documents = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML: {error}") from None
+    if not isinstance(documents, list):
+        raise ConfigError(f"{path}: expected a list of dataset entries")
+    entries = []
+    for position, document in enumerate(documents):
+        try:
+            entry = DatasetEntry.model_validate(document)
+        except ValidationError as error:
+            raise ConfigError(f"{path}: entry {position + 1}: {error}") from None
+        base = Path(entry.base_dir) if entry.base_dir is not None else Path(".")
+        entries.append(entry.model_copy(update={"base_dir": str((path.parent / base).resolve())}))
+    return entries
 
 
 def data_dir() -> Path:
@@ -244,25 +304,13 @@ def _column(name: str) -> str:
 # ---------------------------------------------------------------- loading
 
 
-def load_examples(name: str, split: str | None = None, limit: int | None = None,
-                  source: Literal["local", "hub"] = "local") -> list[Example]:
-    """Load one split of a registered dataset into the normalised schema.
-
-    `limit` keeps the first N examples (after any holdout partition), as lm-evaluation-harness does.
-    """
-    entry = get_entry(name)
-    split = split or entry.eval_split
-    if source == "hub":
-        examples = _load_hub(entry, split)
-    else:
-        if split not in entry.splits:
-            raise ConfigError(f"dataset '{name}' has no split '{split}'; splits: {', '.join(sorted(entry.splits))}")
-        examples = _load_local(entry, split)
-    return examples[:limit] if limit is not None else examples
-
-
 def _files_dir(entry: DatasetEntry) -> Path:
     return Path(entry.base_dir) if entry.base_dir else data_dir()
+
+
+def entry_files(entry: DatasetEntry) -> list[Path]:
+    """Every local file an entry's splits read."""
+    return [_files_dir(entry) / name for split in entry.splits.values() for name in split.files]
 
 
 def _load_local(entry: DatasetEntry, split: str) -> list[Example]:

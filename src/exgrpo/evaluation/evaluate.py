@@ -20,7 +20,7 @@ from typing import Any
 from exgrpo.config import EvalConfig
 from exgrpo.data.answers import check_example
 from exgrpo.data.prompts import build_messages
-from exgrpo.data.registry import get_entry, load_examples
+from exgrpo.data.registry import DatasetEntry, DatasetRegistry
 from exgrpo.data.schema import Example
 from exgrpo.evaluation.floors import guessing_floors
 from exgrpo.evaluation.metrics import Estimate, accuracy, bootstrap_mean_of_means
@@ -80,11 +80,10 @@ def precision_key(config: EvalConfig) -> str | None:
     return None if dtype == torch.float32 else str(dtype)
 
 
-def prediction_fingerprint(config: EvalConfig, dataset: str, split: str, precision: str | None | bool = True) -> str:
+def prediction_fingerprint(config: EvalConfig, entry: DatasetEntry, split: str, precision: str | None | bool = True) -> str:
     """What makes a stored prediction reusable: same model, data, prompt, decoding and float type.
     `precision`: the float type's key (precision_key; True = work it out from the config)."""
-    entry = get_entry(dataset)
-    key = {"model": model_identity(config.model), "dataset": dataset, "split": split, "source": config.source,
+    key = {"model": model_identity(config.model), "dataset": entry.name, "split": split, "source": config.source,
            "max_new_tokens": config.max_new_tokens, "system_prompt": config.system_prompt, "prompt": entry.prompt,
            "schema": PREDICTION_SCHEMA_VERSION}
     precision = precision_key(config) if precision is True else precision
@@ -93,23 +92,28 @@ def prediction_fingerprint(config: EvalConfig, dataset: str, split: str, precisi
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def load_eval_datasets(config: EvalConfig) -> dict[str, tuple[str, list[Example]]]:
-    """Every dataset of the config, loaded before any model: a missing file fails in seconds, not hours."""
+def load_eval_datasets(config: EvalConfig, registry: DatasetRegistry | None = None
+                       ) -> dict[str, tuple[str, list[Example]]]:
+    """Every dataset of the config, loaded before any model: a missing file fails in seconds, not hours.
+    `registry`: the datasets the config's names refer to (default: the built-ins; the config's own files added)."""
+    registry = config.dataset_registry(registry)
     loaded = {}
     for name in config.datasets:
-        split = config.split or get_entry(name).eval_split
+        split = config.split or registry.get(name).eval_split
         limit = config.limits.get(name, config.limit)
-        loaded[name] = (split, load_examples(name, split, limit=limit, source=config.source))
+        loaded[name] = (split, registry.load(name, split, limit=limit, source=config.source))
     return loaded
 
 
-def evaluate(config: EvalConfig, generator: Generator | None = None,
-             on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+def evaluate(config: EvalConfig, generator: Generator | None = None, on_progress: ProgressCallback | None = None,
+             registry: DatasetRegistry | None = None) -> dict[str, Any]:
+    """Evaluate the config's model on its datasets, named in `registry` (default: the built-ins) or the config."""
     started = time.time()
-    loaded = load_eval_datasets(config)  # before any model: a missing dataset file fails in seconds
+    registry = config.dataset_registry(registry)
+    loaded = load_eval_datasets(config, registry)  # before any model: a missing dataset file fails in seconds
     # A generator handed in knows its own float type; otherwise it follows from the config.
     precision = precision_key(config) if generator is None else getattr(generator, "precision", None)
-    datasets = [DatasetPredictions(config, name, split, examples, precision)
+    datasets = [DatasetPredictions(config, registry.get(name), split, examples, precision)
                 for name, (split, examples) in loaded.items()]
     generator = generator or make_generator(config.model, config.backend, config.batch_size, config.dtype)
     if on_progress is not None:
@@ -143,13 +147,13 @@ GENERATE_CHUNK = 1024
 class DatasetPredictions:
     """One dataset's predictions file: what is stored (and reusable), what is pending, and its result."""
 
-    def __init__(self, config: EvalConfig, name: str, split: str, examples: list[Example],
+    def __init__(self, config: EvalConfig, entry: DatasetEntry, split: str, examples: list[Example],
                  precision: str | None) -> None:
-        self.config, self.name, self.split, self.examples = config, name, split, examples
-        self.entry = get_entry(name)
+        self.config, self.entry, self.split, self.examples = config, entry, split, examples
+        self.name = entry.name
         self.stored_now = False
-        self.path = Path(config.output_dir) / "predictions" / f"{name}.jsonl"
-        self.fingerprint = prediction_fingerprint(config, name, split, precision)
+        self.path = Path(config.output_dir) / "predictions" / f"{self.name}.jsonl"
+        self.fingerprint = prediction_fingerprint(config, entry, split, precision)
         wanted_ids = {example.id for example in examples}
         stored = read_appended_jsonl(self.path)
         self.done = {r["id"]: r for r in stored if r.get("fingerprint") == self.fingerprint and r.get("id") in wanted_ids}

@@ -25,7 +25,7 @@ from typing import Any
 
 from exgrpo.config import ProbeConfig
 from exgrpo.data.answers import check_example
-from exgrpo.data.registry import load_examples
+from exgrpo.data.registry import DatasetRegistry
 from exgrpo.errors import ConfigError, ExgrpoError
 from exgrpo.inversion import requests as build
 from exgrpo.inversion.output import record_calls, remove_outputs, write_outputs
@@ -33,7 +33,7 @@ from exgrpo.inversion.rules import Rejection, Rule, all_rules, parse_probe_reply
 from exgrpo.inversion.state import ProbeOutcome, QuestionState
 from exgrpo.teachers.base import ChatRequest, ChatResponse
 from exgrpo.teachers.cache import CachedTeacher, CallStats, TeacherCache
-from exgrpo.teachers.factory import make_backend
+from exgrpo.teachers.factory import ExtraTeachers, make_backend
 
 # (stage description, requests answered, requests in the wave, the teacher's running stats)
 ProgressCallback = Callable[[str, int, int, CallStats], None]
@@ -88,10 +88,14 @@ class Waves:
         return responses
 
 
-def run_probe(config: ProbeConfig, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+def run_probe(config: ProbeConfig, on_progress: ProgressCallback | None = None, registry: DatasetRegistry | None = None,
+              extra_teachers: ExtraTeachers | None = None) -> dict[str, Any]:
+    """The probe stage. `registry`: the datasets the config's names refer to (default: the built-ins; the config's
+    own files are added); `extra_teachers`: teacher kinds built outside exgrpo.teachers (the world's exact one)."""
     started = time.time()
+    registry = config.dataset_registry(registry)
     questions = [QuestionState(example) for name in config.datasets
-                 for example in load_examples(name, config.split, limit=config.limit)]
+                 for example in registry.load(name, config.split, limit=config.limit)]
     if not questions:
         raise ConfigError(f"no questions to probe: datasets {', '.join(config.datasets)}, split '{config.split}'"
                           + (f", limit {config.limit}" if config.limit else "") + " gave none")
@@ -100,9 +104,10 @@ def run_probe(config: ProbeConfig, on_progress: ProgressCallback | None = None) 
     cache = TeacherCache(config.resolved_cache_path())
     waves = Waves(on_progress)
     cap = config.resolved_max_tokens_cap()
-    teacher = waves.add("teacher", CachedTeacher(make_backend(config.teacher, config.datasets), cache, max_tokens_cap=cap))
-    probe_teacher = (waves.add("probe_teacher", CachedTeacher(make_backend(config.probe_teacher, config.datasets), cache,
-                                                              max_tokens_cap=cap))
+    teacher = waves.add("teacher", CachedTeacher(make_backend(config.teacher, config.datasets, extra_teachers), cache,
+                                                 max_tokens_cap=cap))
+    probe_teacher = (waves.add("probe_teacher", CachedTeacher(
+        make_backend(config.probe_teacher, config.datasets, extra_teachers), cache, max_tokens_cap=cap))
                      if config.probe_teacher is not None else teacher)
     try:
         run_waves(config, questions, rules, waves, teacher, probe_teacher)

@@ -20,9 +20,11 @@ from typing import Any
 
 from exgrpo.config import DistillStageConfig
 from exgrpo.config.run import RunConfig
+from exgrpo.data.registry import DATASETS_FILE
 from exgrpo.errors import ConfigError
 from exgrpo.files import atomic_write_json
 from exgrpo.models.precision import machine_description, machine_name
+from exgrpo.runner.registry import RUN_TEACHERS, run_registry
 
 STAGES = ["world", "base", "probe", "sft", "train", "eval", "report"]
 
@@ -74,7 +76,8 @@ def stage_base(config: RunConfig) -> dict[str, Any]:
 def stage_probe(config: RunConfig) -> dict[str, Any]:
     from exgrpo.inversion.pipeline import run_probe
 
-    stats = run_probe(config.probe_config())
+    registry = run_registry(config)
+    stats = run_probe(config.probe_config(registry), registry=registry, extra_teachers=RUN_TEACHERS)
     return {"datasets": stats["datasets"], "teachers": stats["teachers"]}
 
 
@@ -103,9 +106,9 @@ def stage_train(config: RunConfig) -> dict[str, Any]:
 def stage_eval(config: RunConfig) -> dict[str, Any]:
     from exgrpo.evaluation.evaluate import evaluate
 
-    summary = {}
+    summary, registry = {}, run_registry(config)
     for model in config.evaluated_models():
-        report = evaluate(config.eval_config(model))
+        report = evaluate(config.eval_config(model, registry), registry=registry)
         summary[model] = {row["name"]: row["accuracy"]["value"] for row in report["datasets"]}
     return summary
 
@@ -128,9 +131,10 @@ def _outputs_present(config: RunConfig, stage: str, manifest: dict[str, Any]) ->
     """Whether what a finished stage made is still there: a study's record (lab/study/record.py) restores manifests
     without the models and data behind them, and a stage whose model was deleted must be made again, not read."""
     outputs = manifest.get("outputs", {})
-    if stage == "world":
-        return config.world is None or all((config.run_dir / "world" / f"{name.removeprefix('world_')}.jsonl").exists()
-                                           for name in outputs)
+    if stage == "world":  # its datasets file too: a world written by an older exgrpo is written again, with one
+        world = config.run_dir / "world"
+        return config.world is None or (world / DATASETS_FILE).exists() and all(
+            (world / f"{name.removeprefix('world_')}.jsonl").exists() for name in outputs)
     if stage == "probe":
         return (config.run_dir / "probe" / "ei.jsonl").exists()
     if stage in ("base", "sft", "train") and "skipped" not in outputs and "model" in outputs:
@@ -142,7 +146,7 @@ def plan(config: RunConfig) -> list[tuple[str, str, bool]]:
     """(stage, config hash, already done) for every stage; hashes chain, so a change redoes what follows. A stage
     is done when its manifest has its hash and its outputs are there (a stage made again keeps the same hash, so
     what follows it stays done)."""
-    configs = config.stage_configs()
+    configs = config.stage_configs(run_registry(config))
     rows, upstream = [], ""
     for stage in STAGES:
         digest = hashlib.sha256(f"{upstream}|{_hash(configs[stage])}".encode()).hexdigest()[:16]
@@ -235,11 +239,6 @@ def run(config: RunConfig, from_stage: str | None = None,
     if until is not None and until not in STAGES:
         raise ConfigError(f"until must be one of {', '.join(STAGES)}, not {until!r}")
     redo = set(STAGES[STAGES.index(from_stage):]) if from_stage else set()
-    if config.world is not None:
-        from exgrpo.world.datasets import register_world
-
-        # The world's dataset names point at the last config built: another run's config may have been since.
-        register_world(config.run_dir / "world")
     manifests = {}
     stages = plan(config)
     for stage, digest, done in stages[:STAGES.index(until) + 1] if until else stages:

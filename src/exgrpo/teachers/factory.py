@@ -1,18 +1,35 @@
-"""Teacher backends from their configs."""
+"""Teacher backends from their configs.
+
+The teachers of this package are built here; a teacher defined above it (the synthetic world's exact teacher)
+is handed in by whoever knows it (the runner, the CLI) as a `TeacherKind` in `extra_teachers`, keyed by its
+config's `kind`: this layer never imports the world.
+"""
 
 from __future__ import annotations
 
-from exgrpo.config import (
-    ExactTeacherConfig,
-    LocalTeacherConfig,
-    OpenAITeacherConfig,
-    ReplayTeacherConfig,
-    TeacherConfig,
-)
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from exgrpo.config import LocalTeacherConfig, OpenAITeacherConfig, ReplayTeacherConfig, TeacherConfig
+from exgrpo.errors import ConfigError
 from exgrpo.teachers.base import TeacherBackend
 
 
-def make_backend(config: TeacherConfig, datasets: list[str] | None = None) -> TeacherBackend:
+@dataclass(frozen=True)
+class TeacherKind:
+    """A teacher backend defined outside this package: how to build it from its config, and the `model` (cache-key
+    identity) it will have, without building it."""
+
+    build: Callable[[Any], TeacherBackend]
+    identity: Callable[[Any], str]
+
+
+ExtraTeachers = Mapping[str, TeacherKind]
+
+
+def make_backend(config: TeacherConfig, datasets: list[str] | None = None,
+                 extra_teachers: ExtraTeachers | None = None) -> TeacherBackend:
     """Build the backend a config describes; a replay teacher loads the stores of `datasets`."""
     if isinstance(config, OpenAITeacherConfig):
         from exgrpo.teachers.openai_api import OpenAITeacher
@@ -34,25 +51,24 @@ def make_backend(config: TeacherConfig, datasets: list[str] | None = None) -> Te
             if name in DSS_DATASETS and config.file is None:
                 responses.update(load_dss_rationales(root, name))
         return ReplayTeacher(responses, name=config.name)
-    if isinstance(config, ExactTeacherConfig):
-        from exgrpo.world.datasets import world_problems
-        from exgrpo.world.teacher import ExactTeacher
-
-        world = config.world
-        return ExactTeacher(world_problems(world.seed, world.train_size, world.test_size, world.ood_size,
-                                           world.val_size))
-    raise TypeError(f"unknown teacher config {type(config).__name__}")
+    return _extra_kind(config, extra_teachers).build(config)
 
 
-def teacher_identity(config: TeacherConfig) -> str:
+def teacher_identity(config: TeacherConfig, extra_teachers: ExtraTeachers | None = None) -> str:
     """The `model` (cache-key identity) of the backend `make_backend(config)` builds, without building it (a
     dry run loads no model and opens no connection)."""
     if isinstance(config, OpenAITeacherConfig | LocalTeacherConfig):
         return config.model
     if isinstance(config, ReplayTeacherConfig):
         return f"replay:{config.name}"
-    if isinstance(config, ExactTeacherConfig):
-        from exgrpo.world.teacher import EXACT_TEACHER_NAME
+    return _extra_kind(config, extra_teachers).identity(config)
 
-        return EXACT_TEACHER_NAME
-    raise TypeError(f"unknown teacher config {type(config).__name__}")
+
+def _extra_kind(config: TeacherConfig, extra_teachers: ExtraTeachers | None) -> TeacherKind:
+    kind = getattr(config, "kind", type(config).__name__)
+    if extra_teachers is None or kind not in extra_teachers:
+        given = ", ".join(sorted(extra_teachers or {})) or "none"
+        raise ConfigError(f"teacher kind '{kind}' is not built by exgrpo.teachers and was not handed in (handed in: "
+                          f"{given}); the exact teacher comes with the synthetic world: `exgrpo run` and "
+                          "`exgrpo probe` provide it")
+    return extra_teachers[kind]

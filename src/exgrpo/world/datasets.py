@@ -1,11 +1,15 @@
-"""The world's splits as files and registry entries, so that every stage reads them like any benchmark."""
+"""The world's splits as files and dataset entries, so that every stage reads them like any benchmark.
+
+The world folder holds its datasets file (datasets.yaml) beside the split files: any command that takes
+datasets reads the world from it (`--world RUN_DIR`), not only `exgrpo run`.
+"""
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
 
-from exgrpo.data.registry import DatasetEntry, SplitSource, register
+from exgrpo.data.registry import DATASETS_FILE, DatasetEntry, SplitSource, write_datasets_file
 from exgrpo.data.schema import AnswerType
 from exgrpo.files import atomic_write_jsonl
 from exgrpo.world.generate import SPLITS, VALIDATION, generate_world, to_example
@@ -28,7 +32,8 @@ def world_problems(seed: int, train_size: int, test_size: int, ood_size: int, va
 
 def write_world(out_dir: Path, seed: int, train_size: int, test_size: int, ood_size: int,
                 val_size: int = 0) -> dict[str, int]:
-    """Write each split (and EI-Test) as JSONL; returns the example count per dataset."""
+    """Write each split (and EI-Test) as JSONL, and the datasets file that names them; returns the example count
+    per dataset."""
     world = generate_world(seed, train_size, test_size, ood_size, val_size)
     counts = {}
     for split, problems in world.items():
@@ -48,6 +53,8 @@ def write_world(out_dir: Path, seed: int, train_size: int, test_size: int, ood_s
     _shuffle(ei_test, seed, EI_TEST)
     atomic_write_jsonl(out_dir / f"{EI_TEST}.jsonl", ei_test)
     counts[dataset_name(EI_TEST)] = len(ei_test)
+    # Last: a datasets file names only splits that are written. Relative: the run folder can move.
+    write_datasets_file(out_dir / DATASETS_FILE, [entry for entry in world_entries(Path(".")) if entry.name in counts])
     return counts
 
 
@@ -57,16 +64,16 @@ def _shuffle(records: list, seed: int, split: str) -> None:
     random.Random(f"{seed}|order|{split}").shuffle(records)
 
 
-def register_world(out_dir: Path) -> list[str]:
-    """Registry entries for the written splits: world_train (split train), the others (split test)."""
-    names = []
+def world_entries(out_dir: Path) -> list[DatasetEntry]:
+    """The dataset entries of a world written to `out_dir`: world_train (split train), the others (split test).
+    The runner adds them to its registry before the world stage writes the files."""
+    entries = []
     groups = {split: spec[-1] for split, spec in SPLITS.items()} | {EI_TEST: "other", VALIDATION: "other"}
     for split, group in groups.items():
         split_name = "train" if split == "train" else "test"
-        register(DatasetEntry(
+        entries.append(DatasetEntry(
             name=dataset_name(split), group="other" if group == "train" else group, answer_type=AnswerType.number,
             description=f"synthetic world, split {split}", question="{{ question }}", answer="answer",
             choices="choices", id="id", answer_type_expr="answer_type", eval_split=split_name,
             splits={split_name: SplitSource(files=[f"{split}.jsonl"])}, base_dir=str(out_dir)))
-        names.append(dataset_name(split))
-    return names
+    return entries

@@ -2,14 +2,18 @@
 
 It reads each request's `meta` (purpose, example id, rule) and replies with the problem's exact rationale,
 the rule's exact probe (as the JSON a teacher LLM would write), or the exact rationale of that probe.
-It sits behind the same `TeacherBackend` protocol and cache as the LLM teachers.
+It sits behind the same `TeacherBackend` protocol and cache as the LLM teachers; the runner and the CLI hand it
+to the probe stage as `WORLD_TEACHERS` (the teachers layer builds only its own kinds).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from exgrpo.config import ExactTeacherConfig
 from exgrpo.teachers.base import ChatRequest, ChatResponse, ResultCallback, StartCallback
+from exgrpo.teachers.factory import TeacherKind
+from exgrpo.world.datasets import world_problems
 from exgrpo.world.probes import make_probe, probe_reply_json
 from exgrpo.world.program import Problem, rationale
 
@@ -42,3 +46,14 @@ class ExactTeacher:
         if purpose == "probe_answer" and spec is not None:
             return ChatResponse(spec.rationale)
         return ChatResponse(None, error=f"the exact teacher does not answer {purpose!r} requests")
+
+
+def exact_teacher(config: ExactTeacherConfig) -> ExactTeacher:
+    """The exact teacher of the world a config describes."""
+    world = config.world
+    return ExactTeacher(world_problems(world.seed, world.train_size, world.test_size, world.ood_size, world.val_size))
+
+
+# The teacher kinds the world adds, by the `kind` of their config (teachers.factory's extra_teachers).
+WORLD_TEACHERS: dict[str, TeacherKind] = {
+    "exact": TeacherKind(build=exact_teacher, identity=lambda config: EXACT_TEACHER_NAME)}

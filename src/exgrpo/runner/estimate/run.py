@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 from exgrpo.config import StudentThroughput, TokenPrice
+from exgrpo.data.registry import DatasetRegistry
 from exgrpo.errors import ConfigError, ExgrpoError
 from exgrpo.runner.estimate.student_tokens import (
     StudentLoad,
@@ -22,6 +23,7 @@ from exgrpo.runner.estimate.student_tokens import (
 )
 from exgrpo.runner.estimate.teacher_calls import PURPOSES, ProbeForecast, forecast_probe_stage
 from exgrpo.runner.estimate.tokens import TokenCounter
+from exgrpo.runner.registry import RUN_TEACHERS, run_registry
 
 if TYPE_CHECKING:
     from exgrpo.config.run import RunConfig
@@ -49,28 +51,24 @@ def estimate_run(config: RunConfig) -> RunEstimate:
     """The estimate; a synthetic world not written yet is generated into a scratch folder for it (it is
     deterministic, and takes seconds), so that a fresh run's plan has its questions too."""
     if config.world is None or (config.run_dir / "world" / "train.jsonl").exists():
-        return _estimate(config)
+        return _estimate(config, run_registry(config))
     import tempfile
 
-    from exgrpo.world.datasets import register_world, write_world
+    from exgrpo.world.datasets import world_entries, write_world
 
     world = config.world
     with tempfile.TemporaryDirectory(prefix="exgrpo-dry-world-") as scratch:
         write_world(Path(scratch), world.seed, world.train_size, world.test_size, world.ood_size, world.val_size)
-        register_world(Path(scratch))
-        try:
-            return _estimate(config)
-        finally:
-            register_world(config.run_dir / "world")
+        return _estimate(config, DatasetRegistry(world_entries(Path(scratch))))
 
 
-def _estimate(config: RunConfig) -> RunEstimate:
+def _estimate(config: RunConfig, registry: DatasetRegistry) -> RunEstimate:
     settings = config.estimate
     throughput = resolved_throughput(settings.throughput, settings.gpu_check)
     estimate = RunEstimate(None, [], settings.prices, throughput)
-    probe = config.probe_config()
+    probe = config.probe_config(registry)
     try:
-        estimate.forecast = forecast_probe_stage(probe, settings)
+        estimate.forecast = forecast_probe_stage(probe, settings, registry, RUN_TEACHERS)
     except ExgrpoError as error:  # e.g. the synthetic world's questions exist only after its stage runs
         estimate.not_estimated.append(f"probe stage: {error}")
     forecast = estimate.forecast
@@ -85,9 +83,9 @@ def _estimate(config: RunConfig) -> RunEstimate:
     from exgrpo.evaluation.evaluate import load_eval_datasets
 
     for model in config.evaluated_models():
-        eval_config = config.eval_config(model)
+        eval_config = config.eval_config(model, registry)
         try:
-            datasets = load_eval_datasets(eval_config)
+            datasets = load_eval_datasets(eval_config, registry)
         except ExgrpoError as error:
             estimate.not_estimated.append(f"eval ({model}): {error}")
             break

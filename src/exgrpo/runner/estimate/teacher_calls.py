@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from exgrpo.config import EstimateConfig, ProbeConfig
-from exgrpo.data.registry import load_examples
+from exgrpo.data.registry import DatasetRegistry
 from exgrpo.data.schema import Example
 from exgrpo.inversion import requests as build
 from exgrpo.inversion.pipeline import QuestionState, Waves, run_waves
@@ -27,7 +27,7 @@ from exgrpo.inversion.rules import Rule, all_rules
 from exgrpo.runner.estimate.tokens import TokenCounter
 from exgrpo.teachers.base import ChatRequest, ChatResponse, ResultCallback, StartCallback
 from exgrpo.teachers.cache import CachedTeacher, TeacherCache
-from exgrpo.teachers.factory import teacher_identity
+from exgrpo.teachers.factory import ExtraTeachers, teacher_identity
 
 NOT_CACHED = "not in the teacher cache (dry run)"
 SAMPLE = 200  # questions whose prompts are rendered to size the requests no cached answer lets us build
@@ -218,17 +218,20 @@ def _add(into: Expected, other: Expected, weight: float) -> Expected:
     return merged
 
 
-def forecast_probe_stage(config: ProbeConfig, estimate: EstimateConfig) -> ProbeForecast:
+def forecast_probe_stage(config: ProbeConfig, estimate: EstimateConfig, registry: DatasetRegistry | None = None,
+                         extra_teachers: ExtraTeachers | None = None) -> ProbeForecast:
+    """The probe stage replayed from the teacher cache; `registry` and `extra_teachers` as for run_probe."""
     notes: list[str] = []
+    registry = config.dataset_registry(registry)
     questions = [QuestionState(example) for name in config.datasets
-                 for example in load_examples(name, config.split, limit=config.limit)]
+                 for example in registry.load(name, config.split, limit=config.limit)]
     rules = [all_rules()[rule_id] for rule_id in config.rules]
     # The difficulty filter's student is local compute, estimated with the student's tokens, not replayed here.
     dry_config = config.model_copy(update={"difficulty": config.difficulty.model_copy(update={"enabled": False})})
     cache = TeacherCache(config.resolved_cache_path())
     cap = config.resolved_max_tokens_cap()
-    teacher = ReplayedTeacher(DryBackend(teacher_identity(config.teacher)), cache, cap)
-    probe_teacher = (ReplayedTeacher(DryBackend(teacher_identity(config.probe_teacher)), cache, cap)
+    teacher = ReplayedTeacher(DryBackend(teacher_identity(config.teacher, extra_teachers)), cache, cap)
+    probe_teacher = (ReplayedTeacher(DryBackend(teacher_identity(config.probe_teacher, extra_teachers)), cache, cap)
                      if config.probe_teacher is not None else teacher)
     run_waves(dry_config, questions, rules, Waves(None), teacher, probe_teacher)
 
