@@ -15,8 +15,8 @@ import yaml
 
 from exgrpo.config import DistillStageConfig, build_config
 from exgrpo.config.run import RunConfig
-from exgrpo.errors import ConfigError
 from exgrpo.data.registry import DATASETS_FILE
+from exgrpo.errors import ConfigError
 from exgrpo.runner.pipeline import STAGES, plan, run
 from exgrpo.runner.registry import run_registry
 

@@ -65,7 +65,7 @@ def _dataset_registry(worlds: list[Path] | None, model: str | None = None) -> An
     files = [world_datasets_file(folder) for folder in worlds or []]
     if not files and model is not None and (found := find_run_world(model)) is not None:
         console.print(f"Using the synthetic world of the run folder holding the model: {found.parent} "
-                      "(--world names another)", markup=False, highlight=False)
+                      "(--world names another)", markup=False, highlight=False, soft_wrap=True)
         files = [found]
     return registry_with_worlds(files)
 
