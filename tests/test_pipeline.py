@@ -16,7 +16,9 @@ import yaml
 from exgrpo.config import DistillStageConfig, build_config
 from exgrpo.config.run import RunConfig
 from exgrpo.errors import ConfigError
-from exgrpo.runner.pipeline import STAGES, plan, run
+from exgrpo.runner.layout import STAGES
+from exgrpo.runner.plan import plan
+from exgrpo.runner.run import run
 from exgrpo.runner.stage_configs import (
     base_path,
     model_paths,
@@ -76,15 +78,15 @@ def test_stages_run_once_skip_on_rerun_and_redo_from_a_stage(tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_a_run_that_dies_in_a_stage_resumes_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import exgrpo.runner.pipeline as pipeline
+    import exgrpo.runner.stages as stages
 
     config = build_config(RunConfig, micro_recipe(tmp_path / "run"), "test")
 
-    def dies(_: RunConfig) -> dict[str, Any]:
+    def dies(_: RunConfig, on_progress: Any) -> dict[str, Any]:
         (config.run_dir / "eval" / "kept.jsonl").write_text("{}\n")  # work a resumed evaluation keeps
         raise RuntimeError("killed")
 
-    monkeypatch.setitem(pipeline.STAGE_FUNCTIONS, "eval", dies)
+    monkeypatch.setitem(stages.STAGE_FUNCTIONS, "eval", dies)
     with pytest.raises(RuntimeError, match="killed"):
         run(config)
     assert [stage for stage, _, done in plan(config) if done] == ["world", "base", "probe", "sft", "train"]

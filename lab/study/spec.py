@@ -305,7 +305,7 @@ def mean_accuracy(report: dict[str, Any], datasets: list[str]) -> float | None:
 def finished(config: Any) -> bool:
     """A run whose evaluation and report are done (restored from the study's record or made here): nothing of it
     is run again, though its models may not be on this machine."""
-    from exgrpo.runner.pipeline import plan
+    from exgrpo.runner.plan import plan
 
     done = {stage: is_done for stage, _, is_done in plan(config)}
     return done["eval"] and done["report"]
@@ -314,12 +314,14 @@ def finished(config: Any) -> bool:
 def make_models(config: Any, until: str, log: Any = print) -> None:
     """Make a run's stages up to `until` again where their outputs are missing (a run still to do starts from its
     model, and this machine has only the record of it)."""
-    from exgrpo.runner.pipeline import STAGES, plan, run
+    from exgrpo.runner.layout import STAGES
+    from exgrpo.runner.plan import plan
+    from lab.study.remakes import run_stages
 
     if all(is_done for _, _, is_done in plan(config)[:STAGES.index(until) + 1]):
         return
     log(f"  {config.run_dir}: its stages up to {until} made again (a later run starts from them)")
-    run(config, until=until, on_stage=lambda stage, status: log(f"  {config.run_dir} {stage}: {status}"))
+    run_stages(config, until=until, on_stage=lambda stage, status: log(f"  {config.run_dir} {stage}: {status}"))
 
 
 def write_teacher_tokens(config: Any) -> None:
@@ -385,14 +387,15 @@ def evaluate_base_first(study: Study, config: Any, log: Any = print) -> bool:
     import time
 
     from exgrpo.evaluation.evaluate import evaluate
-    from exgrpo.runner.pipeline import measured_cost, process_cpu_seconds, run
+    from exgrpo.runner.run import measured_cost, process_cpu_seconds
     from lab.study.record import record
+    from lab.study.remakes import run_stages
     from lab.study.reuse import keep_base_evaluation, kept_base_evaluation
 
     if "base" not in config.evaluated_models() or kept_base_evaluation(study.run_root).exists():
         return False
     # The world's questions (and a tiny student) first.
-    run(config, until="base", on_stage=lambda stage, status: log(f"  {config.run_dir} {stage}: {status}"))
+    run_stages(config, until="base", on_stage=lambda stage, status: log(f"  {config.run_dir} {stage}: {status}"))
     log(f"  {config.run_dir}: the base student evaluated first, on its own")
     started, cpu_started = time.time(), process_cpu_seconds()
     evaluate(eval_config(config, "base"))
@@ -405,8 +408,8 @@ def evaluate_base_first(study: Study, config: Any, log: Any = print) -> bool:
 def run_seed(study: Study, seed: int, methods: list[str] | None = None, log: Any = print) -> None:
     """Every method (or the named ones) for one seed, in the spec's order; finished stages are skipped, and a run
     that the record holds finished is not run again."""
-    from exgrpo.runner.pipeline import run
     from lab.study.record import record
+    from lab.study.remakes import run_stages
     from lab.study.reuse import adopt_base_evaluation, keep_base_evaluation, prune_sft_checkpoints
     from lab.study.tuning import adopt_chosen
 
@@ -434,7 +437,7 @@ def run_seed(study: Study, seed: int, methods: list[str] | None = None, log: Any
         evaluate_base_first(study, config, log)
         if adopt_base_evaluation(study.run_root, config):
             log(f"  seed {seed} {method} eval: the base student's predictions copied from its kept evaluation")
-        run(config, on_stage=lambda stage, status, m=method: log(f"  seed {seed} {m} {stage}: {status}"))
+        run_stages(config, on_stage=lambda stage, status, m=method: log(f"  seed {seed} {m} {stage}: {status}"))
         keep_base_evaluation(config, study.run_root)
         write_teacher_tokens(config)
         prune_sft_checkpoints(config.run_dir)

@@ -191,7 +191,8 @@ def run_command(
     """
     from exgrpo.config import build_config, load_yaml
     from exgrpo.config.run import RunConfig
-    from exgrpo.runner.pipeline import plan, run
+    from exgrpo.runner.plan import plan
+    from exgrpo.runner.run import run
     from exgrpo.runner.stage_configs import stage_configs
 
     try:
