@@ -17,8 +17,18 @@ from exgrpo.config import DistillStageConfig, build_config
 from exgrpo.config.run import RunConfig
 from exgrpo.data.registry import DATASETS_FILE
 from exgrpo.errors import ConfigError
-from exgrpo.runner.pipeline import STAGES, plan, run
+from exgrpo.runner.layout import STAGES
+from exgrpo.runner.plan import plan
 from exgrpo.runner.registry import run_registry
+from exgrpo.runner.run import run
+from exgrpo.runner.stage_configs import (
+    base_path,
+    model_paths,
+    probe_config,
+    sft_config,
+    stage_configs,
+    train_config,
+)
 
 REPO = Path(__file__).parents[1]
 
@@ -70,15 +80,15 @@ def test_stages_run_once_skip_on_rerun_and_redo_from_a_stage(tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_a_run_that_dies_in_a_stage_resumes_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import exgrpo.runner.pipeline as pipeline
+    import exgrpo.runner.stages as stages
 
     config = build_config(RunConfig, micro_recipe(tmp_path / "run"), "test")
 
-    def dies(_: RunConfig) -> dict[str, Any]:
+    def dies(_: RunConfig, on_progress: Any) -> dict[str, Any]:
         (config.run_dir / "eval" / "kept.jsonl").write_text("{}\n")  # work a resumed evaluation keeps
         raise RuntimeError("killed")
 
-    monkeypatch.setitem(pipeline.STAGE_FUNCTIONS, "eval", dies)
+    monkeypatch.setitem(stages.STAGE_FUNCTIONS, "eval", dies)
     with pytest.raises(RuntimeError, match="killed"):
         run(config)
     assert [stage for stage, _, done in plan(config) if done] == ["world", "base", "probe", "sft", "train"]
@@ -143,8 +153,7 @@ def test_config_errors_name_the_section_and_field(tmp_path: Path) -> None:
     recipe = micro_recipe(tmp_path / "run")
     recipe["train"]["exgrpo"]["k_partial"] = 5
     with pytest.raises(ConfigError, match=r"(?s)train section.*k_partial"):
-        config = build_config(RunConfig, recipe, "test")
-        config.stage_configs(run_registry(config))  # the message spans lines
+        stage_configs(build_config(RunConfig, recipe, "test"))  # the message spans lines
     recipe = micro_recipe(tmp_path / "run")
     recipe["base_model"] = "some/model"
     with pytest.raises(ConfigError, match="exactly one of `student`"):
@@ -159,10 +168,10 @@ def test_paper_recipes_dry_run_without_loading_models(recipe: Path) -> None:
     assert all(stage in result.stdout for stage in STAGES)
     config = build_config(RunConfig, yaml.safe_load(recipe.read_text()), str(recipe))
     # The estimate: every held-in training question's rationale, priced where the recipe states a price.
-    teacher = config.probe_config().teacher.model  # type: ignore[union-attr]
+    teacher = probe_config(config).teacher.model  # type: ignore[union-attr]
     assert f"Probe stage, teacher {teacher}" in result.stdout and "Student side" in result.stdout
     assert ("no price" in result.stdout) == (teacher not in config.estimate.prices)
-    stages = config.stage_configs()
+    stages = stage_configs(config)
     assert stages["sft"].lora is not None and stages["sft"].lora.r == 32
     assert len(stages["eval"]["base"].datasets) == 12
 
@@ -198,9 +207,9 @@ def test_a_run_trains_or_reuses_its_sft_model_not_both(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="at most one of `sft`"):
         build_config(RunConfig, run_values(tmp_path, sft={"epochs": 1}, sft_model="other/sft"), "x")
     config = build_config(RunConfig, run_values(tmp_path, sft=None, sft_model="other/sft"), "x")
-    assert config.model_paths()["sft"] == "other/sft"
+    assert model_paths(config)["sft"] == "other/sft"
     assert config.trained_models() == ["base", "sft", "exgrpo"]
-    assert config.train_config().model == "other/sft"
+    assert train_config(config).model == "other/sft"
 
 
 def test_eval_models_must_be_models_the_run_has(tmp_path: Path) -> None:
@@ -211,20 +220,20 @@ def test_eval_models_must_be_models_the_run_has(tmp_path: Path) -> None:
 
 def test_without_sft_rl_starts_from_the_base_model(tmp_path: Path) -> None:
     config = build_config(RunConfig, run_values(tmp_path, sft=None), "x")
-    assert config.model_paths()["sft"] == config.base_path() == "base/model"
+    assert model_paths(config)["sft"] == base_path(config) == "base/model"
     assert config.trained_models() == ["base", "exgrpo"]
-    assert config.sft_config() is None
-    assert config.train_config().model == "base/model"
+    assert sft_config(config) is None
+    assert train_config(config).model == "base/model"
 
 
 def test_distill_train_section_builds_a_distillation_stage(tmp_path: Path) -> None:
     config = build_config(RunConfig, run_values(tmp_path, train={"method": "distill", "teacher_model": "t"}), "x")
-    stage = config.train_config()
+    stage = train_config(config)
     assert isinstance(stage, DistillStageConfig)
-    assert stage.teacher_model == "t" and stage.model == config.model_paths()["sft"]
+    assert stage.teacher_model == "t" and stage.model == model_paths(config)["sft"]
     exgrpo_only = run_values(tmp_path, train={"method": "distill", "teacher_model": "t", "questions_per_step": 2})
     with pytest.raises(ConfigError, match=r"(?s)train section.*questions_per_step"):
-        build_config(RunConfig, exgrpo_only, "x").train_config()
+        train_config(build_config(RunConfig, exgrpo_only, "x"))
 
 
 @pytest.mark.parametrize("name", ["quickstart.yaml", "quickstart_tiny.yaml"])
@@ -233,6 +242,6 @@ def test_embedded_quickstart_recipes_are_valid_run_configs(name: str) -> None:
 
     recipe = yaml.safe_load(resources.files("exgrpo.recipes").joinpath(name).read_text())
     config = build_config(RunConfig, recipe, name)
-    stages = config.stage_configs(run_registry(config))
+    stages = stage_configs(config)
     assert {"sft", "train", "eval"} <= set(stages)
     assert stages["sft"].max_steps > 0 or stages["sft"].epochs > 0

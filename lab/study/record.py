@@ -11,7 +11,7 @@ evaluation. `restore` copies the record back into the run folders where a file i
 What a restored run folder holds is then enough for the page and for every decision the runner reads (tuning
 choices, compute matching, which runs are finished): a run whose evaluation is restored is not trained again. A
 restored stage's model is not there, and the pipeline makes a stage whose outputs are missing again
-(pipeline.plan): the runner does so only where a run still to do starts from it (study/spec.py run_seed).
+(runner/plan.py): the runner does so only where a run still to do starts from it (study/spec.py run_seed).
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from exgrpo.config import load_yaml
 from exgrpo.errors import ConfigError
 from exgrpo.files import atomic_write_text
 from exgrpo.models.named import resolve_model
+from exgrpo.runner.stage_configs import base_path, eval_config, sft_config
 
 STUDY_KEYS = ("title", "data_fraction", "sft_model_from", "own_base", "compute_match", "compute_match_on",
               "compute_match_rate_from", "tuning_from", "seeds")
@@ -196,8 +197,8 @@ def _matched_epochs(study: Study, method: str, seed: int) -> float:
         raise ConfigError("compute_match must name a method that trains its own SFT model")
     config = study.run_config(method, seed)
     # Its probe stage has not run yet; every method of a seed probes alike, so the first method's data is its.
-    sft = config.sft_config().model_copy(update={"ei_data": study.run_dir(seed, study.first) / "probe" / "ei.jsonl"})
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(config.base_path()))
+    sft = sft_config(config).model_copy(update={"ei_data": study.run_dir(seed, study.first) / "probe" / "ei.jsonl"})
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(base_path(config)))
     per_epoch = sum(len(tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=False))
                     for example in sft_examples(sft))
     return round(max(target / per_epoch, 1.0), 2)
@@ -280,9 +281,10 @@ def evaluate_checkpoints(study: Study, seed: int, datasets: list[str]) -> dict[i
             continue
         folder = config.run_dir / "diagnostics" / checkpoint.name
         folder.mkdir(parents=True, exist_ok=True)
-        eval_config = config.eval_config("exgrpo", registry).model_copy(update={
+        checkpoint_eval = eval_config(config, "exgrpo", registry).model_copy(update={
             "model": checkpoint_model(checkpoint, folder), "datasets": datasets, "output_dir": folder})
-        accuracy[int(checkpoint.name.split("-")[1])] = mean_accuracy(evaluate(eval_config, registry=registry), datasets)
+        accuracy[int(checkpoint.name.split("-")[1])] = mean_accuracy(evaluate(checkpoint_eval, registry=registry),
+                                                                      datasets)
     return accuracy
 
 
@@ -307,7 +309,7 @@ def mean_accuracy(report: dict[str, Any], datasets: list[str]) -> float | None:
 def finished(config: Any) -> bool:
     """A run whose evaluation and report are done (restored from the study's record or made here): nothing of it
     is run again, though its models may not be on this machine."""
-    from exgrpo.runner.pipeline import plan
+    from exgrpo.runner.plan import plan
 
     done = {stage: is_done for stage, _, is_done in plan(config)}
     return done["eval"] and done["report"]
@@ -316,12 +318,14 @@ def finished(config: Any) -> bool:
 def make_models(config: Any, until: str, log: Any = print) -> None:
     """Make a run's stages up to `until` again where their outputs are missing (a run still to do starts from its
     model, and this machine has only the record of it)."""
-    from exgrpo.runner.pipeline import STAGES, plan, run
+    from exgrpo.runner.layout import STAGES
+    from exgrpo.runner.plan import plan
+    from lab.study.remakes import run_stages
 
     if all(is_done for _, _, is_done in plan(config)[:STAGES.index(until) + 1]):
         return
     log(f"  {config.run_dir}: its stages up to {until} made again (a later run starts from them)")
-    run(config, until=until, on_stage=lambda stage, status: log(f"  {config.run_dir} {stage}: {status}"))
+    run_stages(config, until=until, on_stage=lambda stage, status: log(f"  {config.run_dir} {stage}: {status}"))
 
 
 def write_teacher_tokens(config: Any) -> None:
@@ -330,7 +334,7 @@ def write_teacher_tokens(config: Any) -> None:
     from lab.study.tables import teacher_tokens
 
     path = config.run_dir / "teacher_tokens.json"
-    if config.sft_config() is not None and not path.exists() and (config.run_dir / "probe" / "ei.jsonl").exists():
+    if sft_config(config) is not None and not path.exists() and (config.run_dir / "probe" / "ei.jsonl").exists():
         atomic_write_text(path, json.dumps({"teacher_tokens": teacher_tokens(config)}))
 
 
@@ -387,19 +391,20 @@ def evaluate_base_first(study: Study, config: Any, log: Any = print) -> bool:
     import time
 
     from exgrpo.evaluation.evaluate import evaluate
-    from exgrpo.runner.pipeline import measured_cost, process_cpu_seconds, run
     from exgrpo.runner.registry import run_registry
+    from exgrpo.runner.run import measured_cost, process_cpu_seconds
     from lab.study.record import record
+    from lab.study.remakes import run_stages
     from lab.study.reuse import keep_base_evaluation, kept_base_evaluation
 
     if "base" not in config.evaluated_models() or kept_base_evaluation(study.run_root).exists():
         return False
     # The world's questions (and a tiny student) first.
-    run(config, until="base", on_stage=lambda stage, status: log(f"  {config.run_dir} {stage}: {status}"))
+    run_stages(config, until="base", on_stage=lambda stage, status: log(f"  {config.run_dir} {stage}: {status}"))
     log(f"  {config.run_dir}: the base student evaluated first, on its own")
     started, cpu_started = time.time(), process_cpu_seconds()
-    registry = run_registry(config)
-    evaluate(config.eval_config("base", registry), registry=registry)
+    registry = run_registry(config)  # the world's datasets too
+    evaluate(eval_config(config, "base", registry), registry=registry)
     cost = measured_cost(time.time() - started, process_cpu_seconds() - cpu_started)
     kept = keep_base_evaluation(config, study.run_root, cost)
     log(f"  {config.run_dir}: {record(study)} files recorded in {study.record_root}")
@@ -409,8 +414,8 @@ def evaluate_base_first(study: Study, config: Any, log: Any = print) -> bool:
 def run_seed(study: Study, seed: int, methods: list[str] | None = None, log: Any = print) -> None:
     """Every method (or the named ones) for one seed, in the spec's order; finished stages are skipped, and a run
     that the record holds finished is not run again."""
-    from exgrpo.runner.pipeline import run
     from lab.study.record import record
+    from lab.study.remakes import run_stages
     from lab.study.reuse import adopt_base_evaluation, keep_base_evaluation, prune_sft_checkpoints
     from lab.study.tuning import adopt_chosen
 
@@ -438,7 +443,7 @@ def run_seed(study: Study, seed: int, methods: list[str] | None = None, log: Any
         evaluate_base_first(study, config, log)
         if adopt_base_evaluation(study.run_root, config):
             log(f"  seed {seed} {method} eval: the base student's predictions copied from its kept evaluation")
-        run(config, on_stage=lambda stage, status, m=method: log(f"  seed {seed} {m} {stage}: {status}"))
+        run_stages(config, on_stage=lambda stage, status, m=method: log(f"  seed {seed} {m} {stage}: {status}"))
         keep_base_evaluation(config, study.run_root)
         write_teacher_tokens(config)
         prune_sft_checkpoints(config.run_dir)

@@ -106,7 +106,7 @@ def tune_method(study: Study, method: str, log: Any = print) -> dict[str, float]
     """Train every candidate of every stage the method trains (finished ones are skipped), keep the best."""
     from exgrpo.config import build_config
     from exgrpo.config.run import RunConfig
-    from exgrpo.runner.pipeline import run
+    from lab.study.remakes import run_stages
 
     if "tuning_from" in study.methods[method]:
         raise ConfigError(f"{study.spec_path}: methods.{method} uses {study.methods[method]['tuning_from']}'s tuning")
@@ -125,7 +125,7 @@ def tune_method(study: Study, method: str, log: Any = print) -> dict[str, float]
                 if adopt_stage(study.run_config(method, settings["seed"]), config, stage):
                     log(f"  {stage}: adopted from the seed's run (trained alike)")
                 _make_starting_model(study, method, stage, chosen, log)
-                run(config, on_stage=lambda name, status: log(f"  {name}: {status}"))
+                run_stages(config, on_stage=lambda name, status: log(f"  {name}: {status}"))
                 prune_sft_checkpoints(config.run_dir)
                 log(f"  {record(study)} files recorded in {study.record_root}")
             scores[stage][f"{learning_rate:g}"] = validation_accuracy(config.run_dir, values["eval"]["models"][0])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_study_reuse import counted_trainings, micro_spec, written_study
 
-from exgrpo.runner.pipeline import plan
+from exgrpo.runner.plan import plan
 from lab.study.page import write_results_page
 from lab.study.record import record, restore
 from lab.study.spec import Study, finished, run_seed

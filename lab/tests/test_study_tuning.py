@@ -53,7 +53,7 @@ def test_rl_from_another_methods_sft_waits_for_its_tuning(study: Study) -> None:
 
 def test_the_best_validation_accuracy_is_chosen_and_applied_to_every_seed(study: Study,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import exgrpo.runner.pipeline
+    import exgrpo.runner.run
 
     accuracy = {("sft", 1.0e-4): 0.6, ("sft", 5.0e-5): 0.4, ("sft", 2.0e-4): 0.5,
                 ("train", 1.0e-5): 0.61, ("train", 2.0e-5): 0.61, ("train", 5.0e-5): 0.3}
@@ -73,7 +73,7 @@ def test_the_best_validation_accuracy_is_chosen_and_applied_to_every_seed(study:
         report.write_text(json.dumps({"datasets": [{"num_correct": correct, "num_examples": 100}]}))
         ran.append((stage, learning_rate, config.sft_model))
 
-    monkeypatch.setattr(exgrpo.runner.pipeline, "run", fake_run)
+    monkeypatch.setattr(exgrpo.runner.run, "run", fake_run)
     chosen = tuning.tune_method(study, "ei_exgrpo", log=lambda line: None)
     assert chosen == {"sft": 1.0e-4, "train": 1.0e-5}  # a tie goes to the first candidate
     assert len(ran) == 6 and all(sft_model.endswith("sft-lr0.0001/sft/final") for stage, _, sft_model in ran

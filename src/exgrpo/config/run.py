@@ -3,21 +3,15 @@ validated into that stage's own config."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from exgrpo.config.base import DTYPE_HELP, StrictModel, build_config
+from exgrpo.config.base import DTYPE_HELP, StrictModel
 from exgrpo.config.base import ModelName as ConfigModelName
-from exgrpo.config.datasets import registry_context
 from exgrpo.config.estimate import EstimateConfig
-from exgrpo.config.eval import EvalConfig
-from exgrpo.config.probe import ProbeConfig, WorldConfig
-from exgrpo.config.training import DistillStageConfig, RLStageConfig, SFTStageConfig, TrainConfig
-from exgrpo.data.registry import DatasetRegistry
-from exgrpo.errors import ConfigError
+from exgrpo.config.probe import WorldConfig
 from exgrpo.models.precision import DtypeSetting
 
 MODELS = {"base": "the base student", "sft": "SFT on EI data", "exgrpo": "EI + ExGRPO"}
@@ -81,10 +75,7 @@ class RunConfig(StrictModel):
             raise ValueError(f"eval.models: this run has no {', '.join(sorted(unavailable))} model")
         return self
 
-    # -------------------------------------------------------- where each stage reads and writes
-
-    def base_path(self) -> str:
-        return str(self.run_dir / "base" / "final") if self.student is not None else str(self.base_model)
+    # ------------------------------------------- which models the run has (their paths: runner/stage_configs.py)
 
     def trained_models(self) -> list[str]:
         """The models this run has: the base, its SFT model (trained or reused), its RL model."""
@@ -99,63 +90,3 @@ class RunConfig(StrictModel):
         titles = dict(MODELS) if self.name is None else {
             "base": MODELS["base"], "sft": f"{self.name}: after SFT", "exgrpo": f"{self.name}: after RL"}
         return {model: titles[model] for model in self.evaluated_models()}
-
-    def model_paths(self) -> dict[str, str]:
-        sft = self.sft_model or (str(self.run_dir / "sft" / "final") if self.sft is not None else self.base_path())
-        return {"base": self.base_path(), "sft": sft, "exgrpo": str(self.run_dir / "train" / "final")}
-
-    # The stage builders check dataset names against `registry`: the runner's, which holds the world's datasets
-    # (runner.pipeline.run_registry); None: the built-in benchmarks alone.
-
-    def probe_config(self, registry: DatasetRegistry | None = None) -> ProbeConfig:
-        values = json.loads(json.dumps(self.probe))  # a copy
-        if self.world is not None and values.get("teacher", {}).get("kind") == "exact":
-            values["teacher"]["world"] = self.world.model_dump()
-        difficulty = values.get("difficulty")  # absent: off (ProbeConfig's default); a section: on unless it says not
-        if difficulty is not None and difficulty.get("enabled", True):
-            difficulty.setdefault("student", self.base_path())
-        # The teacher cache lives outside the stage folder: redoing the stage must never lose a paid call.
-        values.setdefault("cache_path", self.run_dir / "teacher_cache.jsonl")
-        return build_config(ProbeConfig, {**values, "output_dir": self.run_dir / "probe"}, "probe section",
-                            registry_context(registry))
-
-    def sft_config(self) -> SFTStageConfig | None:
-        if self.sft is None:
-            return None
-        return build_config(SFTStageConfig, {**self.sft, "model": self.base_path(), "output_dir": self.run_dir / "sft",
-                                             "ei_data": self.run_dir / "probe" / "ei.jsonl"}, "sft section")
-
-    def train_config(self) -> TrainConfig | DistillStageConfig | None:
-        """The RL stage (ExGRPO, or a baseline's vanilla GRPO or on-policy distillation), from the SFT model
-        (or from the base where there is no SFT: RL without warm-up)."""
-        if self.train is None:
-            return None
-        from pydantic import TypeAdapter, ValidationError
-
-        from exgrpo.config import format_validation_error
-
-        values = {"method": "exgrpo", **self.train, "model": self.model_paths()["sft"],
-                  "output_dir": self.run_dir / "train", "ei_data": self.run_dir / "probe" / "ei.jsonl"}
-        try:
-            return TypeAdapter(RLStageConfig).validate_python(values)
-        except ValidationError as error:
-            raise ConfigError(format_validation_error(error, "train section")) from None
-
-    def eval_config(self, model: str, registry: DatasetRegistry | None = None) -> EvalConfig:
-        datasets = self.eval.datasets + ([self.eval.ei_test] if self.eval.ei_test else [])
-        return build_config(EvalConfig, {
-            "model": self.model_paths()[model], "datasets": datasets, "limit": self.eval.limit,
-            "limits": {**self.eval.limits, **({self.eval.ei_test: self.eval.ei_test_limit}
-                                              if self.eval.ei_test and self.eval.ei_test_limit else {})},
-            "max_new_tokens": self.eval.max_new_tokens, "batch_size": self.eval.batch_size,
-            "backend": self.eval.backend, "dtype": self.eval.dtype, "output_dir": self.run_dir / "eval" / model},
-            "eval section", registry_context(registry))
-
-    def stage_configs(self, registry: DatasetRegistry | None = None) -> dict[str, Any]:
-        """Every stage's resolved configuration: building them is the validation."""
-        return {"world": self.world, "base": self.student or self.base_model, "probe": self.probe_config(registry),
-                "sft": self.sft_config() or {"model": self.model_paths()["sft"]}, "train": self.train_config(),
-                "eval": {model: self.eval_config(model, registry) for model in self.evaluated_models()},
-                "report": self.eval}
-
-

@@ -9,11 +9,10 @@ from pathlib import Path
 from exgrpo.config.run import RunConfig
 from exgrpo.data.registry import DATASETS_FILE, DatasetRegistry, read_datasets_file
 from exgrpo.errors import ConfigError
+from exgrpo.runner.layout import RunLayout
 from exgrpo.teachers.factory import ExtraTeachers
 from exgrpo.world.datasets import world_entries
 from exgrpo.world.teacher import WORLD_TEACHERS
-
-WORLD_DIR = "world"  # the world stage's folder in a run folder
 
 # The teacher kinds a run's probe stage can use besides exgrpo.teachers' own.
 RUN_TEACHERS: ExtraTeachers = WORLD_TEACHERS
@@ -23,16 +22,17 @@ def run_registry(config: RunConfig) -> DatasetRegistry:
     """The datasets a run reads: the built-ins, and its world's (named now; the world stage writes the files)."""
     if config.world is None:
         return DatasetRegistry()
-    return DatasetRegistry(world_entries(config.run_dir / WORLD_DIR))
+    return DatasetRegistry(world_entries(RunLayout(config.run_dir).world_dir))
 
 
 def world_datasets_file(folder: str | Path) -> Path:
     """The datasets file of a world folder, or of a run folder's world; a folder without one is named."""
     folder = Path(folder)
-    for candidate in (folder / DATASETS_FILE, folder / WORLD_DIR / DATASETS_FILE):
+    run_world = RunLayout(folder).world_datasets
+    for candidate in (folder / DATASETS_FILE, run_world):
         if candidate.is_file():
             return candidate
-    raise ConfigError(f"{folder}: no {DATASETS_FILE} here nor in {folder / WORLD_DIR} (a run folder's world stage "
+    raise ConfigError(f"{folder}: no {DATASETS_FILE} here nor in {run_world.parent} (a run folder's world stage "
                       "writes it; rerun `exgrpo run` on a run made by an older exgrpo to write it)")
 
 
@@ -43,7 +43,7 @@ def find_run_world(path: str | Path) -> Path | None:
     if not path.exists():
         return None
     for folder in path.resolve().parents[:3]:
-        candidate = folder / WORLD_DIR / DATASETS_FILE
+        candidate = RunLayout(folder).world_datasets
         if candidate.is_file():
             return candidate
     return None

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from exgrpo.files import atomic_write_json, atomic_write_text
+from exgrpo.runner.layout import STAGES
 
 if TYPE_CHECKING:
     from exgrpo.config.run import RunConfig
@@ -161,8 +162,6 @@ def plot(results: dict[str, dict[str, Any]], curves: dict[str, list[tuple[int, f
 
 
 def write_run_report(config: RunConfig) -> dict[str, Any]:
-    from exgrpo.runner.pipeline import STAGES
-
     results = collect(config)
     seconds = {}
     for stage in STAGES[:-1]:
