@@ -22,6 +22,7 @@ from exgrpo.runner.estimate.student_tokens import (
 )
 from exgrpo.runner.estimate.teacher_calls import PURPOSES, ProbeForecast, forecast_probe_stage
 from exgrpo.runner.estimate.tokens import TokenCounter
+from exgrpo.runner.layout import RunLayout
 from exgrpo.runner.stage_configs import eval_config, probe_config, sft_config, train_config
 
 if TYPE_CHECKING:
@@ -49,7 +50,8 @@ class RunEstimate:
 def estimate_run(config: RunConfig) -> RunEstimate:
     """The estimate; a synthetic world not written yet is generated into a scratch folder for it (it is
     deterministic, and takes seconds), so that a fresh run's plan has its questions too."""
-    if config.world is None or (config.run_dir / "world" / "train.jsonl").exists():
+    layout = RunLayout(config.run_dir)
+    if config.world is None or layout.world_split("train").exists():
         return _estimate(config)
     import tempfile
 
@@ -62,7 +64,7 @@ def estimate_run(config: RunConfig) -> RunEstimate:
         try:
             return _estimate(config)
         finally:
-            register_world(config.run_dir / "world")
+            register_world(layout.world_dir)
 
 
 def _estimate(config: RunConfig) -> RunEstimate:
