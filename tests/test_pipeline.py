@@ -17,7 +17,7 @@ from exgrpo.config import DistillStageConfig, build_config
 from exgrpo.config.run import RunConfig
 from exgrpo.data.registry import DATASETS_FILE
 from exgrpo.errors import ConfigError
-from exgrpo.runner.layout import STAGES
+from exgrpo.runner.layout import STAGES, RunLayout
 from exgrpo.runner.plan import plan
 from exgrpo.runner.registry import run_registry
 from exgrpo.runner.run import run
@@ -46,17 +46,38 @@ def micro_recipe(run_dir: Path) -> dict[str, Any]:
     return recipe
 
 
-def statuses(config: RunConfig, from_stage: str | None = None) -> dict[str, str]:
+def statuses(config: RunConfig, from_stage: str | None = None, on_progress: Any = None) -> dict[str, str]:
     seen: dict[str, str] = {}
-    run(config, from_stage, on_stage=lambda stage, status: seen.__setitem__(stage, status))
+    run(config, from_stage, on_stage=lambda stage, status: seen.__setitem__(stage, status), on_progress=on_progress)
     return seen
+
+
+def assert_written_where_the_layout_says(config: RunConfig) -> None:
+    layout = RunLayout(config.run_dir)
+    manifests = {stage: json.loads(layout.manifest(stage).read_text()) for stage in STAGES}
+    expected = [layout.teacher_cache, layout.base_model, layout.ei_data, layout.report_markdown, layout.results_json,
+                layout.results_png, *(layout.world_split(name) for name in manifests["world"]["outputs"]),
+                *(layout.final_model(stage) for stage in ("sft", "train")),
+                *(layout.log_history(stage) for stage in ("sft", "train"))]
+    for model in config.evaluated_models():
+        evaluation = layout.evaluation(model)
+        expected += [evaluation.report, *(evaluation.predictions(name) for name in manifests["eval"]["outputs"][model])]
+    assert [path for path in expected if not path.exists()] == []
+    # Nothing of a run lies outside its stage folders and the teacher cache (with its call log).
+    assert {path.name for path in config.run_dir.iterdir()} <= {*STAGES, layout.teacher_cache.name,
+                                                               f"{layout.teacher_cache.name}.calls.json"}
 
 
 @pytest.mark.slow
 def test_stages_run_once_skip_on_rerun_and_redo_from_a_stage(tmp_path: Path) -> None:
     config = build_config(RunConfig, micro_recipe(tmp_path / "run"), "test")
-    first = statuses(config)
+    progress: dict[str, tuple[int, int]] = {}
+    first = statuses(config, on_progress=lambda task, done, total: progress.__setitem__(task, (done, total)))
     assert list(first) == STAGES and all(status.startswith("done") for status in first.values())
+    # The eval stage reports each model's progress per dataset, to the last question.
+    assert {"eval base: world_test", "eval sft: world_ood_steps", "eval exgrpo: world_ei_test"} <= set(progress)
+    assert all(done == total > 0 for done, total in progress.values())
+    assert_written_where_the_layout_says(config)
     report = (tmp_path / "run" / "report" / "report.md").read_text()
     assert "| EI + ExGRPO |" in report and (tmp_path / "run" / "report" / "results.png").stat().st_size > 1000
     manifest = json.loads((tmp_path / "run" / "probe" / "manifest.json").read_text())

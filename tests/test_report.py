@@ -5,27 +5,29 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from exgrpo.runner.layout import RunLayout
 from exgrpo.runner.report import goal_line, paired_difference
+from exgrpo.runner.results import RunResults
 
 
-def write_predictions(eval_dir: Path, model: str, dataset: str, correct: list[bool]) -> None:
-    folder = eval_dir / model / "predictions"
-    folder.mkdir(parents=True, exist_ok=True)
+def write_predictions(run_dir: Path, model: str, dataset: str, correct: list[bool]) -> None:
+    path = RunLayout(run_dir).evaluation(model).predictions(dataset)
+    path.parent.mkdir(parents=True, exist_ok=True)
     rows = [{"id": f"q{i}", "correct": c} for i, c in enumerate(correct)]
-    (folder / f"{dataset}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
 def test_paired_difference_is_above_below_or_not_resolved(tmp_path: Path) -> None:
     write_predictions(tmp_path, "sft", "test", [True] * 30 + [False] * 10)
     write_predictions(tmp_path, "base", "test", [False] * 40)
     write_predictions(tmp_path, "same", "test", [True] * 30 + [False] * 10)
-    above = paired_difference(tmp_path, "sft", "base", ["test"])
+    above = paired_difference(RunResults.of(tmp_path), "sft", "base", ["test"])
     assert above is not None and above["value"] == 75.0 and above["low"] > 0 and above["verdict"] == "above"
-    below = paired_difference(tmp_path, "base", "sft", ["test"])
+    below = paired_difference(RunResults.of(tmp_path), "base", "sft", ["test"])
     assert below is not None and below["value"] == -75.0 and below["verdict"] == "below"
-    same = paired_difference(tmp_path, "sft", "same", ["test"])
+    same = paired_difference(RunResults.of(tmp_path), "sft", "same", ["test"])
     assert same == {"value": 0.0, "low": 0.0, "high": 0.0, "verdict": "not resolved"}
-    assert paired_difference(tmp_path, "sft", "missing", ["test"]) is None
+    assert paired_difference(RunResults.of(tmp_path), "sft", "missing", ["test"]) is None
 
 
 def test_paired_difference_pairs_by_question_id_and_averages_datasets(tmp_path: Path) -> None:
@@ -35,7 +37,7 @@ def test_paired_difference_pairs_by_question_id_and_averages_datasets(tmp_path: 
     write_predictions(tmp_path, "base", "a", [False, True] * 20)
     write_predictions(tmp_path, "sft", "b", [True] * 20)
     write_predictions(tmp_path, "base", "b", [False] * 20)
-    estimate = paired_difference(tmp_path, "sft", "base", ["a", "b"])
+    estimate = paired_difference(RunResults.of(tmp_path), "sft", "base", ["a", "b"])
     assert estimate is not None and estimate["value"] == 50.0
     assert estimate["low"] < 50.0 < estimate["high"]
 

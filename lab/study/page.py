@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from exgrpo.files import atomic_write_text
+from exgrpo.runner.results import RunResults
 from lab.study.plots import plot_dsu, plot_fractions, plot_main
 from lab.study.projection import projection_lines
 from lab.study.spec import Study
@@ -60,10 +60,11 @@ def dsu_curves(page: Page) -> tuple[dict[int, list[float]], dict[int, list[float
     held_out: dict[int, list[float]] = {}
     for seed in study.seeds:
         run_dir = study.run_dir(seed, study.first)
-        history = run_dir / "train" / "log_history.json"
-        if not (run_dir / "eval" / "exgrpo" / "report.json").exists() or not history.exists():
+        run = RunResults.of(run_dir)
+        history = run.training_log("train")
+        if run.evaluation("exgrpo") is None or history is None:
             continue
-        for entry in json.loads(history.read_text()):
+        for entry in history:
             if "exgrpo/dsu_fired" in entry:
                 fired.setdefault(entry["step"], []).append(entry["exgrpo/dsu_fired"])
         for step, value in held_out_curve(run_dir, page.held_out, page.averaged).items():

@@ -13,6 +13,8 @@ from typing import Any
 from exgrpo.config import StudentThroughput
 from exgrpo.models.precision import machine_name
 from exgrpo.runner.estimate.run import estimate_run
+from exgrpo.runner.layout import EvalFolder, RunLayout
+from exgrpo.runner.results import RunResults, read_evaluation
 from lab.study.spec import Study
 
 STAGE_RATES = {"sft": "sft_tokens_per_s", "train": "exgrpo_tokens_per_s", "eval": "generate_tokens_per_s"}
@@ -43,8 +45,8 @@ def _stage(load_name: str) -> str:
 
 
 def _report_seconds(run_dir: Any, model: str) -> float | None:
-    report = run_dir / "eval" / model / "report.json"
-    return float(json.loads(report.read_text())["seconds"]) if report.exists() else None
+    evaluation = RunResults.of(run_dir).evaluation(model)
+    return evaluation.seconds if evaluation else None
 
 
 def _kept_base_cost(study: Study) -> dict[str, Any] | None:
@@ -64,8 +66,8 @@ def _kept_base_seconds(study: Study) -> float | None:
     """The base student's first evaluation time, kept with its predictions (study/reuse.py), not a copy's."""
     from lab.study.reuse import kept_base_evaluation
 
-    kept = kept_base_evaluation(study.run_root) / "report.json"
-    return float(json.loads(kept.read_text())["seconds"]) if kept.exists() else None
+    kept = read_evaluation(EvalFolder(kept_base_evaluation(study.run_root)))
+    return kept.seconds if kept else None
 
 
 def measured_throughput(study: Study) -> tuple[StudentThroughput, dict[str, float]] | None:
@@ -76,7 +78,7 @@ def measured_throughput(study: Study) -> tuple[StudentThroughput, dict[str, floa
     config = study.run_config(study.first, seed)
     seconds = {}
     for stage in ("sft", "train"):
-        manifest = config.run_dir / stage / "manifest.json"
+        manifest = RunLayout(config.run_dir).manifest(stage)
         if not manifest.exists():
             return None
         seconds[stage] = float(json.loads(manifest.read_text())["seconds"])
@@ -124,13 +126,13 @@ def candidate_throughput(study: Study) -> tuple[StudentThroughput, dict[str, flo
             values = candidate_values(study, study.first, stage, learning_rate, {}, planning=True)
             config = build_config(RunConfig, values, f"tuning {study.first}")
             model = config.evaluated_models()[0]
-            manifest, report = config.run_dir / stage / "manifest.json", config.run_dir / "eval" / model / "report.json"
-            if not manifest.exists() or not report.exists():
+            manifest = RunLayout(config.run_dir).manifest(stage)
+            evaluation = RunResults.of(config.run_dir).evaluation(model)
+            if not manifest.exists() or evaluation is None:
                 continue
             candidates += 1
             counted = _tokens(config, [model])
-            for kind, value in ((stage, json.loads(manifest.read_text())["seconds"]),
-                                ("eval", json.loads(report.read_text())["seconds"])):
+            for kind, value in ((stage, json.loads(manifest.read_text())["seconds"]), ("eval", evaluation.seconds)):
                 seconds[kind] = seconds.get(kind, 0.0) + float(value)
                 tokens[kind] = tokens.get(kind, 0.0) + counted.get(kind, 0.0)
     if not {"sft", "train", "eval"} <= set(seconds):

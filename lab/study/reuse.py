@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from exgrpo.files import atomic_write_json
+from exgrpo.runner.layout import EvalFolder, RunLayout
 from exgrpo.runner.plan import hashed_settings, plan
 from exgrpo.runner.stage_configs import model_paths, stage_configs
 
@@ -29,7 +30,7 @@ DATA_STAGES = ("world", "base", "probe")  # what the trained stages read: compar
 
 
 def _manifest(stage_dir: Path) -> dict[str, Any] | None:
-    path = stage_dir / "manifest.json"
+    path = RunLayout(stage_dir.parent).manifest(stage_dir.name)
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -50,12 +51,17 @@ def _normalised(config: Any, stage: str, renames: dict[str, str]) -> str:
     return text
 
 
+def _stage_model(path: Path) -> bool:
+    """A model a run's training stage saved (<run_dir>/<stage>/final)."""
+    return len(path.parents) > 1 and path == RunLayout(path.parents[1]).final_model(path.parent.name)
+
+
 def _same_model(source_path: str, target_path: str) -> bool:
     """Two model paths name the same weights: equal, or SFT outputs of one origin."""
     if source_path == target_path:
         return True
     source, target = Path(source_path), Path(target_path)
-    if source.name != "final" or target.name != "final":
+    if not (_stage_model(source) and _stage_model(target)):
         return False
     return origin(source.parent) is not None and origin(source.parent) == origin(target.parent)
 
@@ -85,13 +91,14 @@ def adopt_stage(source: Any, target: Any, stage: str) -> bool:
     source_done = stage_plan(source, stage)[1]
     if target_done or not source_done or source.run_dir == target.run_dir or not equivalent(source, target, stage):
         return False
-    source_dir, target_dir = source.run_dir / stage, target.run_dir / stage
+    source_layout, target_layout = RunLayout(source.run_dir), RunLayout(target.run_dir)
+    source_dir, target_dir = source_layout.stage_dir(stage), target_layout.stage_dir(stage)
     manifest = {**(_manifest(source_dir) or {}), "config_hash": target_digest, "origin": origin(source_dir),
                 "adopted_from": str(source_dir)}
     shutil.rmtree(target_dir, ignore_errors=True)
     shutil.copytree(source_dir, target_dir, copy_function=os.link)
-    atomic_write_json(target_dir / "started.json", {"config_hash": target_digest})
-    atomic_write_json(target_dir / "manifest.json", manifest)
+    atomic_write_json(target_layout.started(stage), {"config_hash": target_digest})
+    atomic_write_json(target_layout.manifest(stage), manifest)
     return True
 
 
@@ -108,12 +115,12 @@ def keep_base_evaluation(config: Any, run_root: Path, cost: dict[str, Any] | Non
     """Keep a finished evaluation of the base student at <run_root>/base-eval (with the world it was read from, and
     `cost`: its wall and CPU seconds and machine, when it ran outside a stage), once: a later change of the run's
     eval stage clears its folder, and the base student's answers stay valid."""
-    folder, kept = config.run_dir / "eval" / "base", kept_base_evaluation(run_root)
-    if kept.exists() or "base" not in config.evaluated_models() or not (folder / "report.json").exists():
+    folder, kept = RunLayout(config.run_dir).evaluation("base"), kept_base_evaluation(run_root)
+    if kept.exists() or "base" not in config.evaluated_models() or not folder.report.exists():
         return False
     partial = kept.with_name(kept.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(folder, partial)
+    shutil.copytree(folder.path, partial)
     atomic_write_json(partial / "world.json", {"world": _normalised(config, "world", {})})
     if cost is not None:
         atomic_write_json(partial / BASE_COST, cost)
@@ -127,8 +134,8 @@ def adopt_base_evaluation(run_root: Path, target: Any) -> bool:
     generated again). Only into a run of the same world (question ids name no world). Copied, not linked: an
     evaluation appends to its prediction files."""
     kept = kept_base_evaluation(run_root)
-    stage_dir = target.run_dir / "eval"
-    wanted = stage_dir / "base"
+    layout = RunLayout(target.run_dir)
+    stage_dir, wanted = layout.stage_dir("eval"), layout.evaluation("base")
     if "base" not in target.evaluated_models() or not (kept / "world.json").exists():
         return False
     if json.loads((kept / "world.json").read_text())["world"] != _normalised(target, "world", {}):
@@ -137,20 +144,20 @@ def adopt_base_evaluation(run_root: Path, target: Any) -> bool:
     if done:
         return False
     recorded = [json.loads(path.read_text()).get("config_hash")
-                for path in (stage_dir / "started.json", stage_dir / "manifest.json") if path.exists()]
+                for path in (layout.started("eval"), layout.manifest("eval")) if path.exists()]
     if any(value != digest for value in recorded):
         shutil.rmtree(stage_dir)  # what the pipeline does to a stage folder of another configuration
-    if wanted.exists():
+    if wanted.path.exists():
         return False
-    shutil.copytree(kept / "predictions", wanted / "predictions")
-    atomic_write_json(stage_dir / "started.json", {"config_hash": digest})
+    shutil.copytree(EvalFolder(kept).predictions_dir, wanted.predictions_dir)
+    atomic_write_json(layout.started("eval"), {"config_hash": digest})
     return True
 
 
 def prune_sft_checkpoints(run_dir: Path) -> int:
     """Delete the checkpoints of a finished SFT stage (with full fine-tuning, weights and optimizer state: 1.6 GB
     each for a 135M student): they only serve to resume that stage, and a study holds dozens. Returns how many."""
-    stage_dir = run_dir / "sft"
+    stage_dir = RunLayout(run_dir).stage_dir("sft")
     if _manifest(stage_dir) is None:
         return 0
     checkpoints = sorted(stage_dir.glob("checkpoint-*"))

@@ -32,6 +32,8 @@ from exgrpo.config import load_yaml
 from exgrpo.errors import ConfigError
 from exgrpo.files import atomic_write_text
 from exgrpo.models.named import resolve_model
+from exgrpo.runner.layout import EvalFolder, RunLayout
+from exgrpo.runner.results import RunResults, mean_accuracy, question_verdicts, read_evaluation
 from exgrpo.runner.stage_configs import base_path, eval_config, sft_config
 
 STUDY_KEYS = ("title", "data_fraction", "sft_model_from", "own_base", "compute_match", "compute_match_on",
@@ -139,17 +141,18 @@ class Study:
         values["probe"]["cache_path"] = str(self.run_root / "teacher_cache.jsonl")
         if method != self.first and not spec.get("own_base") and values.get("student") is not None:
             values.pop("student")  # a tiny student is built once per seed, by the first method
-            values["base_model"] = str(first / "base" / "final")
+            values["base_model"] = str(RunLayout(first).base_model)
         for stage in ("sft", "train"):
             if values.get(stage) is not None:
                 values[stage]["seed"] = seed
                 if "data_fraction" in spec:
                     values[stage]["data_fraction"] = spec["data_fraction"]
         if "sft_model_from" in spec:
-            values["sft_model"] = str(self.run_dir(seed, spec["sft_model_from"]) / "sft" / "final")
+            values["sft_model"] = str(RunLayout(self.run_dir(seed, spec["sft_model_from"])).final_model("sft"))
         train = values.get("train")
         if train is not None and "teacher_model_from" in train:
-            train["teacher_model"] = str(self.run_dir(seed, train.pop("teacher_model_from")) / "sft" / "final")
+            teacher_run = RunLayout(self.run_dir(seed, train.pop("teacher_model_from")))
+            train["teacher_model"] = str(teacher_run.final_model("sft"))
         if sft_overrides:
             values["sft"].update(sft_overrides)
         if apply_tuning:
@@ -173,10 +176,11 @@ def student_tokens(run_dir: Path) -> dict[str, float]:
     training restores its log up to the checkpoint, but TRL's SFT counter starts again from 0: the count is the
     sum of each sitting's last value."""
     tokens = {}
+    run = RunResults.of(run_dir)
     for stage in ("sft", "train"):
-        path = run_dir / stage / "log_history.json"
-        if path.exists():
-            counted = [float(entry["num_tokens"]) for entry in json.loads(path.read_text()) if "num_tokens" in entry]
+        history = run.training_log(stage)
+        if history is not None:
+            counted = [float(entry["num_tokens"]) for entry in history if "num_tokens" in entry]
             if counted:
                 tokens[stage] = sum(before for before, after in zip(counted, counted[1:], strict=False)
                                     if after < before) + counted[-1]
@@ -197,7 +201,7 @@ def _matched_epochs(study: Study, method: str, seed: int) -> float:
         raise ConfigError("compute_match must name a method that trains its own SFT model")
     config = study.run_config(method, seed)
     # Its probe stage has not run yet; every method of a seed probes alike, so the first method's data is its.
-    sft = sft_config(config).model_copy(update={"ei_data": study.run_dir(seed, study.first) / "probe" / "ei.jsonl"})
+    sft = sft_config(config).model_copy(update={"ei_data": RunLayout(study.run_dir(seed, study.first)).ei_data})
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(base_path(config)))
     per_epoch = sum(len(tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=False))
                     for example in sft_examples(sft))
@@ -215,7 +219,7 @@ def _matched_cpu_steps(study: Study, method: str, seed: int) -> int:
     budget = (stage_seconds(study.run_dir(seed, source), "sft", "cpu_seconds")
               + stage_seconds(study.run_dir(seed, target), "train", "cpu_seconds"))
     rate_dir = study.run_dir(seed, spec.get("compute_match_rate_from", ""))
-    steps = optimizer_steps(rate_dir / "sft")
+    steps = optimizer_steps(rate_dir, "sft")
     per_step = stage_seconds(rate_dir, "sft", "cpu_seconds") / steps if steps else 0.0
     if budget <= 0 or per_step <= 0:
         raise ConfigError(f"{study.spec_path}: methods.{method}: match on CPU seconds needs seed {seed}'s finished "
@@ -274,12 +278,12 @@ def evaluate_checkpoints(study: Study, seed: int, datasets: list[str]) -> dict[i
     accuracy: dict[int, float] = {}
     if not datasets:
         return accuracy
-    train = config.run_dir / "train"
-    last = final_step(train)
+    train = RunLayout(config.run_dir).stage_dir("train")
+    last = final_step(config.run_dir)
     for checkpoint in sorted(train.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
         if int(checkpoint.name.split("-")[1]) == last:
             continue
-        folder = config.run_dir / "diagnostics" / checkpoint.name
+        folder = checkpoint_evaluation(config.run_dir, checkpoint.name).path
         folder.mkdir(parents=True, exist_ok=True)
         checkpoint_eval = eval_config(config, "exgrpo", registry).model_copy(update={
             "model": checkpoint_model(checkpoint, folder), "datasets": datasets, "output_dir": folder})
@@ -288,22 +292,11 @@ def evaluate_checkpoints(study: Study, seed: int, datasets: list[str]) -> dict[i
     return accuracy
 
 
-def final_step(train_dir: Path) -> int | None:
-    """The step a training stage ended at, from its log history (kept in the record): its final model holds that
+def final_step(run_dir: Path) -> int | None:
+    """The step a run's RL stage ended at, from its log history (kept in the record): its final model holds that
     step's weights (merged, where it trained a LoRA adapter, so the files do not compare)."""
-    history = train_dir / "log_history.json"
-    steps = [entry["step"] for entry in json.loads(history.read_text()) if "step" in entry] if history.exists() else []
-    return max(steps, default=None)
-
-
-def mean_accuracy(report: dict[str, Any], datasets: list[str]) -> float | None:
-    """The mean of a report's accuracies over `datasets` (the page's held-out average: mean of the splits); None
-    when the report lacks one. Not the report's own group average: that also counts every other dataset of the
-    group (GSM8K-Reversal is a held-out benchmark, an outside check on this page)."""
-    values = {result["name"]: result["accuracy"]["value"] for result in report["datasets"]}
-    if not datasets or any(name not in values for name in datasets):
-        return None
-    return sum(values[name] for name in datasets) / len(datasets)
+    history = RunResults.of(run_dir).training_log("train") or []
+    return max((entry["step"] for entry in history if "step" in entry), default=None)
 
 
 def finished(config: Any) -> bool:
@@ -334,29 +327,35 @@ def write_teacher_tokens(config: Any) -> None:
     from lab.study.tables import teacher_tokens
 
     path = config.run_dir / "teacher_tokens.json"
-    if sft_config(config) is not None and not path.exists() and (config.run_dir / "probe" / "ei.jsonl").exists():
+    if sft_config(config) is not None and not path.exists() and RunLayout(config.run_dir).ei_data.exists():
         atomic_write_text(path, json.dumps({"teacher_tokens": teacher_tokens(config)}))
 
 
-def question_correctness(path: Path) -> dict[str, bool]:
-    """A predictions file's correctness per question id (a later line for the same id wins, as in a resumed file)."""
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {record["id"]: bool(record["correct"]) for record in records}
-
-
-def _kept_accuracy(folder: Path, datasets: list[str], keep: Any) -> float | None:
+def _kept_accuracy(folder: EvalFolder, datasets: list[str], keep: Any) -> float | None:
     """The mean over `datasets` of the accuracy (%) of the questions whose id passes `keep`, from an evaluation's
     predictions; a split left with no question counts in no mean (a held-out split of one left-out family), as in
     the page's tables. None when one of them is missing, or none keeps a question."""
     values = []
     for name in datasets:
-        path = folder / "predictions" / f"{name}.jsonl"
+        path = folder.predictions(name)
         if not path.exists():
             return None
-        kept = [correct for qid, correct in question_correctness(path).items() if keep(qid)]
+        kept = [correct for qid, correct in question_verdicts(path).items() if keep(qid)]
         if kept:
             values.append(100 * sum(kept) / len(kept))
     return sum(values) / len(values) if values else None
+
+
+DIAGNOSTICS = "diagnostics"  # the lab's evaluations of a run's RL checkpoints, beside the runner's stage folders
+
+
+def checkpoint_evaluation(run_dir: Path, checkpoint: str) -> EvalFolder:
+    """Where evaluate_checkpoints evaluates one RL checkpoint (checkpoint-N) of a run."""
+    return EvalFolder(run_dir / DIAGNOSTICS / checkpoint)
+
+
+def checkpoint_evaluations(run_dir: Path) -> list[EvalFolder]:
+    return [checkpoint_evaluation(run_dir, folder.name) for folder in sorted((run_dir / DIAGNOSTICS).glob("checkpoint-*"))]
 
 
 def held_out_curve(run_dir: Path, datasets: list[str], keep: Any = None) -> dict[int, float]:
@@ -365,18 +364,20 @@ def held_out_curve(run_dir: Path, datasets: list[str], keep: Any = None) -> dict
     stage's), and the steps between are the checkpoints that evaluate_checkpoints evaluated. With `keep` (a question
     id -> bool, the page's families left out of its averages), from the predictions, over the kept questions only:
     the same average as the page's tables."""
-    reports = {0: run_dir / "eval" / "sft" / "report.json"}
-    for report in run_dir.glob("diagnostics/checkpoint-*/report.json"):
-        reports[int(report.parent.name.split("-")[1])] = report
-    last = final_step(run_dir / "train")
+    layout = RunLayout(run_dir)
+    folders = {0: layout.evaluation("sft")}
+    for checkpoint in checkpoint_evaluations(run_dir):
+        folders[int(checkpoint.path.name.split("-")[1])] = checkpoint
+    last = final_step(run_dir)
     if last is not None:
-        reports[last] = run_dir / "eval" / "exgrpo" / "report.json"
+        folders[last] = layout.evaluation("exgrpo")
     curve = {}
-    for step, report in sorted(reports.items()):
-        if not report.exists():
+    for step, folder in sorted(folders.items()):
+        evaluation = read_evaluation(folder)
+        if evaluation is None:
             continue
-        value = (mean_accuracy(json.loads(report.read_text()), datasets) if keep is None
-                 else _kept_accuracy(report.parent, datasets, keep))
+        value = (mean_accuracy(evaluation.report, datasets) if keep is None
+                 else _kept_accuracy(folder, datasets, keep))
         if value is not None:
             curve[step] = value
     return curve

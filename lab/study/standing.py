@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from exgrpo.runner.layout import RunLayout
+from exgrpo.runner.results import RunResults
 from lab.study.spec import Study
 from lab.study.tuning import read_choice, tuned_methods, tuning_dir, validation_accuracy
 
@@ -42,7 +44,7 @@ def tuning_lines(study: Study) -> list[str]:
 def run_validation(study: Study, method: str, model: str) -> float | None:
     """A model's accuracy on the tuning datasets in the evaluation of the method's tuning-seed run; None before it."""
     run_dir = study.run_dir(study.tuning["seed"], method)
-    if not (run_dir / "eval" / model / "report.json").exists():
+    if not RunLayout(run_dir).evaluation(model).report.exists():
         return None
     return validation_accuracy(run_dir, model, study.tuning["datasets"])
 
@@ -57,10 +59,10 @@ def off_grid_lines(study: Study) -> list[str]:
             if float(rate) in study.tuning["learning_rates"].get(stage, []):
                 continue
             model = "sft" if stage == "sft" else "exgrpo"
-            if not (folder / "eval" / model / "report.json").exists():
+            run = RunResults.of(folder)
+            if run.evaluation(model) is None:
                 continue
-            history = folder / "train" / "log_history.json"
-            kl = [e["kl"] for e in json.loads(history.read_text()) if "kl" in e] if history.exists() else []
+            kl = [e["kl"] for e in run.training_log("train") or [] if "kl" in e]
             rows.append(f"| {study.title(method)} | {stage} | {rate} | {100 * validation_accuracy(folder, model):.1f} | "
                         f"{f'{kl[-1]:.2g}' if kl else 'n/a'} |")
     if not rows:
@@ -74,7 +76,7 @@ def off_grid_lines(study: Study) -> list[str]:
 def progress_lines(study: Study) -> list[str]:
     """Where the study stands, counted from its folders: nothing when every run has been evaluated."""
     planned = [(seed, method) for method in study.methods for seed in study.method_seeds(method)]
-    evaluated = sum((study.run_dir(seed, method) / "eval" / "manifest.json").exists() for seed, method in planned)
+    evaluated = sum(RunLayout(study.run_dir(seed, method)).manifest("eval").exists() for seed, method in planned)
     tuned = tuned_methods(study) if study.tuning else []
     chosen = sum(bool(read_choice(study, method)) for method in tuned)
     if evaluated == len(planned) and chosen == len(tuned):

@@ -19,8 +19,10 @@ import numpy as np
 from exgrpo.evaluation.metrics import Estimate
 from exgrpo.models.named import resolve_model
 from exgrpo.models.precision import machine_name
+from exgrpo.runner.layout import RunLayout
+from exgrpo.runner.results import RunResults, folder_verdicts
 from exgrpo.runner.stage_configs import base_path, eval_config, sft_config
-from lab.study.spec import Study, question_correctness, student_tokens
+from lab.study.spec import Study, student_tokens
 
 RESAMPLES = 2000
 
@@ -44,11 +46,8 @@ class Results:
     def load(self, row: Row, seed: int) -> dict[str, dict[str, bool]] | None:
         key = (row.method, row.model, seed)
         if key not in self.cache:
-            folder = self.study.run_dir(seed, row.method) / "eval" / row.model
-            report = folder / "report.json"
-            self.cache[key] = None
-            if report.exists():
-                self.cache[key] = {p.stem: question_correctness(p) for p in sorted((folder / "predictions").glob("*.jsonl"))}
+            folder = RunLayout(self.study.run_dir(seed, row.method)).evaluation(row.model)
+            self.cache[key] = folder_verdicts(folder) if folder.report.exists() else None
         return self.cache[key]
 
     def seeds(self, *rows: Row) -> list[int]:
@@ -219,7 +218,7 @@ class Page:
         lines = []
         for row in rows:
             for seed in self.results.seeds(row):
-                found = degenerations(self.study.run_dir(seed, row.method) / "eval" / row.model)
+                found = degenerations(RunLayout(self.study.run_dir(seed, row.method)).evaluation(row.model).path)
                 # The run's id and its model too: a data-fraction run shares its full run's title (its table has
                 # a fraction column; this list has none), and EI-SFT is the sft model of an ei_exgrpo run.
                 lines += [f"- {row.title} (run {row.method}, its {row.model} model), seed {seed}, {dataset}: {reason}"
@@ -295,7 +294,7 @@ class Page:
             student.append(sum(student_tokens(folder).get(stage, 0) for folder, stage in parts))
             seconds.append(sum(stage_seconds(folder, stage) for folder, stage in parts))
             cpu.append(sum(stage_seconds(folder, stage, "cpu_seconds") for folder, stage in parts))
-            steps.append(sum(optimizer_steps(folder / stage) for folder, stage in parts))
+            steps.append(sum(optimizer_steps(folder, stage) for folder, stage in parts))
             teacher.append(recorded_teacher_tokens(self.study.run_config(source, seed)))
             machines.append({stage_machine(folder, stage) for folder, stage in parts} - {None})
         named = set().union(*machines)
@@ -328,7 +327,7 @@ class Page:
 
 def worked_manifest(run_dir: Path, stage: str) -> dict[str, Any] | None:
     """A stage's manifest where the stage did its work (None where it has not run, or skipped it)."""
-    manifest = run_dir / stage / "manifest.json"
+    manifest = RunLayout(run_dir).manifest(stage)
     data = json.loads(manifest.read_text()) if manifest.exists() else None
     return None if data is None or "skipped" in data.get("outputs", {}) else data
 
@@ -346,10 +345,9 @@ def stage_machine(run_dir: Path, stage: str) -> str | None:
     return machine_name(machine) if machine else None
 
 
-def optimizer_steps(stage_dir: Path) -> int:
-    """The last optimizer step a training stage logged (0 before its first log)."""
-    history = stage_dir / "log_history.json"
-    return max((entry.get("step", 0) for entry in json.loads(history.read_text())), default=0) if history.exists() else 0
+def optimizer_steps(run_dir: Path, stage: str) -> int:
+    """The last optimizer step a run's training stage logged (0 before its first log)."""
+    return max((entry.get("step", 0) for entry in RunResults.of(run_dir).training_log(stage) or []), default=0)
 
 
 def recorded_teacher_tokens(config: Any) -> int:

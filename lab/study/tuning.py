@@ -25,6 +25,8 @@ from typing import Any
 
 from exgrpo.errors import ConfigError
 from exgrpo.files import atomic_write_json
+from exgrpo.runner.layout import RunLayout
+from exgrpo.runner.results import pooled_accuracy
 from lab.study.record import record
 from lab.study.reuse import adopt_stage, prune_sft_checkpoints, stage_plan
 from lab.study.spec import Study, finished, make_models
@@ -68,13 +70,13 @@ def candidate_values(study: Study, method: str, stage: str, learning_rate: float
             values["sft"], values["sft_model"] = None, values.get("base_model") or values["sft_model"]
         elif values.get("sft") is not None:  # RL from this method's chosen SFT run
             values["sft"] = None
-            values["sft_model"] = str(candidate_dir(study, method, "sft", chosen["sft"]) / "sft" / "final")
+            values["sft_model"] = str(RunLayout(candidate_dir(study, method, "sft", chosen["sft"])).final_model("sft"))
         elif "sft_model_from" in study.methods[method]:
             parent = study.methods[method]["sft_model_from"]
             parent_choice = read_choice(study, parent)
             if "sft" not in parent_choice:
                 raise ConfigError(f"tuning {method}: tune {parent} first (it trains the SFT model {method} starts from)")
-            values["sft_model"] = str(candidate_dir(study, parent, "sft", parent_choice["sft"]) / "sft" / "final")
+            values["sft_model"] = str(RunLayout(candidate_dir(study, parent, "sft", parent_choice["sft"])).final_model("sft"))
     values["eval"] = {**values["eval"], "datasets": list(settings["datasets"]), "ei_test": None,
                       "models": ["sft" if stage == "sft" else "exgrpo"], "limits": {}}
     return values
@@ -97,9 +99,8 @@ def read_choice(study: Study, method: str) -> dict[str, float]:
 def validation_accuracy(run_dir: Path, model: str, datasets: list[str] | None = None) -> float:
     """A model's accuracy over its evaluation's datasets (a tuning candidate evaluates validation only), or over
     `datasets` of them (a run's evaluation also holds its test sets)."""
-    report = json.loads((run_dir / "eval" / model / "report.json").read_text())
-    rows = [row for row in report["datasets"] if datasets is None or row["name"] in datasets]
-    return sum(row["num_correct"] for row in rows) / max(1, sum(row["num_examples"] for row in rows))
+    report = json.loads(RunLayout(run_dir).evaluation(model).report.read_text())
+    return pooled_accuracy(report, datasets)
 
 
 def tune_method(study: Study, method: str, log: Any = print) -> dict[str, float]:
@@ -181,7 +182,7 @@ def adopt_chosen(study: Study, method: str, seed: int, config: Any, log: Any = p
         if stage in chosen:
             candidate = build_config(RunConfig, candidate_values(study, method, stage, chosen[stage], chosen),
                                      f"tuning {method} {stage}")
-            if not stage_plan(config, stage)[1] and (candidate.run_dir / stage / "manifest.json").exists():
+            if not stage_plan(config, stage)[1] and RunLayout(candidate.run_dir).manifest(stage).exists():
                 _make_starting_model(study, method, stage, chosen, log)
                 make_models(candidate, stage, log)
             if adopt_stage(candidate, config, stage):

@@ -3,12 +3,13 @@ run's outputs degenerated (a collapsed student is flagged by what it wrote, not 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from exgrpo.evaluation.metrics import Estimate
+from exgrpo.runner.layout import EvalFolder
+from exgrpo.runner.results import read_predictions
 
 COLLAPSE_SHARE = 0.8  # more than this share of one answer (or of no parseable answer) is a degenerate run
 
@@ -57,8 +58,8 @@ def degeneration(records: list[dict[str, Any]]) -> str | None:
 def degenerations(eval_folder: Path) -> dict[str, str]:
     """Every degenerate dataset of one evaluated model (its predictions folder): dataset -> why."""
     found = {}
-    for path in sorted((eval_folder / "predictions").glob("*.jsonl")):
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for path in sorted(EvalFolder(eval_folder).predictions_dir.glob("*.jsonl")):
+        records = read_predictions(path)
         reason = degeneration(records)
         if reason is not None:
             found[path.stem] = reason

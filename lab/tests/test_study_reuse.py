@@ -116,7 +116,7 @@ def test_the_tuning_seed_trains_nothing_twice_and_the_base_is_evaluated_once(
     assert (diagnostics / "merged" / "config.json").exists()  # the LoRA checkpoint, merged to be evaluated
     assert json.loads((diagnostics / "report.json").read_text())["averages"]["held_out"]
     # The last checkpoint holds the trained model's weights: not evaluated again, its accuracy is the eval stage's.
-    assert final_step(run_dir / "train") == 2 and (run_dir / "train" / "checkpoint-2").is_dir()
+    assert final_step(run_dir) == 2 and (run_dir / "train" / "checkpoint-2").is_dir()
     assert not (run_dir / "diagnostics" / "checkpoint-2").exists()
     held_out = held_out_datasets(study)
     curve = held_out_curve(run_dir, held_out)

@@ -101,15 +101,8 @@ def eval_command(
         model_named = model or (load_yaml(config).get("model") if config is not None else None)
         registry = _dataset_registry(world, str(model_named) if model_named else None)
         eval_config = load_config(EvalConfig, config, overrides, registry_context(registry))
-        with _progress() as progress:
-            tasks: dict[str, int] = {}
-
-            def on_progress(name: str, done: int, total: int) -> None:
-                if name not in tasks:
-                    tasks[name] = progress.add_task(name, total=total)
-                progress.update(tasks[name], completed=done)
-
-            report = evaluate(eval_config, on_progress=on_progress, registry=registry)
+        with _TaskBars() as bars:
+            report = evaluate(eval_config, on_progress=bars.update, registry=registry)
     except ExgrpoError as error:
         _fail(error)
     console.print(markdown_table(report), markup=False, highlight=False, soft_wrap=True)
@@ -218,6 +211,7 @@ def run_command(
     """
     from exgrpo.config import build_config, load_yaml
     from exgrpo.config.run import RunConfig
+    from exgrpo.runner.layout import RunLayout
     from exgrpo.runner.plan import plan
     from exgrpo.runner.run import run
     from exgrpo.runner.stage_configs import stage_configs
@@ -236,13 +230,18 @@ def run_command(
             _print_estimate(run_config)
             return
         started = time.time()
-        run(run_config, from_stage, on_stage=lambda stage, status: console.rule(f"[bold]{stage}[/]: {status}"))
+        with _TaskBars() as bars:
+            def on_stage(stage: str, status: str) -> None:
+                bars.close()  # a stage's bars end with it
+                console.rule(f"[bold]{stage}[/]: {status}")
+
+            run(run_config, from_stage, on_stage=on_stage, on_progress=bars.update)
     except ExgrpoError as error:
         _fail(error)
-    report = run_config.run_dir / "report" / "report.md"
-    if report.exists():
-        console.print(report.read_text(), markup=False, highlight=False, soft_wrap=True)
-    console.print(f"Done in {time.time() - started:.0f} s; results in {run_config.run_dir / 'report'}")
+    layout = RunLayout(run_config.run_dir)
+    if layout.report_markdown.exists():
+        console.print(layout.report_markdown.read_text(), markup=False, highlight=False, soft_wrap=True)
+    console.print(f"Done in {time.time() - started:.0f} s; results in {layout.report_dir}")
 
 
 def _print_estimate(run_config: Any) -> None:
@@ -329,9 +328,34 @@ def gpu_check_command(
         raise typer.Exit(1)
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=console)
+class _TaskBars:
+    """A progress bar per task (an evaluated dataset), drawn from the first report on and closed with `close`, so
+    that a run's stages print between their bars."""
+
+    def __init__(self) -> None:
+        self.progress: Progress | None = None
+        self.tasks: dict[str, Any] = {}
+
+    def update(self, name: str, done: int, total: int) -> None:
+        if self.progress is None:
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+            self.progress.start()
+            self.tasks = {}
+        if name not in self.tasks:
+            self.tasks[name] = self.progress.add_task(name, total=total)
+        self.progress.update(self.tasks[name], completed=done, total=total)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def __enter__(self) -> _TaskBars:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 @app.command("datasets")

@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from exgrpo.errors import ExgrpoError
 from exgrpo.files import atomic_write_json, atomic_write_text
-from exgrpo.runner.layout import STAGES
+from exgrpo.runner.layout import STAGES, RunLayout
+from exgrpo.runner.results import RunResults
 
 if TYPE_CHECKING:
     from exgrpo.config.run import RunConfig
@@ -19,11 +21,7 @@ def _cell(estimate: dict[str, float] | None) -> str:
     return f"{estimate['value']:.1f} [{estimate['low']:.1f}, {estimate['high']:.1f}]"
 
 
-def _verdicts(path: Path) -> dict[str, bool]:
-    return {row["id"]: bool(row["correct"]) for row in map(json.loads, path.read_text().splitlines()) if row}
-
-
-def paired_difference(eval_dir: Path, model: str, baseline: str, datasets: list[str]) -> dict[str, Any] | None:
+def paired_difference(run: RunResults, model: str, baseline: str, datasets: list[str]) -> dict[str, Any] | None:
     """`model` minus `baseline` on the same questions (percentage points): the mean over `datasets` of each
     dataset's mean difference, with a paired bootstrap CI (each dataset's questions resampled on their own);
     "above" / "below" when the CI excludes 0, else "not resolved"."""
@@ -31,10 +29,9 @@ def paired_difference(eval_dir: Path, model: str, baseline: str, datasets: list[
 
     groups = []
     for name in datasets:
-        paths = [eval_dir / who / "predictions" / f"{name}.jsonl" for who in (model, baseline)]
-        if not all(path.exists() for path in paths):
+        ours, theirs = run.verdicts(model, name), run.verdicts(baseline, name)
+        if ours is None or theirs is None:
             return None
-        ours, theirs = (_verdicts(path) for path in paths)
         shared = sorted(ours.keys() & theirs.keys())
         if not shared:
             return None
@@ -49,44 +46,54 @@ def paired_difference(eval_dir: Path, model: str, baseline: str, datasets: list[
 def comparisons(config: RunConfig, results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Every evaluated model against the one before it in the pipeline (and ExGRPO also against the base),
     per split, paired over the same questions."""
-    report = json.loads((config.run_dir / "eval" / "base" / "report.json").read_text()) if "base" in results else None
+    run = RunResults.of(config.run_dir)
+    base = run.evaluation("base") if "base" in results else None
     models = [m for m in ("base", "sft", "exgrpo") if m in results]
     pairs = [(model, baseline) for i, model in enumerate(models) for baseline in models[:i]]
-    splits = {key: (report or {}).get("averages", {}).get(key, {}).get("datasets", []) for key in ("held_in", "held_out")}
+    splits = {key: base.group_datasets(key) if base else [] for key in ("held_in", "held_out")}
     if config.eval.ei_test:
         splits["ei_test"] = [config.eval.ei_test]
     return [{"model": model, "baseline": baseline,
-             **{key: paired_difference(config.run_dir / "eval", model, baseline, names) if names else None
+             **{key: paired_difference(run, model, baseline, names) if names else None
                 for key, names in splits.items()}} for model, baseline in pairs]
 
 
 def collect(config: RunConfig) -> dict[str, dict[str, Any]]:
     """Held-in, held-out and EI-Test accuracy (with CIs) per model, from the eval reports."""
+    run = RunResults.of(config.run_dir)
     results = {}
     for model in config.evaluated_models():
-        report = json.loads((config.run_dir / "eval" / model / "report.json").read_text())
-        ei_test = next((row for row in report["datasets"] if row["name"] == config.eval.ei_test), None)
+        evaluation = run.evaluation(model)
+        if evaluation is None:
+            raise ExgrpoError(f"{run.layout.evaluation(model).report}: missing; the eval stage has not evaluated "
+                              f"{model} (redo it with --from eval)")
+        ei_test = config.eval.ei_test
+        accuracies = evaluation.accuracies()
         results[model] = {
-            "held_in": report["averages"].get("held_in", {}).get("accuracy"),
-            "held_out": report["averages"].get("held_out", {}).get("accuracy"),
-            "ei_test": ei_test["accuracy"] if ei_test else None,
-            "datasets": {row["name"]: row["accuracy"] for row in report["datasets"]},
+            "held_in": evaluation.group_accuracy("held_in"),
+            "held_out": evaluation.group_accuracy("held_out"),
+            "ei_test": evaluation.accuracy(ei_test) if ei_test else None,
+            "datasets": accuracies,
             # The same questions for every model, so the same floors; kept per model for simplicity.
-            "floors": {"held_in": report["averages"].get("held_in", {}).get("floors"),
-                       "held_out": report["averages"].get("held_out", {}).get("floors"),
-                       "ei_test": ei_test.get("floors") if ei_test else None,
-                       **{row["name"]: row.get("floors") for row in report["datasets"]}},
+            "floors": {"held_in": evaluation.group_floors("held_in"),
+                       "held_out": evaluation.group_floors("held_out"),
+                       "ei_test": evaluation.floors(ei_test) if ei_test else None,
+                       **{name: evaluation.floors(name) for name in accuracies}},
         }
     return results
 
 
+CURVES = (("sft", "loss", "SFT loss"), ("train", "rewards/outcome_reward/mean", "ExGRPO reward"),
+          ("train", "exgrpo/dsu_fired", "DSU bonus fired"))  # (stage, log key, title)
+
+
 def training_curves(config: RunConfig) -> dict[str, list[tuple[int, float]]]:
+    run = RunResults.of(config.run_dir)
     curves = {}
-    for stage, key, name in (("sft", "loss", "SFT loss"), ("train", "rewards/outcome_reward/mean", "ExGRPO reward"),
-                             ("train", "exgrpo/dsu_fired", "DSU bonus fired")):
-        path = config.run_dir / stage / "log_history.json"
-        if path.exists():
-            curves[name] = [(e["step"], e[key]) for e in json.loads(path.read_text()) if key in e]
+    for stage, key, name in CURVES:
+        history = run.training_log(stage)
+        if history is not None:
+            curves[name] = [(e["step"], e[key]) for e in history if key in e]
     return curves
 
 
@@ -162,17 +169,14 @@ def plot(results: dict[str, dict[str, Any]], curves: dict[str, list[tuple[int, f
 
 
 def write_run_report(config: RunConfig) -> dict[str, Any]:
+    layout = RunLayout(config.run_dir)
     results = collect(config)
-    seconds = {}
-    for stage in STAGES[:-1]:
-        manifest = config.run_dir / stage / "manifest.json"
-        if manifest.exists():
-            seconds[stage] = json.loads(manifest.read_text())["seconds"]
+    seconds = RunResults(layout).stage_seconds(STAGES[:STAGES.index("report")])
     pairs = comparisons(config, results)
-    atomic_write_json(config.run_dir / "report" / "results.json", {"models": results, "comparisons": pairs})
+    atomic_write_json(layout.results_json, {"models": results, "comparisons": pairs})
     titles = config.model_titles()
-    atomic_write_text(config.run_dir / "report" / "report.md", markdown(results, seconds, titles, pairs))
-    plot(results, training_curves(config), config.run_dir / "report" / "results.png", titles)
+    atomic_write_text(layout.report_markdown, markdown(results, seconds, titles, pairs))
+    plot(results, training_curves(config), layout.results_png, titles)
     return {"models": {m: {k: r[k] for k in ("held_in", "held_out", "ei_test")} for m, r in results.items()}}
 
 
@@ -201,9 +205,10 @@ def write_docs_page(run_dir: Path, page: Path, seconds: float, recipe: str, stud
 
     from exgrpo.models.precision import cpu_has_native_bf16
 
-    results = json.loads((run_dir / "report" / "results.json").read_text())
+    layout = RunLayout(run_dir)
+    results = json.loads(layout.results_json.read_text())
     image = page.with_suffix(".png")
-    shutil.copyfile(run_dir / "report" / "results.png", image)
+    shutil.copyfile(layout.results_png, image)
     text = "\n".join([
         "# Quickstart results", "",
         f"Written by `exgrpo quickstart --docs {page}` (the recipe: `{recipe}`):",
@@ -214,5 +219,5 @@ def write_docs_page(run_dir: Path, page: Path, seconds: float, recipe: str, stud
         "Accuracy (%) with 95% bootstrap CIs. Held-in: the training families (arith, date, logic, choice) on new",
         "problems. Held-out: 4-5 steps, unseen names and templates, reversed arithmetic, and the budget family",
         "never trained on. EI-Test: the probes of the held-in test questions (all ten rules).", "",
-        goal_line(results), "", (run_dir / "report" / "report.md").read_text(), f"![results]({image.name})", ""])
+        goal_line(results), "", layout.report_markdown.read_text(), f"![results]({image.name})", ""])
     atomic_write_text(page, text)

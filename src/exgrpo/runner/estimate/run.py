@@ -23,6 +23,7 @@ from exgrpo.runner.estimate.student_tokens import (
 )
 from exgrpo.runner.estimate.teacher_calls import PURPOSES, ProbeForecast, forecast_probe_stage
 from exgrpo.runner.estimate.tokens import TokenCounter
+from exgrpo.runner.layout import RunLayout
 from exgrpo.runner.registry import RUN_TEACHERS, run_registry
 from exgrpo.runner.stage_configs import eval_config, probe_config, sft_config, train_config
 
@@ -51,7 +52,7 @@ class RunEstimate:
 def estimate_run(config: RunConfig) -> RunEstimate:
     """The estimate; a synthetic world not written yet is generated into a scratch folder for it (it is
     deterministic, and takes seconds), so that a fresh run's plan has its questions too."""
-    if config.world is None or (config.run_dir / "world" / "train.jsonl").exists():
+    if config.world is None or RunLayout(config.run_dir).world_split("train").exists():
         return _estimate(config, run_registry(config))
     import tempfile
 
