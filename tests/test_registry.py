@@ -223,6 +223,12 @@ def test_a_datasets_file_carries_entries_relative_to_its_folder(tmp_path: Path) 
 def test_a_bad_datasets_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="datasets file not found"):
         read_datasets_file(tmp_path / "absent.yaml")
-    (tmp_path / "bad.yaml").write_text("- name: x\n  answer_type: number\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: entry 1"):
+    (tmp_path / "list.yaml").write_text("- name: x\n")
+    with pytest.raises(ConfigError, match=r"list.yaml: expected `schema_version`"):
+        read_datasets_file(tmp_path / "list.yaml")
+    (tmp_path / "newer.yaml").write_text("schema_version: 99\ndatasets: []\n")
+    with pytest.raises(ConfigError, match=r"newer.yaml: schema_version 99"):
+        read_datasets_file(tmp_path / "newer.yaml")
+    (tmp_path / "bad.yaml").write_text("schema_version: 1\ndatasets:\n  - name: x\n    answer_type: number\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: datasets entry 1"):
         read_datasets_file(tmp_path / "bad.yaml")

@@ -243,14 +243,17 @@ def load_examples(name: str, split: str | None = None, limit: int | None = None,
     return (registry or DatasetRegistry()).load(name, split, limit, source)
 
 
-# A datasets file: a YAML list of entries, written beside data files (a synthetic world's splits) so that any
+# A datasets file: dataset entries in YAML, written beside data files (a synthetic world's splits) so that any
 # command can read them. A relative `base_dir` is relative to the file's folder: the folder can move.
 DATASETS_FILE = "datasets.yaml"
+DATASETS_FILE_SCHEMA = 1
 
 
 def write_datasets_file(path: str | Path, entries: Iterable[DatasetEntry]) -> None:
-    documents = [entry.model_dump(mode="json", exclude_defaults=True) for entry in entries]
-    atomic_write_text(path, yaml.safe_dump(documents, sort_keys=False, allow_unicode=True))
+    documents = [{"name": entry.name, **entry.model_dump(mode="json", exclude_defaults=True)} for entry in entries]
+    text = yaml.safe_dump({"schema_version": DATASETS_FILE_SCHEMA, "datasets": documents}, sort_keys=False,
+                          allow_unicode=True)
+    atomic_write_text(path, text)
 
 
 def read_datasets_file(path: str | Path) -> list[DatasetEntry]:
@@ -259,17 +262,20 @@ def read_datasets_file(path: str | Path) -> list[DatasetEntry]:
     if not path.is_file():
         raise ConfigError(f"{path}: datasets file not found")
     try:
-        documents = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: invalid YAML: {error}") from None
-    if not isinstance(documents, list):
-        raise ConfigError(f"{path}: expected a list of dataset entries")
+    if not isinstance(document, dict) or not isinstance(document.get("datasets"), list):
+        raise ConfigError(f"{path}: expected `schema_version` and a list of dataset entries under `datasets`")
+    if document.get("schema_version") != DATASETS_FILE_SCHEMA:
+        raise ConfigError(f"{path}: schema_version {document.get('schema_version')!r}; this exgrpo reads "
+                          f"{DATASETS_FILE_SCHEMA} (rerun the world stage with this exgrpo to write it again)")
     entries = []
-    for position, document in enumerate(documents):
+    for position, entry_document in enumerate(document["datasets"]):
         try:
-            entry = DatasetEntry.model_validate(document)
+            entry = DatasetEntry.model_validate(entry_document)
         except ValidationError as error:
-            raise ConfigError(f"{path}: entry {position + 1}: {error}") from None
+            raise ConfigError(f"{path}: datasets entry {position + 1}: {error}") from None
         base = Path(entry.base_dir) if entry.base_dir is not None else Path(".")
         entries.append(entry.model_copy(update={"base_dir": str((path.parent / base).resolve())}))
     return entries
