@@ -48,7 +48,7 @@ def test_eval_of_a_model_outside_the_run_needs_world_and_says_so(run_dir: Path, 
     refused = invoke("eval", "--model", tiny_model_path, *EVAL_FLAGS, "--output-dir", tmp_path / "refused")
     assert refused.exit_code == 2
     assert "unknown dataset(s) world_test" in refused.output and "--world RUN_DIR" in refused.output
-    for world in (run_dir, run_dir / "world"):  # the run folder or its world folder
+    for world in (run_dir, run_dir / "world", run_dir / "world" / "datasets.yaml"):  # the run, its world, the file
         result = invoke("eval", "--model", tiny_model_path, *EVAL_FLAGS, "--world", world,
                         "--output-dir", tmp_path / world.name)
         assert result.exit_code == 0, result.output

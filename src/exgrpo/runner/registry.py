@@ -26,8 +26,11 @@ def run_registry(config: RunConfig) -> DatasetRegistry:
 
 
 def world_datasets_file(folder: str | Path) -> Path:
-    """The datasets file of a world folder, or of a run folder's world; a folder without one is named."""
+    """The datasets file of a world folder, or of a run folder's world (or the file itself); a folder without one is
+    named."""
     folder = Path(folder)
+    if folder.is_file():
+        return folder
     run_world = RunLayout(folder).world_datasets
     for candidate in (folder / DATASETS_FILE, run_world):
         if candidate.is_file():
