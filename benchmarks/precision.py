@@ -38,7 +38,8 @@ def world_ei(folder: Path) -> Path:
     write_world(folder / "world", **world)
     registry = DatasetRegistry(world_entries(folder / "world"))
     config = build_config(ProbeConfig, {"datasets": ["world_train"], "output_dir": folder / "probe",
-                                        "teacher": {"kind": "exact", "world": world}}, "world EI", registry_context(registry))
+                                        "teacher": {"kind": "exact", "world": world}}, "world EI",
+                          registry_context(registry))
     run_probe(config, registry=registry, extra_teachers=WORLD_TEACHERS)
     return folder / "probe" / "ei.jsonl"
 

@@ -140,7 +140,8 @@ class Page:
 
         if not hasattr(self, "_examples"):
             self._examples = {name: examples for name, (_, examples) in
-                              load_eval_datasets(eval_config(self.config, "base", self.registry), self.registry).items()}
+                              load_eval_datasets(eval_config(self.config, "base", self.registry),
+                                                 self.registry).items()}
         examples = self._examples.get(dataset, [])
         if not self.world or dataset in self.outside:  # the real benchmarks' questions have no family
             return examples

@@ -53,8 +53,9 @@ def _fail(error: Exception) -> None:
 
 
 WorldOption = Annotated[list[Path] | None, typer.Option(
-    "--world", help="A run folder (its world/ folder, or a datasets.yaml) whose synthetic world's datasets (world_test, ...) this "
-                    "command may read; repeatable. Default for eval: the run folder that holds --model, if any.")]
+    "--world", help="A run folder (its world/ folder, or a datasets.yaml) whose synthetic world's datasets "
+                    "(world_test, ...) this command may read; repeatable. Default for eval: the run folder that "
+                    "holds --model, if any.")]
 
 
 def _dataset_registry(worlds: list[Path] | None, model: str | None = None) -> Any:
@@ -145,7 +146,8 @@ def probe_command(
                 progress.update(tasks[stage], completed=done, total=total, in_flight=stats.in_flight,
                                 cached=stats.cached, errors=stats.errors)
 
-            stats = run_probe(probe_config, on_progress=on_progress, registry=registry, extra_teachers=WORLD_TEACHERS)
+            stats = run_probe(probe_config, on_progress=on_progress, registry=registry,
+                              extra_teachers=WORLD_TEACHERS)
     except ExgrpoError as error:
         _fail(error)
     console.print(markdown_report(stats), markup=False, highlight=False, soft_wrap=True)

@@ -80,7 +80,8 @@ def precision_key(config: EvalConfig) -> str | None:
     return None if dtype == torch.float32 else str(dtype)
 
 
-def prediction_fingerprint(config: EvalConfig, entry: DatasetEntry, split: str, precision: str | None | bool = True) -> str:
+def prediction_fingerprint(config: EvalConfig, entry: DatasetEntry, split: str,
+                           precision: str | None | bool = True) -> str:
     """What makes a stored prediction reusable: same model, data, prompt, decoding and float type.
     `precision`: the float type's key (precision_key; True = work it out from the config)."""
     key = {"model": model_identity(config.model), "dataset": entry.name, "split": split, "source": config.source,
