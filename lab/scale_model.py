@@ -25,9 +25,12 @@ import sys
 import time
 from pathlib import Path
 
-from lab.study.spec import Study, run_seed
+# The lab is not installed: run as a script, it imports `lab` from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SPEC = Path(__file__).resolve().parent.parent / "configs" / "study" / "study.yaml"
+from lab.study.spec import Study, run_seed  # noqa: E402
+
+SPEC = Path(__file__).resolve().parent / "configs" / "study.yaml"
 
 
 def main() -> int:

@@ -20,7 +20,7 @@ REPO = Path(__file__).parents[1]
 
 def micro_spec(tmp_path: Path) -> Path:
     """The real study spec shrunk to seconds: a micro world, 1-layer students, a few steps per stage."""
-    spec: dict[str, Any] = yaml.safe_load((REPO / "configs" / "study" / "study.yaml").read_text())
+    spec: dict[str, Any] = yaml.safe_load((REPO / "configs" / "study.yaml").read_text())
     spec.update(run_root=str(tmp_path / "runs"), seeds=[0])
     spec.setdefault("report", {})["rerun_policy"] = "No run is rerun; a degenerate run is flagged below."
     common = spec["common"]
