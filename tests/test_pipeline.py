@@ -24,6 +24,15 @@ from exgrpo.config import (
 from exgrpo.config.run import RunConfig
 from exgrpo.errors import ConfigError
 from exgrpo.runner.pipeline import STAGES, plan, run
+from exgrpo.runner.stage_configs import (
+    base_path,
+    eval_config,
+    model_paths,
+    probe_config,
+    sft_config,
+    stage_configs,
+    train_config,
+)
 
 REPO = Path(__file__).parents[1]
 
@@ -158,7 +167,7 @@ def test_a_distillation_section_is_checked_as_one(tmp_path: Path) -> None:
 def test_the_exact_teachers_world_is_the_runs(tmp_path: Path) -> None:
     recipe = micro_recipe(tmp_path / "run")
     config = build_config(RunConfig, recipe, "test")
-    assert config.probe_config().teacher.world == config.world  # type: ignore[union-attr]
+    assert probe_config(config).teacher.world == config.world  # type: ignore[union-attr]
     recipe["probe"]["teacher"]["world"] = {"seed": 5}  # would be ignored: refused
     with pytest.raises(ConfigError, match="probe.teacher.world: the exact teacher's world is the run's `world`"):
         build_config(RunConfig, recipe, "test")
@@ -167,12 +176,12 @@ def test_the_exact_teachers_world_is_the_runs(tmp_path: Path) -> None:
 def test_a_section_left_out_takes_the_stage_configs_defaults(tmp_path: Path) -> None:
     """One default per setting: the stage configs a run builds from bare sections are the stage schemas' own."""
     config = build_config(RunConfig, run_values(tmp_path), "x")
-    eval_stage = config.eval_config("base")
+    eval_stage = eval_config(config, "base")
     assert eval_stage == EvalConfig(model="base/model", datasets=["world_test"], output_dir=eval_stage.output_dir)
     assert (eval_stage.max_new_tokens, eval_stage.batch_size) == (512, 16)  # `exgrpo eval`'s
-    sft = config.sft_config()
+    sft = sft_config(config)
     assert sft == SFTStageConfig(model="base/model", ei_data=sft.ei_data, output_dir=sft.output_dir)  # type: ignore[union-attr]
-    train = config.train_config()
+    train = train_config(config)
     assert train == TrainConfig(model=train.model, ei_data=train.ei_data, output_dir=train.output_dir)  # type: ignore[union-attr]
 
 
@@ -202,10 +211,10 @@ def test_paper_recipes_dry_run_without_loading_models(recipe: Path) -> None:
     assert all(stage in result.stdout for stage in STAGES)
     config = build_config(RunConfig, yaml.safe_load(recipe.read_text()), str(recipe))
     # The estimate: every held-in training question's rationale, priced where the recipe states a price.
-    teacher = config.probe_config().teacher.model  # type: ignore[union-attr]
+    teacher = probe_config(config).teacher.model  # type: ignore[union-attr]
     assert f"Probe stage, teacher {teacher}" in result.stdout and "Student side" in result.stdout
     assert ("no price" in result.stdout) == (teacher not in config.estimate.prices)
-    stages = config.stage_configs()
+    stages = stage_configs(config)
     assert stages["sft"].lora is not None and stages["sft"].lora.r == 32
     assert len(stages["eval"]["base"].datasets) == 12
 
@@ -242,9 +251,9 @@ def test_a_run_trains_or_reuses_its_sft_model_not_both(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="at most one of `sft`"):
         build_config(RunConfig, run_values(tmp_path, sft={"epochs": 1}, sft_model="other/sft"), "x")
     config = build_config(RunConfig, run_values(tmp_path, sft=None, sft_model="other/sft"), "x")
-    assert config.model_paths()["sft"] == "other/sft"
+    assert model_paths(config)["sft"] == "other/sft"
     assert config.trained_models() == ["base", "sft", "exgrpo"]
-    assert config.train_config().model == "other/sft"
+    assert train_config(config).model == "other/sft"
 
 
 def test_eval_models_must_be_models_the_run_has(tmp_path: Path) -> None:
@@ -255,17 +264,17 @@ def test_eval_models_must_be_models_the_run_has(tmp_path: Path) -> None:
 
 def test_without_sft_rl_starts_from_the_base_model(tmp_path: Path) -> None:
     config = build_config(RunConfig, run_values(tmp_path, sft=None), "x")
-    assert config.model_paths()["sft"] == config.base_path() == "base/model"
+    assert model_paths(config)["sft"] == base_path(config) == "base/model"
     assert config.trained_models() == ["base", "exgrpo"]
-    assert config.sft_config() is None
-    assert config.train_config().model == "base/model"
+    assert sft_config(config) is None
+    assert train_config(config).model == "base/model"
 
 
 def test_distill_train_section_builds_a_distillation_stage(tmp_path: Path) -> None:
     config = build_config(RunConfig, run_values(tmp_path, train={"method": "distill", "teacher_model": "t"}), "x")
-    stage = config.train_config()
+    stage = train_config(config)
     assert isinstance(stage, DistillStageConfig)
-    assert stage.teacher_model == "t" and stage.model == config.model_paths()["sft"]
+    assert stage.teacher_model == "t" and stage.model == model_paths(config)["sft"]
     exgrpo_only = run_values(tmp_path, train={"method": "distill", "teacher_model": "t", "questions_per_step": 2})
     with pytest.raises(ConfigError, match=r"train\.questions_per_step: Extra inputs"):
         build_config(RunConfig, exgrpo_only, "x")
@@ -277,6 +286,6 @@ def test_embedded_quickstart_recipes_are_valid_run_configs(name: str) -> None:
 
     recipe = yaml.safe_load(resources.files("exgrpo.recipes").joinpath(name).read_text())
     config = build_config(RunConfig, recipe, name)
-    stages = config.stage_configs()
+    stages = stage_configs(config)
     assert {"sft", "train", "eval"} <= set(stages)
     assert stages["sft"].max_steps > 0 or stages["sft"].epochs > 0

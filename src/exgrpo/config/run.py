@@ -10,18 +10,11 @@ from typing import Any, Literal
 from pydantic import Field, ValidatorFunctionWrapHandler, field_validator, model_validator
 
 from exgrpo.config.base import ModelName as ConfigModelName
-from exgrpo.config.base import StrictModel, build_config
+from exgrpo.config.base import StrictModel
 from exgrpo.config.estimate import EstimateConfig
-from exgrpo.config.eval import EvalConfig, EvalSettings
-from exgrpo.config.probe import ProbeConfig, ProbeSettings, WorldConfig
-from exgrpo.config.training import (
-    DistillSettings,
-    DistillStageConfig,
-    SFTSettings,
-    SFTStageConfig,
-    TrainConfig,
-    TrainSettings,
-)
+from exgrpo.config.eval import EvalSettings
+from exgrpo.config.probe import ProbeSettings, WorldConfig
+from exgrpo.config.training import DistillSettings, SFTSettings, TrainSettings
 
 MODELS = {"base": "the base student", "sft": "SFT on EI data", "exgrpo": "EI + ExGRPO"}
 ModelName = Literal["base", "sft", "exgrpo"]
@@ -101,10 +94,7 @@ class RunConfig(StrictModel):
             register_world(self.run_dir / "world")  # names only: the files come with the world stage
         return self
 
-    # -------------------------------------------------------- where each stage reads and writes
-
-    def base_path(self) -> str:
-        return str(self.run_dir / "base" / "final") if self.student is not None else str(self.base_model)
+    # ------------------------------------------- which models the run has (their paths: runner/stage_configs.py)
 
     def trained_models(self) -> list[str]:
         """The models this run has: the base, its SFT model (trained or reused), its RL model."""
@@ -119,54 +109,3 @@ class RunConfig(StrictModel):
         titles = dict(MODELS) if self.name is None else {
             "base": MODELS["base"], "sft": f"{self.name}: after SFT", "exgrpo": f"{self.name}: after RL"}
         return {model: titles[model] for model in self.evaluated_models()}
-
-    def model_paths(self) -> dict[str, str]:
-        sft = self.sft_model or (str(self.run_dir / "sft" / "final") if self.sft is not None else self.base_path())
-        return {"base": self.base_path(), "sft": sft, "exgrpo": str(self.run_dir / "train" / "final")}
-
-    # The builders pass on what a section sets (the stage config's defaults are the section's), and the files.
-
-    def probe_config(self) -> ProbeConfig:
-        values = self.probe.model_dump(exclude_unset=True)
-        if self.world is not None and self.probe.teacher.kind == "exact":
-            values["teacher"]["world"] = self.world.model_dump()
-        difficulty = values.get("difficulty")  # absent: off (ProbeConfig's default); a section: on unless it says not
-        if difficulty is not None and difficulty.get("enabled", True):
-            difficulty.setdefault("student", self.base_path())
-        # The teacher cache lives outside the stage folder: redoing the stage must never lose a paid call.
-        values.setdefault("cache_path", self.run_dir / "teacher_cache.jsonl")
-        return build_config(ProbeConfig, {**values, "output_dir": self.run_dir / "probe"}, "probe section")
-
-    def sft_config(self) -> SFTStageConfig | None:
-        if self.sft is None:
-            return None
-        return build_config(SFTStageConfig, {**self.sft.model_dump(exclude_unset=True), "model": self.base_path(),
-                                             "output_dir": self.run_dir / "sft",
-                                             "ei_data": self.run_dir / "probe" / "ei.jsonl"}, "sft section")
-
-    def train_config(self) -> TrainConfig | DistillStageConfig | None:
-        """The RL stage (ExGRPO, or a baseline's vanilla GRPO or on-policy distillation), from the SFT model
-        (or from the base where there is no SFT: RL without warm-up)."""
-        if self.train is None:
-            return None
-        stage = DistillStageConfig if isinstance(self.train, DistillSettings) else TrainConfig
-        return build_config(stage, {**self.train.model_dump(exclude_unset=True), "model": self.model_paths()["sft"],
-                                    "output_dir": self.run_dir / "train",
-                                    "ei_data": self.run_dir / "probe" / "ei.jsonl"}, "train section")
-
-    def eval_config(self, model: str) -> EvalConfig:
-        datasets = self.eval.datasets + ([self.eval.ei_test] if self.eval.ei_test else [])
-        return build_config(EvalConfig, {
-            **self.eval.model_dump(include=set(EvalSettings.model_fields), exclude_unset=True),
-            "model": self.model_paths()[model], "datasets": datasets,
-            "limits": {**self.eval.limits, **({self.eval.ei_test: self.eval.ei_test_limit}
-                                              if self.eval.ei_test and self.eval.ei_test_limit else {})},
-            "output_dir": self.run_dir / "eval" / model}, "eval section")
-
-    def stage_configs(self) -> dict[str, Any]:
-        """Every stage's resolved configuration: building them is the validation."""
-        return {"world": self.world, "base": self.student or self.base_model, "probe": self.probe_config(),
-                "sft": self.sft_config() or {"model": self.model_paths()["sft"]}, "train": self.train_config(),
-                "eval": {model: self.eval_config(model) for model in self.evaluated_models()}, "report": self.eval}
-
-
