@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -159,7 +159,4 @@ class DistillStageConfig(DistillSettings, TrainingRun):
     """The on-policy distillation stage (a run's `train` section with `method: distill`)."""
 
     output_dir: Path = Path("runs/distill")
-
-
-RLStageConfig = Annotated[TrainConfig | DistillStageConfig, Field(discriminator="method")]
 
