@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmark_files import require_dataset_files
 from typer.testing import CliRunner
 
 from exgrpo.cli import app
 from exgrpo.config import build_config
 from exgrpo.config.run import RunConfig
 from exgrpo.runner.pipeline import STAGE_FUNCTIONS
-from tests.conftest import require_dataset_files
 
 DATASETS = ["boolq", "strategyqa"]  # yes/no questions: the toy student answers them, some right
 
