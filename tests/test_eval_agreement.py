@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from exgrpo.cli import app
 from exgrpo.config import build_config
 from exgrpo.config.run import RunConfig
-from exgrpo.runner.pipeline import STAGE_FUNCTIONS
+from exgrpo.runner.layout import RunLayout
+from exgrpo.runner.stages import STAGE_FUNCTIONS
 
 DATASETS = ["boolq", "strategyqa"]  # yes/no questions: the toy student answers them, some right
 
@@ -36,11 +37,12 @@ def test_exgrpo_eval_and_the_runs_eval_stage_give_the_same_answers(tmp_path: Pat
                                       "--output-dir", str(tmp_path / "cli")])
     assert result.exit_code == 0, result.output
 
-    in_run = json.loads((tmp_path / "run" / "eval" / "base" / "report.json").read_text())
+    in_run_folder = RunLayout(run_config.run_dir).evaluation("base")
+    in_run = json.loads(in_run_folder.report.read_text())
     alone = json.loads((tmp_path / "cli" / "report.json").read_text())
     assert {**in_run["config"], "output_dir": None} == {**alone["config"], "output_dir": None}
     assert _rows(in_run) == _rows(alone) and in_run["averages"] == alone["averages"]
     assert sum(row["num_correct"] for row in _rows(alone)) > 0  # answers worth comparing, not two blank reports
     for name in DATASETS:
-        run_predictions = (tmp_path / "run" / "eval" / "base" / "predictions" / f"{name}.jsonl").read_text()
+        run_predictions = in_run_folder.predictions(name).read_text()
         assert run_predictions == (tmp_path / "cli" / "predictions" / f"{name}.jsonl").read_text()
