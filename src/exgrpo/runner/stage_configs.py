@@ -4,20 +4,19 @@ run's registry (runner/registry.py: the built-ins and the run's world), or the o
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from exgrpo.config import format_validation_error
 from exgrpo.config.base import build_config
 from exgrpo.config.datasets import registry_context
-from exgrpo.config.eval import EvalConfig
+from exgrpo.config.eval import EvalConfig, EvalSettings
 from exgrpo.config.probe import ProbeConfig
 from exgrpo.config.run import RunConfig
-from exgrpo.config.training import DistillStageConfig, RLStageConfig, SFTStageConfig, TrainConfig
+from exgrpo.config.training import DistillSettings, DistillStageConfig, SFTStageConfig, TrainConfig
 from exgrpo.data.registry import DatasetRegistry
-from exgrpo.errors import ConfigError
 from exgrpo.runner.layout import RunLayout
 from exgrpo.runner.registry import run_registry
+
+# A builder passes on what a section sets (the stage config's defaults are the section's own) and adds the files.
 
 
 def base_path(config: RunConfig) -> str:
@@ -32,8 +31,8 @@ def model_paths(config: RunConfig) -> dict[str, str]:
 
 def probe_config(config: RunConfig, registry: DatasetRegistry | None = None) -> ProbeConfig:
     layout = RunLayout(config.run_dir)
-    values = json.loads(json.dumps(config.probe))  # a copy
-    if config.world is not None and values.get("teacher", {}).get("kind") == "exact":
+    values = config.probe.model_dump(exclude_unset=True)
+    if config.world is not None and config.probe.teacher.kind == "exact":
         values["teacher"]["world"] = config.world.model_dump()
     difficulty = values.get("difficulty")  # absent: off (ProbeConfig's default); a section: on unless it says not
     if difficulty is not None and difficulty.get("enabled", True):
@@ -48,8 +47,9 @@ def sft_config(config: RunConfig) -> SFTStageConfig | None:
     if config.sft is None:
         return None
     layout = RunLayout(config.run_dir)
-    return build_config(SFTStageConfig, {**config.sft, "model": base_path(config), "output_dir": layout.stage_dir("sft"),
-                                         "ei_data": layout.ei_data}, "sft section")
+    return build_config(SFTStageConfig, {**config.sft.model_dump(exclude_unset=True), "model": base_path(config),
+                                         "output_dir": layout.stage_dir("sft"), "ei_data": layout.ei_data},
+                        "sft section")
 
 
 def train_config(config: RunConfig) -> TrainConfig | DistillStageConfig | None:
@@ -57,26 +57,20 @@ def train_config(config: RunConfig) -> TrainConfig | DistillStageConfig | None:
     (or from the base where there is no SFT: RL without warm-up)."""
     if config.train is None:
         return None
-    from pydantic import TypeAdapter, ValidationError
-
     layout = RunLayout(config.run_dir)
-    values = {"method": "exgrpo", **config.train, "model": model_paths(config)["sft"],
-              "output_dir": layout.stage_dir("train"), "ei_data": layout.ei_data}
-    try:
-        return TypeAdapter(RLStageConfig).validate_python(values)
-    except ValidationError as error:
-        raise ConfigError(format_validation_error(error, "train section")) from None
+    stage = DistillStageConfig if isinstance(config.train, DistillSettings) else TrainConfig
+    return build_config(stage, {**config.train.model_dump(exclude_unset=True), "model": model_paths(config)["sft"],
+                                "output_dir": layout.stage_dir("train"), "ei_data": layout.ei_data}, "train section")
 
 
 def eval_config(config: RunConfig, model: str, registry: DatasetRegistry | None = None) -> EvalConfig:
     section = config.eval
     datasets = section.datasets + ([section.ei_test] if section.ei_test else [])
     return build_config(EvalConfig, {
-        "model": model_paths(config)[model], "datasets": datasets, "limit": section.limit,
+        **section.model_dump(include=set(EvalSettings.model_fields), exclude_unset=True),
+        "model": model_paths(config)[model], "datasets": datasets,
         "limits": {**section.limits, **({section.ei_test: section.ei_test_limit}
                                         if section.ei_test and section.ei_test_limit else {})},
-        "max_new_tokens": section.max_new_tokens, "batch_size": section.batch_size,
-        "backend": section.backend, "dtype": section.dtype,
         "output_dir": RunLayout(config.run_dir).evaluation(model).path}, "eval section",
         registry_context(registry or run_registry(config)))
 
