@@ -20,7 +20,37 @@ from rich.progress import (
 from rich.table import Table
 
 from exgrpo import __version__
+from exgrpo.config import (
+    EvalConfig,
+    ProbeConfig,
+    SFTStageConfig,
+    TrainConfig,
+    build_config,
+    load_config,
+    load_yaml,
+    registry_context,
+)
+from exgrpo.config.run import RunConfig
+from exgrpo.data.prompts import build_prompt
+from exgrpo.data.registry import data_dir, entry_files
 from exgrpo.errors import ConfigError, ExgrpoError
+from exgrpo.evaluation.evaluate import evaluate
+from exgrpo.evaluation.report import markdown_table
+from exgrpo.gpu_check import run_gpu_check
+from exgrpo.inversion.output import markdown_report
+from exgrpo.inversion.pipeline import run_probe
+from exgrpo.models.shapes import SHAPES
+from exgrpo.models.tiny import build_tiny_model
+from exgrpo.rl.train import run_train
+from exgrpo.runner.estimate.run import estimate_notes, estimate_run, student_table, teacher_tables
+from exgrpo.runner.layout import RunLayout
+from exgrpo.runner.plan import plan
+from exgrpo.runner.registry import find_run_world, registry_with_worlds, world_datasets_file
+from exgrpo.runner.report import write_docs_page
+from exgrpo.runner.run import run
+from exgrpo.runner.stage_configs import stage_configs
+from exgrpo.training.sft import run_sft
+from exgrpo.world.teacher import WORLD_TEACHERS
 
 # Keep third-party chatter (hub lookups, TRL experimental notices) out of the user's way.
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -61,8 +91,6 @@ WorldOption = Annotated[list[Path] | None, typer.Option(
 def _dataset_registry(worlds: list[Path] | None, model: str | None = None) -> Any:
     """The built-in datasets and those of the worlds named (or, with none named, of the run folder holding
     `model`): the registry a command hands to what loads data."""
-    from exgrpo.runner.registry import find_run_world, registry_with_worlds, world_datasets_file
-
     files = [world_datasets_file(folder) for folder in worlds or []]
     if not files and model is not None and (found := find_run_world(model)) is not None:
         console.print(f"Using the synthetic world of the run folder holding the model: {found.parent} "
@@ -91,10 +119,6 @@ def eval_command(
     Greedy single-pass answers with the model's chat template. Per-example predictions are appended to
     OUTPUT_DIR/predictions/<dataset>.jsonl as they are made: rerunning the same command resumes.
     """
-    from exgrpo.config import EvalConfig, load_config, load_yaml, registry_context
-    from exgrpo.evaluation.evaluate import evaluate
-    from exgrpo.evaluation.report import markdown_table
-
     try:
         overrides = {"model": model, "datasets": datasets, "limit": limit, "split": split, "source": source,
                      "backend": backend, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
@@ -125,11 +149,6 @@ def probe_command(
     truncated; a teacher that cannot answer at all (bad key, unknown model, nothing listening) stops the
     command at once. The earlier run's outputs are removed before the first request.
     """
-    from exgrpo.config import ProbeConfig, load_config, registry_context
-    from exgrpo.inversion.output import markdown_report
-    from exgrpo.inversion.pipeline import run_probe
-    from exgrpo.world.teacher import WORLD_TEACHERS
-
     try:
         registry = _dataset_registry(world)
         probe_config = load_config(ProbeConfig, config, {"limit": limit, "output_dir": output_dir},
@@ -165,9 +184,6 @@ def sft_command(
 
     Rerunning continues from the newest checkpoint in OUTPUT_DIR. The model is saved to OUTPUT_DIR/final.
     """
-    from exgrpo.config import SFTStageConfig
-    from exgrpo.training.sft import run_sft
-
     _train_stage(SFTStageConfig, run_sft, config, {"max_steps": max_steps, "output_dir": output_dir}, "SFT model")
 
 
@@ -183,16 +199,11 @@ def train_command(
     Logs go to TensorBoard (OUTPUT_DIR/runs) unless report_to says otherwise. Rerunning continues from
     the newest checkpoint. The model is saved to OUTPUT_DIR/final.
     """
-    from exgrpo.config import TrainConfig
-    from exgrpo.rl.train import run_train
-
     _train_stage(TrainConfig, run_train, config, {"max_steps": max_steps, "output_dir": output_dir}, "ExGRPO model")
 
 
 def _train_stage(config_class: Any, runner: Any, config: Path, overrides: dict[str, Any], what: str) -> None:
     """Load and validate a training stage's config, run it, say where the model went."""
-    from exgrpo.config import load_config
-
     try:
         final = runner(load_config(config_class, config, overrides))
     except ExgrpoError as error:
@@ -211,13 +222,6 @@ def run_command(
     Each stage writes RUN_DIR/<stage>/ and a manifest; a rerun skips finished stages and resumes the one
     a killed run was in. The configuration is validated in full before the first stage starts.
     """
-    from exgrpo.config import build_config, load_yaml
-    from exgrpo.config.run import RunConfig
-    from exgrpo.runner.layout import RunLayout
-    from exgrpo.runner.plan import plan
-    from exgrpo.runner.run import run
-    from exgrpo.runner.stage_configs import stage_configs
-
     try:
         run_config = build_config(RunConfig, load_yaml(config), str(config))
         stage_configs(run_config)  # every stage's configuration, validated now
@@ -247,8 +251,6 @@ def run_command(
 
 
 def _print_estimate(run_config: Any) -> None:
-    from exgrpo.runner.estimate.run import estimate_notes, estimate_run, student_table, teacher_tables
-
     estimate = estimate_run(run_config)
     for table in [*teacher_tables(estimate), student_table(estimate)]:
         console.print(table)
@@ -284,8 +286,6 @@ def quickstart_command(
     started = time.time()
     run_command(Path(handle.name), from_stage=None, dry_run=False)
     if docs is not None:
-        from exgrpo.runner.report import write_docs_page
-
         student = (f"the pretrained student `{recipe['base_model']}`" if recipe.get("base_model")
                    else "a tiny Llama student trained from scratch")
         write_docs_page(Path(recipe["run_dir"]), docs, seconds=time.time() - started, recipe=f"configs/{name}",
@@ -303,9 +303,6 @@ def gpu_check_command(
     """The GPU path in minutes on a real shape with random weights (no download): LoRA SFT steps, ExGRPO steps
     (transformers generation) and a batch of eval generation, in bf16; pass/fail, tokens/s and peak memory per
     stage, written to OUT. Without CUDA it runs the same code on the tiny shape on the CPU."""
-    from exgrpo.gpu_check import run_gpu_check
-    from exgrpo.models.shapes import SHAPES
-
     if shape is not None and shape not in SHAPES:
         _fail(ConfigError(f"--shape must be one of {', '.join(SHAPES)}, not {shape!r}"))
     result = run_gpu_check(shape, out, steps, log=lambda line: console.print(line, markup=False, highlight=False))
@@ -367,8 +364,6 @@ def datasets_command(
 ) -> None:
     """List the registered datasets (the built-in benchmarks and the worlds named), their splits and whether
     their files are present."""
-    from exgrpo.data.registry import data_dir, entry_files
-
     try:
         registry = _dataset_registry(world)
     except ExgrpoError as error:
@@ -395,9 +390,6 @@ def tiny_model_command(
     world: WorldOption = None,
 ) -> None:
     """Build a tiny randomly initialised student (Hugging Face format) offline, for tests and demos."""
-    from exgrpo.data.prompts import build_prompt
-    from exgrpo.models.tiny import build_tiny_model
-
     if arch not in ("llama", "qwen2"):
         _fail(ExgrpoError(f"--arch must be llama or qwen2, not {arch!r}"))
     try:

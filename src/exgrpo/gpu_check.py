@@ -21,8 +21,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from exgrpo.config import SFTStageConfig, TrainConfig
 from exgrpo.files import atomic_write_json, replace_marked_section
+from exgrpo.generation.generators import make_generator
 from exgrpo.models.shapes import build_shaped_model
+from exgrpo.rl.train import build_trainer
+from exgrpo.training.sft import run_sft
 
 WORDS = ["the", "number", "of", "apples", "each", "basket", "holds", "is", "twice", "what", "remains", "after", "she", "gives", "away", "three", "then", "adds", "five", "more", "so", "we", "compute", "total", "per", "day", "across", "weeks", "and", "divide", "by", "price"]
 
@@ -103,9 +107,6 @@ def step_timer() -> Any:
 
 
 def check_sft(model: Path, root: Path, steps: int, lora: dict[str, Any]) -> tuple[float, int, str]:
-    from exgrpo.config import SFTStageConfig
-    from exgrpo.training.sft import run_sft
-
     config = SFTStageConfig(model=str(model), ei_data=write_ei_data(root / "ei.jsonl", 16), output_dir=root / "sft",
                             max_steps=steps, per_device_batch_size=4, max_length=1024, lora=lora, dtype="bfloat16",
                             report_to=["none"], logging_steps=1, save_steps=10_000, merge_adapter=False)
@@ -117,9 +118,6 @@ def check_sft(model: Path, root: Path, steps: int, lora: dict[str, Any]) -> tupl
 
 
 def check_exgrpo(model: Path, root: Path, steps: int, lora: dict[str, Any], turn_tokens: int) -> tuple[float, int, str]:
-    from exgrpo.config import TrainConfig
-    from exgrpo.rl.train import build_trainer
-
     settings = {"k": 2, "k_partial": 1, "rollouts_full": 4, "rollouts_partial": 4, "aux_weight": 0.1}
     config = TrainConfig(model=str(model), ei_data=write_ei_data(root / "ei.jsonl", 16), output_dir=root / "exgrpo",
                          max_steps=steps, questions_per_step=2, max_new_tokens=turn_tokens, lora=lora, dtype="bfloat16",
@@ -135,8 +133,6 @@ def check_exgrpo(model: Path, root: Path, steps: int, lora: dict[str, Any], turn
 
 
 def check_eval(model: Path, batch: int, new_tokens: int) -> tuple[float, int, str]:
-    from exgrpo.generation.generators import make_generator
-
     generator = make_generator(str(model), "transformers", batch, "bfloat16")
     rng = random.Random(1)
     conversations = [[{"role": "user", "content": sentence(rng, 60) + "?"}] for _ in range(batch)]

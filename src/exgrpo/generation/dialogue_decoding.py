@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from exgrpo.generation.continuous import DecodeBatch, select_cache_rows
+
 # Fields of a GenerationConfig that add logits processors this loop does not apply.
 _UNSUPPORTED_FIELDS = ("no_repeat_ngram_size", "bad_words_ids", "sequence_bias", "suppress_tokens",
                        "begin_suppress_tokens", "forced_bos_token_id", "forced_eos_token_id", "typical_p",
@@ -101,8 +103,6 @@ def prefill_shared(batch: Any, model: Any, contexts: Sequence[list[int]], pad_id
     GPU). Returns each row's last logits."""
     import torch
 
-    from exgrpo.generation.continuous import select_cache_rows
-
     distinct: dict[tuple[int, ...], int] = {}
     source = [distinct.setdefault(tuple(context), len(distinct)) for context in contexts]
     logits = batch.feed(model, [list(context) for context in distinct], pad_id)
@@ -122,8 +122,6 @@ def decode_dialogues(model: Any, contexts: Sequence[list[int]], end_turn: EndTur
     `end_turn(i, tokens, logprobs)` (log-probabilities of the warped distribution, as generate's
     `compute_transition_scores(normalize_logits=True)`; zeros without `with_logprobs`)."""
     import torch
-
-    from exgrpo.generation.continuous import DecodeBatch
 
     stop = set(stop_ids)
     stop_index = torch.tensor(sorted(stop), dtype=torch.long, device=model.device)

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from typing import Any
 
+from exgrpo.generation.continuous import drop_cache_columns, leading_padding, select_cache_rows
+
 
 class TurnCache:
     def __init__(self, pad_id: int) -> None:
@@ -69,8 +71,6 @@ class TurnCache:
 
     def _keep(self, rows: list[int]) -> None:
         import torch
-
-        from exgrpo.generation.continuous import drop_cache_columns, leading_padding, select_cache_rows
 
         index = torch.tensor(rows, dtype=torch.long, device=self.ids.device)
         self.ids, self.mask = self.ids[index], self.mask[index]

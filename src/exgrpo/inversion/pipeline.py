@@ -34,6 +34,7 @@ from exgrpo.inversion.state import ProbeOutcome, QuestionState
 from exgrpo.teachers.base import ChatRequest, ChatResponse
 from exgrpo.teachers.cache import CachedTeacher, CallStats, TeacherCache
 from exgrpo.teachers.factory import ExtraTeachers, make_backend
+from exgrpo.teachers.local import LocalTeacher
 
 # (stage description, requests answered, requests in the wave, the teacher's running stats)
 ProgressCallback = Callable[[str, int, int, CallStats], None]
@@ -209,8 +210,6 @@ def generate_probes(waves: Waves, teacher: CachedTeacher, outcomes: list[ProbeOu
 
 
 def make_student(config: ProbeConfig):
-    from exgrpo.teachers.local import LocalTeacher
-
     return LocalTeacher(config.difficulty.student or "", batch_size=config.difficulty.batch_size,
                         dtype=config.difficulty.dtype)
 

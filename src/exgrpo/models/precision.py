@@ -13,6 +13,8 @@ import functools
 from pathlib import Path
 from typing import Any, Literal
 
+from exgrpo.errors import ConfigError
+
 DtypeSetting = Literal["auto", "bfloat16", "float32"]
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 SMALL_MODEL_PARAMETERS = 50_000_000
@@ -75,8 +77,6 @@ def parameter_count(model: str) -> int:
     """Parameters of a model, from its config alone (built on the meta device: no weights are read)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
-
-    from exgrpo.errors import ConfigError
 
     try:
         config = AutoConfig.from_pretrained(model)

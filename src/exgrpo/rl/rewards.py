@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from exgrpo.data.answers import check_answer
+from exgrpo.data.answers import check_answer, extract_answer
 
 FULL, PARTIAL = "A", "B"
 
@@ -25,8 +25,6 @@ def outcome_reward(prompts: list[Any], completions: list[Any], final_answer: lis
 def format_reward(prompts: list[Any], completions: list[Any], final_answer: list[str], answer_type: list[str],
                   choices: list[list[str] | None], **_: Any) -> list[float]:
     """(ours) 1 when the final answer can be read at all; weighted by `format_reward` in the config."""
-    from exgrpo.data.answers import extract_answer
-
     return [float(extract_answer(text, kind, tuple(options) if options else None) is not None)
             for text, kind, options in zip(final_answer, answer_type, choices, strict=True)]
 

@@ -17,7 +17,9 @@ from typing import Any, Protocol
 from exgrpo.config import ExGRPOSettings
 from exgrpo.data.prompts import build_prompt
 from exgrpo.data.schema import Example
-from exgrpo.generation.dialogue_decoding import DialogueSampling
+from exgrpo.generation.continuous import supports_continuous
+from exgrpo.generation.cpu_attention import cpu_decode_attention
+from exgrpo.generation.dialogue_decoding import DialogueSampling, decode_dialogues, dialogue_sampling
 from exgrpo.generation.turn_cache import TurnCache
 from exgrpo.rl.rewards import FULL, PARTIAL
 from exgrpo.training.dialogues import ChatTokens, EIQuestion, sample_probes
@@ -136,8 +138,6 @@ def bf16_copy_for_cpu(model: Any) -> Any:
 
     import torch
 
-    from exgrpo.generation.cpu_attention import cpu_decode_attention
-
     parameter = next(model.parameters())
     if parameter.device.type != "cpu" or parameter.dtype != torch.float32:
         return model
@@ -178,8 +178,6 @@ class TransformersSampler:
 
     def _dialogue_sampling(self) -> DialogueSampling | None:
         """How `decode_dialogues` samples under TRL's arguments; None when only `generate` can."""
-        from exgrpo.generation.dialogue_decoding import dialogue_sampling
-
         args = self.trainer.args
         if self.decoding != "dialogues":
             return None
@@ -189,8 +187,6 @@ class TransformersSampler:
     @contextmanager
     def ready(self) -> Iterator[TransformersSampler]:
         from trl.models import unwrap_model_for_generation
-
-        from exgrpo.generation.continuous import supports_continuous
 
         args = self.trainer.args
         self.dialogue_sampling = self._dialogue_sampling()
@@ -208,8 +204,6 @@ class TransformersSampler:
                 self.model, self.turn_cache, self.decodes_dialogues = None, None, False
 
     def sample_dialogues(self, contexts: list[list[int]], end_turn: Any) -> None:
-        from exgrpo.generation.dialogue_decoding import decode_dialogues
-
         if not self.decodes_dialogues or self.dialogue_sampling is None:
             raise RuntimeError("TransformersSampler.sample_dialogues outside `with sampler.ready():` or unsupported here")
         decode_dialogues(self.model, contexts, end_turn, self.max_new_tokens, self.eos_ids, self.pad_id,

@@ -30,6 +30,8 @@ def grpo_arguments(config: TrainConfig) -> Any:
 def build_trainer(config: TrainConfig, callbacks: list[Any] | None = None) -> Any:
     from transformers import AutoTokenizer
 
+    # The trainer subclasses TRL's GRPOTrainer: importing it loads torch, transformers and TRL (seconds), which
+    # `exgrpo --help` and the configs that import this module must not pay for.
     from exgrpo.rl.trainer import ExGRPOTrainer
 
     model_path = resolve_model(config.model)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from exgrpo.config.run import RunConfig
 from exgrpo.errors import ExgrpoError
+from exgrpo.evaluation.metrics import bootstrap_mean_of_means
 from exgrpo.files import atomic_write_json, atomic_write_text
+from exgrpo.models.precision import cpu_has_native_bf16
 from exgrpo.runner.layout import STAGES, RunLayout
 from exgrpo.runner.results import RunResults
-
-if TYPE_CHECKING:
-    from exgrpo.config.run import RunConfig
 
 
 def _cell(estimate: dict[str, float] | None) -> str:
@@ -25,8 +25,6 @@ def paired_difference(run: RunResults, model: str, baseline: str, datasets: list
     """`model` minus `baseline` on the same questions (percentage points): the mean over `datasets` of each
     dataset's mean difference, with a paired bootstrap CI (each dataset's questions resampled on their own);
     "above" / "below" when the CI excludes 0, else "not resolved"."""
-    from exgrpo.evaluation.metrics import bootstrap_mean_of_means
-
     groups = []
     for name in datasets:
         ours, theirs = run.verdicts(model, name), run.verdicts(baseline, name)
@@ -202,8 +200,6 @@ def write_docs_page(run_dir: Path, page: Path, seconds: float, recipe: str, stud
     import os
     import platform
     import shutil
-
-    from exgrpo.models.precision import cpu_has_native_bf16
 
     layout = RunLayout(run_dir)
     results = json.loads(layout.results_json.read_text())

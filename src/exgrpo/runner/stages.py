@@ -9,10 +9,18 @@ from typing import Any
 
 from exgrpo.config import DistillStageConfig
 from exgrpo.config.run import RunConfig
+from exgrpo.evaluation.evaluate import evaluate
+from exgrpo.inversion.pipeline import run_probe
+from exgrpo.rl.train import run_train
 from exgrpo.runner.layout import RunLayout
 from exgrpo.runner.registry import RUN_TEACHERS, run_registry
 from exgrpo.runner.report import write_run_report
 from exgrpo.runner.stage_configs import eval_config, model_paths, probe_config, sft_config, train_config
+from exgrpo.training.distill import run_distill
+from exgrpo.training.sft import run_sft
+from exgrpo.world.datasets import write_world
+from exgrpo.world.generate import generate_split
+from exgrpo.world.student import build_base_student
 
 # A stage's progress: (task, done, total), e.g. ("eval sft: world_test", 12, 40); the CLI draws it.
 StageProgress = Callable[[str, int, int], None]
@@ -20,8 +28,6 @@ Stage = Callable[[RunConfig, StageProgress | None], dict[str, Any]]
 
 
 def stage_world(config: RunConfig, on_progress: StageProgress | None = None) -> dict[str, Any]:
-    from exgrpo.world.datasets import write_world
-
     if config.world is None:
         return {"skipped": "no synthetic world in this config"}
     world = config.world
@@ -32,8 +38,6 @@ def stage_world(config: RunConfig, on_progress: StageProgress | None = None) -> 
 def stage_base(config: RunConfig, on_progress: StageProgress | None = None) -> dict[str, Any]:
     if config.student is None:
         return {"model": config.base_model}
-    from exgrpo.world.generate import generate_split
-    from exgrpo.world.student import build_base_student
 
     assert config.world is not None, "a tiny student is built from the synthetic world"
     student = config.student
@@ -45,16 +49,12 @@ def stage_base(config: RunConfig, on_progress: StageProgress | None = None) -> d
 
 
 def stage_probe(config: RunConfig, on_progress: StageProgress | None = None) -> dict[str, Any]:
-    from exgrpo.inversion.pipeline import run_probe
-
     registry = run_registry(config)
     stats = run_probe(probe_config(config, registry), registry=registry, extra_teachers=RUN_TEACHERS)
     return {"datasets": stats["datasets"], "teachers": stats["teachers"]}
 
 
 def stage_sft(config: RunConfig, on_progress: StageProgress | None = None) -> dict[str, Any]:
-    from exgrpo.training.sft import run_sft
-
     sft = sft_config(config)
     if sft is None:
         return {"skipped": "no sft section", "model": model_paths(config)["sft"]}
@@ -66,18 +66,13 @@ def stage_train(config: RunConfig, on_progress: StageProgress | None = None) -> 
     if train is None:
         return {"skipped": "no train section"}
     if isinstance(train, DistillStageConfig):
-        from exgrpo.training.distill import run_distill
-
         return {"model": str(run_distill(train))}
-    from exgrpo.rl.train import run_train
 
     return {"model": str(run_train(train))}
 
 
 def stage_eval(config: RunConfig, on_progress: StageProgress | None = None) -> dict[str, Any]:
     """Every evaluated model in turn; its progress per dataset, named `eval MODEL: DATASET`."""
-    from exgrpo.evaluation.evaluate import evaluate
-
     summary, registry = {}, run_registry(config)
     for model in config.evaluated_models():
         def per_model(name: str, done: int, total: int, model: str = model) -> None:

@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from exgrpo.config import LocalTeacherConfig, OpenAITeacherConfig, ReplayTeacherConfig, TeacherConfig
+from exgrpo.data.registry import data_dir
 from exgrpo.errors import ConfigError
 from exgrpo.teachers.base import TeacherBackend
+from exgrpo.teachers.local import LocalTeacher
+from exgrpo.teachers.replay import DSS_DATASETS, ReplayTeacher, load_dss_rationales, load_replay_jsonl
 
 
 @dataclass(frozen=True)
@@ -32,19 +35,15 @@ def make_backend(config: TeacherConfig, datasets: list[str] | None = None,
                  extra_teachers: ExtraTeachers | None = None) -> TeacherBackend:
     """Build the backend a config describes; a replay teacher loads the stores of `datasets`."""
     if isinstance(config, OpenAITeacherConfig):
+        # `openai` (and its HTTP stack) only when an OpenAI-compatible teacher is used.
         from exgrpo.teachers.openai_api import OpenAITeacher
 
         return OpenAITeacher(config.model, base_url=config.base_url, api_key_env=config.api_key_env,
                              concurrency=config.concurrency, timeout=config.timeout, max_retries=config.max_retries,
                              extra_body=config.extra_body, max_consecutive_failures=config.max_consecutive_failures)
     if isinstance(config, LocalTeacherConfig):
-        from exgrpo.teachers.local import LocalTeacher
-
         return LocalTeacher(config.model, batch_size=config.batch_size, backend=config.backend, dtype=config.dtype)
     if isinstance(config, ReplayTeacherConfig):
-        from exgrpo.data.registry import data_dir
-        from exgrpo.teachers.replay import DSS_DATASETS, ReplayTeacher, load_dss_rationales, load_replay_jsonl
-
         responses = load_replay_jsonl(config.file) if config.file else {}
         root = config.dss_rationales or data_dir() / "dss_palm_rationales"
         for name in datasets or []:

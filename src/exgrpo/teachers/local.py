@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import groupby
 
+from exgrpo.generation.generators import make_generator
 from exgrpo.teachers.base import ChatRequest, ChatResponse, ResultCallback, StartCallback
 
 
 class LocalTeacher:
     def __init__(self, model_path: str, batch_size: int = 16, backend: str = "auto", dtype: str = "auto") -> None:
-        from exgrpo.generation.generators import make_generator
-
         self.model = model_path
         self.generator = make_generator(model_path, backend, batch_size, dtype)  # type: ignore[arg-type]
 

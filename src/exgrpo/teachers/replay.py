@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from exgrpo.data.answers import evaluate_arithmetic, format_number
+from exgrpo.data.registry import load_examples
 from exgrpo.errors import DataError
 from exgrpo.files import iter_jsonl
 from exgrpo.teachers.base import ChatRequest, ChatResponse, ResultCallback, StartCallback
@@ -71,8 +72,6 @@ def resolve_expression_answer(text: str) -> str:
 
 def load_dss_rationales(root: str | Path, dataset: str) -> StoredResponses:
     """PaLM rationales for `dataset`'s train and test splits, keyed by the registry's example ids."""
-    from exgrpo.data.registry import load_examples
-
     if dataset not in DSS_DATASETS:
         raise DataError(f"no stored PaLM rationales for '{dataset}' (available: {', '.join(DSS_DATASETS)})")
     folder = Path(root) / DSS_DATASETS[dataset]

@@ -25,6 +25,7 @@ from typing import Any
 from exgrpo.config import SFTStageConfig, TrainingRun
 from exgrpo.data.answers import final_answer_sentence
 from exgrpo.errors import ConfigError
+from exgrpo.inversion.rules import ei_rules
 from exgrpo.training.dialogues import EIQuestion, load_ei_questions, sft_conversations
 
 RATIONALE_TASK = "[rationale] "
@@ -54,8 +55,6 @@ def training_questions(config: TrainingRun) -> list[EIQuestion]:
 
 def keep_probe_rules(questions: Sequence[EIQuestion], rules: Sequence[str] | None) -> list[EIQuestion]:
     """Only the probes of `rules` (default: the ten EI rules, never a baseline's augmentation)."""
-    from exgrpo.inversion.rules import ei_rules
-
     rules = ei_rules() if rules is None else rules
     return [replace(q, probes=tuple(p for p in q.probes if probe_rule(p[0].id) in rules)) for q in questions]
 

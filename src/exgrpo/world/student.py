@@ -11,6 +11,7 @@ from pathlib import Path
 
 from exgrpo.data.answers import final_answer_sentence
 from exgrpo.data.prompts import build_prompt
+from exgrpo.models.tiny import build_tiny_model
 from exgrpo.training.common import device_arguments
 from exgrpo.world.generate import to_example
 from exgrpo.world.probes import make_probe
@@ -35,8 +36,6 @@ def build_base_student(out_dir: Path, train: list[Problem], hidden_size: int, nu
     import datasets
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
-
-    from exgrpo.models.tiny import build_tiny_model
 
     initial = build_tiny_model(out_dir / "initial", texts=tokenizer_corpus(train), hidden_size=hidden_size,
                                num_layers=num_layers, num_heads=num_heads, vocab_size=vocab_size, seed=seed)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.table import Table
 
 from exgrpo.config import StudentThroughput, TokenPrice
+from exgrpo.config.run import RunConfig
 from exgrpo.data.registry import DatasetRegistry
 from exgrpo.errors import ConfigError, ExgrpoError
+from exgrpo.evaluation.evaluate import load_eval_datasets
 from exgrpo.runner.estimate.student_tokens import (
     StudentLoad,
     difficulty_load,
@@ -26,9 +27,7 @@ from exgrpo.runner.estimate.tokens import TokenCounter
 from exgrpo.runner.layout import RunLayout
 from exgrpo.runner.registry import RUN_TEACHERS, run_registry
 from exgrpo.runner.stage_configs import eval_config, probe_config, sft_config, train_config
-
-if TYPE_CHECKING:
-    from exgrpo.config.run import RunConfig
+from exgrpo.world.datasets import world_entries, write_world
 
 PURPOSE_TITLES = {"cot": "rationales", "sample": "extra rationales", "probe": "probes", "repair": "probe repairs",
                   "probe_answer": "probe answers", "consistency": "EI-consistency"}
@@ -56,8 +55,6 @@ def estimate_run(config: RunConfig) -> RunEstimate:
         return _estimate(config, run_registry(config))
     import tempfile
 
-    from exgrpo.world.datasets import world_entries, write_world
-
     world = config.world
     with tempfile.TemporaryDirectory(prefix="exgrpo-dry-world-") as scratch:
         write_world(Path(scratch), world.seed, world.train_size, world.test_size, world.ood_size, world.val_size)
@@ -82,7 +79,6 @@ def _estimate(config: RunConfig, registry: DatasetRegistry) -> RunEstimate:
             estimate.loads.append(sft_load(sft, forecast, TokenCounter(settings.tokenizer)))
         if train is not None:
             estimate.loads.append(train_load(train, forecast))
-    from exgrpo.evaluation.evaluate import load_eval_datasets
 
     for model in config.evaluated_models():
         evaluation = eval_config(config, model, registry)

@@ -16,6 +16,7 @@ from typing import Any
 from exgrpo.config import DistillStageConfig, SFTStageConfig, StudentThroughput, TrainConfig
 from exgrpo.runner.estimate.teacher_calls import ProbeForecast
 from exgrpo.runner.estimate.tokens import TokenCounter
+from exgrpo.training.sft_data import sft_examples
 
 
 @dataclass
@@ -59,8 +60,6 @@ def difficulty_load(forecast: ProbeForecast, max_new_tokens: int) -> StudentLoad
 
 def sft_load(config: SFTStageConfig, forecast: ProbeForecast, counter: TokenCounter) -> StudentLoad:
     if config.ei_path().exists():
-        from exgrpo.training.sft_data import sft_examples
-
         examples = sft_examples(config)
         tokens = float(sum(counter.messages(e["messages"]) for e in examples))
         count, notes = len(examples), [f"counted on {config.ei_path()} ({counter.method})"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
+from exgrpo.errors import ConfigError
+
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4
 
@@ -20,8 +22,6 @@ class TokenCounter:
         self.method = f"about {CHARS_PER_TOKEN} characters a token"
         if tokenizer is not None:
             from transformers import AutoTokenizer
-
-            from exgrpo.errors import ConfigError
 
             try:  # a dry run must not download: the tokenizer is a folder or already in the local cache
                 self._tokenizer = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
