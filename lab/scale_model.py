@@ -25,9 +25,12 @@ import sys
 import time
 from pathlib import Path
 
-from lab.study.spec import Study, run_seed
+# Run as a script, Python puts lab/ on sys.path, not the repository root that the lab package sits in.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-SPEC = Path(__file__).resolve().parent.parent / "configs" / "study" / "study.yaml"
+from lab.study.spec import Study, run_seed  # noqa: E402
+
+SPEC = Path(__file__).resolve().parent / "configs" / "study.yaml"
 
 
 def main() -> int:

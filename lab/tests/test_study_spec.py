@@ -13,7 +13,7 @@ from exgrpo.config import DistillStageConfig
 from exgrpo.errors import ConfigError
 from lab.study.spec import Study, deep_merge
 
-SPEC = Path(__file__).parent.parent / "configs" / "study" / "study.yaml"
+SPEC = Path(__file__).parent.parent / "configs" / "study.yaml"
 
 
 def test_deep_merge_merges_nested_sections_without_touching_its_inputs() -> None:
