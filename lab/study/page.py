@@ -75,7 +75,7 @@ def dsu_curves(page: Page) -> tuple[dict[int, list[float]], dict[int, list[float
 # ---------------------------------------------------------------- the page
 
 
-RULE = ("Every goal is judged in code (exgrpo/study/verdicts.py) from the paired 95% CI of the difference (same "
+RULE = ("Every goal is judged in code (lab/study/verdicts.py) from the paired 95% CI of the difference (same "
         "seeds, same questions): **met** only when it excludes 0 in the goal's favour, **failed** when it excludes 0 "
         "against, else **not resolved**.")
 
@@ -202,7 +202,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         f"Written by `{command}` from the runs of `{os.path.relpath(study.spec_path)}` (reproduce: "
         f"`python lab/scale_model.py --spec {os.path.relpath(study.spec_path)} run`, then `... report`).",
         *([f"Every number is read from the study's record, `{study.record_root.as_posix()}` (committed: the small "
-           "files of the finished runs, exgrpo/lab/study/record.py), so `report` writes this same page on a fresh clone."]
+           "files of the finished runs, lab/study/record.py), so `report` writes this same page on a fresh clone."]
           if study.record_root != study.run_root else []),
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU. Seeds: {study.seeds} (seeds change the",
         "student's initialisation and every training seed; the world, and so the test questions, is shared).", "",
@@ -258,7 +258,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
               "Student training tokens: TRL's `num_tokens` (every input token of every step, SFT + RL). GKD also",
               "runs its teacher model over every student token it trains on.", "",
               *page.compute_table(compute_rows), "", *_note(study, "compute"),
-              "Projected cost of the whole spec at the measured rates (exgrpo/study/projection.py: the first run's",
+              "Projected cost of the whole spec at the measured rates (lab/study/projection.py: the first run's",
               "stage times, or its tuning candidates' until it has finished, against the tokens `exgrpo run --dry-run`",
               "counts for them, applied to every method; the machines that measured them are named below):", "",
               *projection_lines(study)]
