@@ -21,13 +21,17 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+# The layers first (import-linter contracts in .importlinter: no upward import, no circle, the product never
+# imports the lab), then every test of the product (tests/) and of the lab (lab/tests/).
 test: setup
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks lab
 
-# The whole method offline on a CPU: synthetic world, exact teacher, tiny student (see docs/quickstart.md).
+# The whole method offline on a CPU: synthetic world, exact teacher, the pretrained SmolLM2-135M-Instruct student
+# (see docs/quickstart.md; `exgrpo quickstart --tiny` uses a tiny student trained from scratch instead).
 quickstart: setup
 	$(BIN)/exgrpo quickstart --run-dir $(QUICKSTART_DIR)
 

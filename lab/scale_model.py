@@ -25,8 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-# Run as a script, Python puts lab/ on sys.path, not the repository root that the lab package sits in.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# The lab is not installed: run as a script, it imports `lab` from the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lab.study.spec import Study, run_seed  # noqa: E402
 

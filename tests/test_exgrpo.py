@@ -194,6 +194,7 @@ def test_cli_sft_then_train_end_to_end(tiny_model_path: Path, tmp_path: Path) ->
         assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "exgrpo" / "final" / "model.safetensors").exists()
     assert "ExGRPO model saved to" in result.stdout
+    assert "Warning" not in result.stderr, result.stderr[-2000:]  # no deprecation notice from our own calls
 
 
 def test_per_scenario_advantages_reach_the_loss_batch(toy_sft_model: tuple[Path, Path], tmp_path: Path) -> None:

@@ -15,12 +15,12 @@ from lab.study.page import main_rows, write_results_page
 from lab.study.spec import Study, run_seed
 from lab.study.tables import Page
 
-LAB = Path(__file__).parents[1]
+REPO = Path(__file__).parents[1]
 
 
 def micro_spec(tmp_path: Path) -> Path:
     """The real study spec shrunk to seconds: a micro world, 1-layer students, a few steps per stage."""
-    spec: dict[str, Any] = yaml.safe_load((LAB / "configs" / "study.yaml").read_text())
+    spec: dict[str, Any] = yaml.safe_load((REPO / "configs" / "study.yaml").read_text())
     spec.update(run_root=str(tmp_path / "runs"), seeds=[0])
     spec.setdefault("report", {})["rerun_policy"] = "No run is rerun; a degenerate run is flagged below."
     common = spec["common"]

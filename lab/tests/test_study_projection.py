@@ -13,12 +13,12 @@ from exgrpo.runner.estimate.student_tokens import StudentLoad
 from lab.study import projection
 from lab.study.spec import Study
 
-LAB = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def study(tmp_path: Path) -> Study:
-    spec = yaml.safe_load((LAB / "configs" / "smollm2.yaml").read_text())
+    spec = yaml.safe_load((REPO / "configs" / "smollm2.yaml").read_text())
     spec.pop("record_root", None)  # never the repository's record
     spec.update(run_root=str(tmp_path / "runs"), seeds=[0, 1])
     spec.pop("tuning")
@@ -90,7 +90,7 @@ def test_the_tuning_seed_trains_nothing_again_and_per_method_seeds_count(study: 
     assert ours.tuning_hours == pytest.approx((2 * (100 + 300) + (40 + 300)) / 3600)
     assert ours.hours == pytest.approx((140 + 2 * 600 + 2 * 400 + 340) / 3600)
     # Compute-matched SKD: its SFT steps are set at run time to take ei_exgrpo's training time, and so is its cost.
-    spec = yaml.safe_load((LAB / "configs" / "smollm2.yaml").read_text())
+    spec = yaml.safe_load((REPO / "configs" / "smollm2.yaml").read_text())
     study.methods["skd_compute_matched"] = spec["methods"]["skd_compute_matched"]
     matched = {c.method: c for c in projection.project(study, throughput, base_eval_seconds=0.0)}["skd_compute_matched"]
     assert matched.training_hours == pytest.approx(ours.training_hours) and matched.tuning_hours == 0.0
@@ -162,7 +162,7 @@ def test_before_the_first_run_finishes_its_tuning_candidates_time_the_projection
     from lab.study.tuning import candidate_dir
 
     monkeypatch.setattr(projection, "estimate_run", fake_loads)
-    spec = yaml.safe_load((LAB / "configs" / "smollm2.yaml").read_text())
+    spec = yaml.safe_load((REPO / "configs" / "smollm2.yaml").read_text())
     spec.pop("record_root", None)
     spec.update(run_root=str(tmp_path / "runs"), seeds=[0])
     spec["methods"] = {name: spec["methods"][name] for name in ("ei_exgrpo", "skd")}

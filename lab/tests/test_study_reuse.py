@@ -17,12 +17,12 @@ from lab.study import tuning
 from lab.study.reuse import kept_base_evaluation, origin
 from lab.study.spec import Study, final_step, held_out_curve, held_out_datasets, run_seed
 
-LAB = Path(__file__).parents[1]
+REPO = Path(__file__).parents[1]
 
 
 def micro_spec(base_model: Path) -> dict[str, Any]:
     """The smollm2 study's spec at micro scale: a world of a few questions, a tiny student, steps of one."""
-    spec: dict[str, Any] = yaml.safe_load((LAB / "configs" / "smollm2.yaml").read_text())
+    spec: dict[str, Any] = yaml.safe_load((REPO / "configs" / "smollm2.yaml").read_text())
     common = spec["common"]
     common["base_model"] = str(base_model)  # one base for every seed (a built student would differ per seed)
     common["world"] = {"seed": 0, "train_size": 4, "test_size": 2, "ood_size": 2, "val_size": 2}
@@ -186,7 +186,7 @@ def test_the_runners_base_command_evaluates_the_base_once_on_a_machine_that_fits
     study = written_study(tmp_path, spec)
 
     def base() -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(LAB / "scale_model.py"), "--spec",
+        return subprocess.run([sys.executable, str(REPO / "scale_model.py"), "--spec",
                                str(study.spec_path), "base"], capture_output=True, text=True, timeout=600)
 
     refused = base()

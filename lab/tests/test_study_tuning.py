@@ -13,13 +13,13 @@ from exgrpo.errors import ConfigError
 from lab.study import tuning
 from lab.study.spec import Study
 
-LAB = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]
 RATES = {"sft": [5.0e-5, 1.0e-4, 2.0e-4], "train": [1.0e-5, 2.0e-5, 5.0e-5]}
 
 
 @pytest.fixture
 def study(tmp_path: Path) -> Study:
-    spec = yaml.safe_load((LAB / "configs" / "smollm2.yaml").read_text())
+    spec = yaml.safe_load((REPO / "configs" / "smollm2.yaml").read_text())
     spec.pop("record_root", None)  # never the repository's record
     spec.update(run_root=str(tmp_path / "runs"), tuning={"seed": 0, "datasets": ["world_val"], "learning_rates": RATES})
     path = tmp_path / "spec.yaml"
