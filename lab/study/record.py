@@ -68,7 +68,8 @@ def _evaluation_files(folder: Path) -> Iterator[Path]:
 
 def _base_evaluation_files(base_eval: Path) -> Iterator[Path]:
     if (base_eval / "report.json").exists():
-        yield from (base_eval / name for name in ("report.json", "world.json", BASE_COST) if (base_eval / name).exists())
+        names = ("report.json", "world.json", BASE_COST)
+        yield from (base_eval / name for name in names if (base_eval / name).exists())
         yield from sorted(base_eval.glob("predictions/*.jsonl"))
 
 

@@ -70,10 +70,11 @@ def test_the_same_content_writes_the_same_bytes(tmp_path: Path) -> None:
     write_run_root(tmp_path / "runs")
     record_tree(tmp_path / "runs", tmp_path / "first")
     record_tree(tmp_path / "runs", tmp_path / "second")
-    assert (tmp_path / "first" / "seed0/skd.json.gz").read_bytes() == (tmp_path / "second" / "seed0/skd.json.gz").read_bytes()
+    first, second = (tmp_path / name / "seed0" / "skd.json.gz" for name in ("first", "second"))
+    assert first.read_bytes() == second.read_bytes()
     (tmp_path / "runs/seed0/skd/sft/manifest.json").write_text('{"seconds": 6.0}\n')
     assert record_tree(tmp_path / "runs", tmp_path / "first") == 1
-    assert (tmp_path / "first" / "seed0/skd.json.gz").read_bytes() != (tmp_path / "second" / "seed0/skd.json.gz").read_bytes()
+    assert first.read_bytes() != second.read_bytes()
 
 
 def test_restore_never_writes_over_a_file(tmp_path: Path) -> None:
@@ -104,7 +105,8 @@ def test_the_smollm2_studys_record_is_compact_and_holds_no_texts() -> None:
     unit = json.loads(gzip.decompress((RECORD / "seed0" / "ei_exgrpo.json.gz").read_bytes()))
     table = unit["predictions"]["eval/exgrpo/predictions/world_test.jsonl"]
     assert table["columns"] == ["id", "gold", "extracted", "correct"] and len(table["rows"]) == 500
-    assert {"config.yaml", "train/log_history.json", "train/manifest.json", "eval/exgrpo/report.json"} <= set(unit["files"])
+    stage_files = {"config.yaml", "train/log_history.json", "train/manifest.json", "eval/exgrpo/report.json"}
+    assert stage_files <= set(unit["files"])
 
 
 def recorded_names(record_root: Path, tmp_path: Path) -> set[str]:
