@@ -146,7 +146,8 @@ def seen_format_lines(page: Page, study: Study, rows: list[Row]) -> list[str]:
                                                                           for b in baselines) + " |",
               "|---|---|" + "---|" * len(baselines)]
     for name in page.every_held_out():
-        counted = "no: " + page.format_seen[name].format if name in page.format_seen else "yes"
+        counted = ("no: " + page.format_seen[name].format if name in page.format_seen
+                   else "yes" if page.examples(name) else "no: its families are at the guessing floor")
         lines.append(f"| {name} | {counted} | " + " | ".join(cell(page.estimate(OURS, [name], minus=b))
                                                              for b in baselines) + " |")
     lines.append("| *mean of the splits in the average* | | " + " | ".join(
@@ -339,5 +340,4 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
                   "| DSU firing rate | " + " | ".join(f"{np.mean(fired[s]):.2f}" for s in sorted(fired)) + " |", "",
                   f"![dsu]({page.images.name}/dsu.png)", ""]
     atomic_write_text(page_path, "\n".join(lines))
-    return summary_lines(study, page_path, gate, goal_lines, progress, command, held_out_lines(page)[:1]
-                         + [f"- {name}: {page.seen_by(name)}." for name in page.held_out_seen])
+    return summary_lines(study, page_path, gate, goal_lines, progress, command, held_out_lines(page)[:-1])

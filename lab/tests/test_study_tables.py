@@ -119,8 +119,10 @@ def held_out_page(tmp_path: Path) -> Page:
     page = Page.__new__(Page)
     page.study, page.results, page.world, page.excluded = study, Results(study), True, set()
     page.format_seen = formats_seen(study, ["world_ood_steps", "world_ood_reversed"])
-    page.names, page.held_in, page.ei_test = ["world_ood_steps", "world_ood_reversed"], [], []
+    page.names, page.held_in, page.ei_test, page.outside = ["world_ood_steps", "world_ood_reversed"], [], [], []
     page.held_out, page.held_out_seen = ["world_ood_steps"], ["world_ood_reversed"]
+    page._examples = {dataset: [SimpleNamespace(id=f"{dataset.removeprefix('world_')}-arith-{i}") for i in range(4)]
+                      for dataset in page.names}  # the evaluated questions (Page.examples)
     return page
 
 
