@@ -1,4 +1,4 @@
-"""Shared fixtures: the benchmark files (skip outside CI when absent, fail in CI) and a tiny model."""
+"""Shared fixtures: a tiny model built in code, a tiny SFT model on toy EI data, the real student."""
 
 from __future__ import annotations
 
@@ -7,19 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from exgrpo.data.registry import data_dir, get_entry
-
-
-def require_dataset_files(*names: str) -> None:
-    """Skip (fail under CI=true) when a benchmark's local files are not in EXGRPO_DATA_DIR."""
-    missing = [str(data_dir() / f) for name in names for split in get_entry(name).splits.values()
-               for f in split.files if not (data_dir() / f).exists()]
-    if missing:
-        message = f"benchmark files not found (set EXGRPO_DATA_DIR): {', '.join(missing[:3])}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

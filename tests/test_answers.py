@@ -11,7 +11,7 @@ from functools import cache
 
 import pytest
 import sympy
-from conftest import require_dataset_files
+from benchmark_files import require_dataset_files
 
 from exgrpo.data.answers import (
     Verdict,

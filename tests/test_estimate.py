@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import require_dataset_files
+from benchmark_files import require_dataset_files
 from scripted_teacher import ScriptedTeacher
 
 from exgrpo.config import (

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from conftest import require_dataset_files
+from benchmark_files import require_dataset_files
 
 from exgrpo.config import EvalConfig
 from exgrpo.data.answers import final_answer_sentence

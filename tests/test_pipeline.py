@@ -13,10 +13,26 @@ from typing import Any
 import pytest
 import yaml
 
-from exgrpo.config import DistillStageConfig, build_config
+from exgrpo.config import (
+    DistillStageConfig,
+    EvalConfig,
+    SFTStageConfig,
+    TrainConfig,
+    build_config,
+    load_config,
+)
 from exgrpo.config.run import RunConfig
 from exgrpo.errors import ConfigError
 from exgrpo.runner.pipeline import STAGES, plan, run
+from exgrpo.runner.stage_configs import (
+    base_path,
+    eval_config,
+    model_paths,
+    probe_config,
+    sft_config,
+    stage_configs,
+    train_config,
+)
 
 REPO = Path(__file__).parents[1]
 
@@ -113,12 +129,78 @@ def test_an_invalid_section_stops_the_run_before_any_stage(tmp_path: Path) -> No
 def test_config_errors_name_the_section_and_field(tmp_path: Path) -> None:
     recipe = micro_recipe(tmp_path / "run")
     recipe["train"]["exgrpo"]["k_partial"] = 5
-    with pytest.raises(ConfigError, match=r"(?s)train section.*k_partial"):
-        build_config(RunConfig, recipe, "test").stage_configs()  # the message spans lines
+    with pytest.raises(ConfigError, match=r"(?s)test: invalid.*train\.exgrpo: .*k_partial"):
+        build_config(RunConfig, recipe, "test")  # when the file loads; the message spans lines
     recipe = micro_recipe(tmp_path / "run")
     recipe["base_model"] = "some/model"
     with pytest.raises(ConfigError, match="exactly one of `student`"):
         build_config(RunConfig, recipe, "test")
+
+
+@pytest.mark.parametrize(("section", "key", "reported"), [
+    ("sft", "learnig_rate", "sft.learnig_rate"), ("train", "questons_per_step", "train.questons_per_step"),
+    ("probe", "max_token", "probe.max_token"), ("probe.difficulty", "max_new_token", "probe.difficulty.max_new_token"),
+    ("probe.teacher", "worl", "probe.teacher.exact.worl"), ("eval", "max_new_token", "eval.max_new_token")])
+def test_a_misspelt_key_is_reported_with_its_path_when_the_file_loads(tmp_path: Path, section: str, key: str,
+                                                                     reported: str) -> None:
+    recipe = micro_recipe(tmp_path / "run")
+    where = recipe
+    for part in section.split("."):
+        where = where[part]
+    where[key] = 1
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    with pytest.raises(ConfigError, match=rf"{path}: invalid configuration\n  {reported}: Extra inputs"):
+        load_config(RunConfig, path)
+
+
+def test_a_distillation_section_is_checked_as_one(tmp_path: Path) -> None:
+    recipe = micro_recipe(tmp_path / "run")
+    recipe["train"] = {"method": "distill", "teacher_model": "t", "exgrpo": {"k": 2}}  # an ExGRPO setting
+    with pytest.raises(ConfigError, match=r"train\.exgrpo: Extra inputs"):
+        build_config(RunConfig, recipe, "test")
+    recipe["train"] = {"method": "ppo"}
+    with pytest.raises(ConfigError, match="train: .*'ppo' is not one of exgrpo, distill"):
+        build_config(RunConfig, recipe, "test")
+
+
+def test_the_exact_teachers_world_is_the_runs(tmp_path: Path) -> None:
+    recipe = micro_recipe(tmp_path / "run")
+    config = build_config(RunConfig, recipe, "test")
+    assert probe_config(config).teacher.world == config.world  # type: ignore[union-attr]
+    recipe["probe"]["teacher"]["world"] = {"seed": 5}  # would be ignored: refused
+    with pytest.raises(ConfigError, match="probe.teacher.world: the exact teacher's world is the run's `world`"):
+        build_config(RunConfig, recipe, "test")
+
+
+def test_a_section_left_out_takes_the_stage_configs_defaults(tmp_path: Path) -> None:
+    """One default per setting: the stage configs a run builds from bare sections are the stage schemas' own."""
+    config = build_config(RunConfig, run_values(tmp_path), "x")
+    eval_stage = eval_config(config, "base")
+    assert eval_stage == EvalConfig(model="base/model", datasets=["world_test"], output_dir=eval_stage.output_dir)
+    assert (eval_stage.max_new_tokens, eval_stage.batch_size) == (512, 16)  # `exgrpo eval`'s
+    sft = sft_config(config)
+    assert sft == SFTStageConfig(model="base/model", ei_data=sft.ei_data, output_dir=sft.output_dir)  # type: ignore[union-attr]
+    train = train_config(config)
+    assert train == TrainConfig(model=train.model, ei_data=train.ei_data, output_dir=train.output_dir)  # type: ignore[union-attr]
+
+
+# The quickstart recipes' stage hashes as exgrpo 0.x computed them (main at b94190b): a change of the run schema
+# that changed one would redo every finished quickstart run from that stage on.
+QUICKSTART_HASHES = {
+    "quickstart.yaml": ["a61e76868abbe23c", "46fa306b295c65a0", "d2d0ac0518625034", "9a1377b702b4d269",
+                        "a8a6b8c2056a109d", "84ae92e1d0335427", "aceb81be2c73909d"],
+    "quickstart_tiny.yaml": ["b86ee07a6e5e7b7f", "881be4c702255a6f", "050d4a5c4795176e", "e3d842c7ad034ddf",
+                             "9d7cc755e65d0bd9", "7a08d0c6634250f6", "cc7464b01897fa47"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(QUICKSTART_HASHES))
+def test_the_quickstart_recipes_keep_their_stage_hashes(name: str, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the recipe's run_dir is relative: no finished run of this checkout is read
+    config = build_config(RunConfig, yaml.safe_load((REPO / "configs" / name).read_text()), name)
+    assert [digest for _, digest, _ in plan(config)] == QUICKSTART_HASHES[name]
 
 
 @pytest.mark.parametrize("recipe", sorted((REPO / "configs" / "paper").glob("*.yaml")), ids=lambda p: p.name)
@@ -129,10 +211,10 @@ def test_paper_recipes_dry_run_without_loading_models(recipe: Path) -> None:
     assert all(stage in result.stdout for stage in STAGES)
     config = build_config(RunConfig, yaml.safe_load(recipe.read_text()), str(recipe))
     # The estimate: every held-in training question's rationale, priced where the recipe states a price.
-    teacher = config.probe_config().teacher.model  # type: ignore[union-attr]
+    teacher = probe_config(config).teacher.model  # type: ignore[union-attr]
     assert f"Probe stage, teacher {teacher}" in result.stdout and "Student side" in result.stdout
     assert ("no price" in result.stdout) == (teacher not in config.estimate.prices)
-    stages = config.stage_configs()
+    stages = stage_configs(config)
     assert stages["sft"].lora is not None and stages["sft"].lora.r == 32
     assert len(stages["eval"]["base"].datasets) == 12
 
@@ -160,17 +242,18 @@ def test_where_the_teacher_cache_lives_changes_no_stage(tmp_path: Path) -> None:
 
 
 def run_values(tmp_path: Path, **values: Any) -> dict[str, Any]:
-    return {"run_dir": str(tmp_path / "run"), "base_model": "base/model", "world": None, "probe": {},
-            "eval": {"datasets": ["world_test"]}, **values}
+    return {"run_dir": str(tmp_path / "run"), "base_model": "base/model", "world": None,
+            "probe": {"datasets": ["world_train"], "teacher": {"kind": "exact"}}, "eval": {"datasets": ["world_test"]},
+            **values}
 
 
 def test_a_run_trains_or_reuses_its_sft_model_not_both(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="at most one of `sft`"):
         build_config(RunConfig, run_values(tmp_path, sft={"epochs": 1}, sft_model="other/sft"), "x")
     config = build_config(RunConfig, run_values(tmp_path, sft=None, sft_model="other/sft"), "x")
-    assert config.model_paths()["sft"] == "other/sft"
+    assert model_paths(config)["sft"] == "other/sft"
     assert config.trained_models() == ["base", "sft", "exgrpo"]
-    assert config.train_config().model == "other/sft"
+    assert train_config(config).model == "other/sft"
 
 
 def test_eval_models_must_be_models_the_run_has(tmp_path: Path) -> None:
@@ -181,20 +264,20 @@ def test_eval_models_must_be_models_the_run_has(tmp_path: Path) -> None:
 
 def test_without_sft_rl_starts_from_the_base_model(tmp_path: Path) -> None:
     config = build_config(RunConfig, run_values(tmp_path, sft=None), "x")
-    assert config.model_paths()["sft"] == config.base_path() == "base/model"
+    assert model_paths(config)["sft"] == base_path(config) == "base/model"
     assert config.trained_models() == ["base", "exgrpo"]
-    assert config.sft_config() is None
-    assert config.train_config().model == "base/model"
+    assert sft_config(config) is None
+    assert train_config(config).model == "base/model"
 
 
 def test_distill_train_section_builds_a_distillation_stage(tmp_path: Path) -> None:
     config = build_config(RunConfig, run_values(tmp_path, train={"method": "distill", "teacher_model": "t"}), "x")
-    stage = config.train_config()
+    stage = train_config(config)
     assert isinstance(stage, DistillStageConfig)
-    assert stage.teacher_model == "t" and stage.model == config.model_paths()["sft"]
+    assert stage.teacher_model == "t" and stage.model == model_paths(config)["sft"]
     exgrpo_only = run_values(tmp_path, train={"method": "distill", "teacher_model": "t", "questions_per_step": 2})
-    with pytest.raises(ConfigError, match=r"(?s)train section.*questions_per_step"):
-        build_config(RunConfig, exgrpo_only, "x").train_config()
+    with pytest.raises(ConfigError, match=r"train\.questions_per_step: Extra inputs"):
+        build_config(RunConfig, exgrpo_only, "x")
 
 
 @pytest.mark.parametrize("name", ["quickstart.yaml", "quickstart_tiny.yaml"])
@@ -203,6 +286,6 @@ def test_embedded_quickstart_recipes_are_valid_run_configs(name: str) -> None:
 
     recipe = yaml.safe_load(resources.files("exgrpo.recipes").joinpath(name).read_text())
     config = build_config(RunConfig, recipe, name)
-    stages = config.stage_configs()
+    stages = stage_configs(config)
     assert {"sft", "train", "eval"} <= set(stages)
     assert stages["sft"].max_steps > 0 or stages["sft"].epochs > 0

@@ -71,7 +71,7 @@ def test_difficulty_filter_with_the_real_student(smollm2_path: Path, tmp_path: P
 
 
 def test_eval_by_name_from_the_command_line(smollm2_path: Path, tmp_path: Path) -> None:
-    from conftest import require_dataset_files
+    from benchmark_files import require_dataset_files
 
     require_dataset_files("gsm8k")
     result = subprocess.run(

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import require_dataset_files
+from benchmark_files import require_dataset_files
 
 from exgrpo.data.registry import DatasetEntry, builtin_entries, custom_entry, load_examples, register
 from exgrpo.data.schema import AnswerType

@@ -11,7 +11,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from conftest import require_dataset_files
+from benchmark_files import require_dataset_files
 
 from exgrpo.config import ProbeConfig
 from exgrpo.inversion.output import PROBE_STATUSES, QUESTION_STATUSES

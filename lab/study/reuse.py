@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from exgrpo.files import atomic_write_json
+from exgrpo.runner.stage_configs import model_paths, stage_configs
 
 DATA_STAGES = ("world", "base", "probe")  # what the trained stages read: compared before any adoption
 
@@ -42,7 +43,7 @@ def origin(stage_dir: Path) -> str | None:
 def _normalised(config: Any, stage: str, renames: dict[str, str]) -> str:
     from exgrpo.runner.pipeline import _settings
 
-    value = config.stage_configs()[stage]
+    value = stage_configs(config)[stage]
     value = {k: _settings(v) for k, v in value.items()} if isinstance(value, dict) else _settings(value)
     text = json.dumps(value, sort_keys=True, default=str)
     for old, new in sorted(renames.items(), key=lambda item: -len(item[0])):  # longest first: no prefix clash
@@ -65,7 +66,7 @@ def equivalent(source: Any, target: Any, stage: str) -> bool:
     RL stage starts from is the same weights in both."""
     renames = {str(source.run_dir): str(target.run_dir)}
     if stage == "train":
-        source_model, target_model = source.model_paths()["sft"], target.model_paths()["sft"]
+        source_model, target_model = model_paths(source)["sft"], model_paths(target)["sft"]
         if not _same_model(source_model, target_model):
             return False
         renames[source_model] = target_model

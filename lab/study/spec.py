@@ -32,6 +32,7 @@ from exgrpo.config import load_yaml
 from exgrpo.errors import ConfigError
 from exgrpo.files import atomic_write_text
 from exgrpo.models.named import resolve_model
+from exgrpo.runner.stage_configs import base_path, eval_config, sft_config
 
 STUDY_KEYS = ("title", "data_fraction", "sft_model_from", "own_base", "compute_match", "compute_match_on",
               "compute_match_rate_from", "tuning_from", "seeds")
@@ -196,8 +197,8 @@ def _matched_epochs(study: Study, method: str, seed: int) -> float:
         raise ConfigError("compute_match must name a method that trains its own SFT model")
     config = study.run_config(method, seed)
     # Its probe stage has not run yet; every method of a seed probes alike, so the first method's data is its.
-    sft = config.sft_config().model_copy(update={"ei_data": study.run_dir(seed, study.first) / "probe" / "ei.jsonl"})
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(config.base_path()))
+    sft = sft_config(config).model_copy(update={"ei_data": study.run_dir(seed, study.first) / "probe" / "ei.jsonl"})
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(base_path(config)))
     per_epoch = sum(len(tokenizer.apply_chat_template(example["messages"], tokenize=True, return_dict=False))
                     for example in sft_examples(sft))
     return round(max(target / per_epoch, 1.0), 2)
@@ -277,9 +278,9 @@ def evaluate_checkpoints(study: Study, seed: int, datasets: list[str]) -> dict[i
             continue
         folder = config.run_dir / "diagnostics" / checkpoint.name
         folder.mkdir(parents=True, exist_ok=True)
-        eval_config = config.eval_config("exgrpo").model_copy(update={
+        checkpoint_eval = eval_config(config, "exgrpo").model_copy(update={
             "model": checkpoint_model(checkpoint, folder), "datasets": datasets, "output_dir": folder})
-        accuracy[int(checkpoint.name.split("-")[1])] = mean_accuracy(evaluate(eval_config), datasets)
+        accuracy[int(checkpoint.name.split("-")[1])] = mean_accuracy(evaluate(checkpoint_eval), datasets)
     return accuracy
 
 
@@ -327,7 +328,7 @@ def write_teacher_tokens(config: Any) -> None:
     from lab.study.tables import teacher_tokens
 
     path = config.run_dir / "teacher_tokens.json"
-    if config.sft_config() is not None and not path.exists() and (config.run_dir / "probe" / "ei.jsonl").exists():
+    if sft_config(config) is not None and not path.exists() and (config.run_dir / "probe" / "ei.jsonl").exists():
         atomic_write_text(path, json.dumps({"teacher_tokens": teacher_tokens(config)}))
 
 
@@ -394,7 +395,7 @@ def evaluate_base_first(study: Study, config: Any, log: Any = print) -> bool:
     run(config, until="base", on_stage=lambda stage, status: log(f"  {config.run_dir} {stage}: {status}"))
     log(f"  {config.run_dir}: the base student evaluated first, on its own")
     started, cpu_started = time.time(), process_cpu_seconds()
-    evaluate(config.eval_config("base"))
+    evaluate(eval_config(config, "base"))
     cost = measured_cost(time.time() - started, process_cpu_seconds() - cpu_started)
     kept = keep_base_evaluation(config, study.run_root, cost)
     log(f"  {config.run_dir}: {record(study)} files recorded in {study.record_root}")

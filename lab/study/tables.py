@@ -19,6 +19,7 @@ import numpy as np
 from exgrpo.evaluation.metrics import Estimate
 from exgrpo.models.named import resolve_model
 from exgrpo.models.precision import machine_name
+from exgrpo.runner.stage_configs import base_path, eval_config, sft_config
 from lab.study.spec import Study, question_correctness, student_tokens
 
 RESAMPLES = 2000
@@ -171,7 +172,7 @@ class Page:
 
         if not hasattr(self, "_examples"):
             self._examples = {name: examples for name, (_, examples) in
-                              load_eval_datasets(self.config.eval_config("base")).items()}
+                              load_eval_datasets(eval_config(self.config, "base")).items()}
         examples = self._examples.get(dataset, [])
         if not self.world or dataset in self.outside:  # the real benchmarks' questions have no family
             return examples
@@ -414,10 +415,10 @@ def teacher_tokens(config: Any) -> int:
 
     from exgrpo.training.sft_data import training_questions
 
-    sft = config.sft_config()
+    sft = sft_config(config)
     if sft is None:
         return 0
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(config.base_path()))
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(base_path(config)))
     uses_probes = sft.format == "revthink" or (sft.format == "standard" and (
         sft.include_probes or sft.dialogues_per_question > 0))
     count = 0

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from exgrpo.runner.stage_configs import sft_config, train_config
 from lab.study.page import main_rows, write_results_page
 from lab.study.spec import Study, run_seed
 from lab.study.tables import Page
@@ -55,7 +56,7 @@ def test_every_method_of_the_study_trains_and_evaluates(tmp_path: Path) -> None:
         for model in config.evaluated_models():
             report = json.loads((run_dir / "eval" / model / "report.json").read_text())
             assert {row["name"] for row in report["datasets"]} >= {"world_test", "world_ood_budget", "world_ei_test"}
-        trained = {"sft": config.sft_config() is not None, "train": config.train_config() is not None}
+        trained = {"sft": sft_config(config) is not None, "train": train_config(config) is not None}
         for stage, present in trained.items():
             assert (run_dir / stage / "final").is_dir() == present, (method, stage)
             if present:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from exgrpo.runner.estimate.student_tokens import StudentLoad
+from exgrpo.runner.stage_configs import sft_config, train_config
 from lab.study import projection
 from lab.study.spec import Study
 
@@ -30,8 +31,8 @@ def study(tmp_path: Path) -> Study:
 
 def fake_loads(config: Any) -> Any:
     """Token counts as the estimate would give them: SFT 1000, RL 400, 3000 per evaluated model."""
-    loads = [StudentLoad("sft", 10, 1000.0, 0.0, "sft_tokens_per_s")] if config.sft_config() is not None else []
-    if config.train_config() is not None:
+    loads = [StudentLoad("sft", 10, 1000.0, 0.0, "sft_tokens_per_s")] if sft_config(config) is not None else []
+    if train_config(config) is not None:
         loads.append(StudentLoad("train (ExGRPO)", 4, 400.0, 400.0, "exgrpo_tokens_per_s"))
     loads += [StudentLoad(f"eval: {model}", None, 3000.0, 3000.0, "generate_tokens_per_s")
               for model in config.evaluated_models()]

@@ -11,6 +11,7 @@ import yaml
 
 from exgrpo.config import DistillStageConfig
 from exgrpo.errors import ConfigError
+from exgrpo.runner.stage_configs import probe_config, stage_configs, train_config
 from lab.study.spec import Study, deep_merge
 
 SPEC = Path(__file__).parent.parent / "configs" / "study.yaml"
@@ -87,14 +88,14 @@ def test_gkd_replaces_the_exgrpo_train_section_and_takes_its_teacher(study: Stud
     assert train["teacher_model"] == str(tmp_path / "seed1" / "teacher_model" / "sft" / "final")
     assert values["sft_model"] == str(tmp_path / "seed1" / "skd" / "sft" / "final")
     assert study.run_values("gkd", 1) == values  # resolving does not consume the spec
-    assert isinstance(study.run_config("gkd", 1).train_config(), DistillStageConfig)
+    assert isinstance(train_config(study.run_config("gkd", 1)), DistillStageConfig)
 
 
 def test_every_method_of_the_spec_is_a_valid_run(study: Study) -> None:
     for method in study.methods:
         config = study.run_config(method, 0)
         assert config.name == study.title(method)
-        stages = config.stage_configs()  # building every stage's config is the validation
+        stages = stage_configs(config)  # building every stage's config is the validation
         assert set(stages["eval"]) == set(config.evaluated_models()) and stages["eval"]
 
 
@@ -103,9 +104,9 @@ def test_the_paper_study_builds_every_method_without_a_world(tmp_path: Path) -> 
     for method in study.methods:
         config = study.run_config(method, 1)
         assert config.base_model == "Qwen/Qwen2.5-7B-Instruct" and config.world is None  # no tiny student to share
-        assert config.probe_config().cache_path == tmp_path / "teacher_cache.jsonl"
-        config.stage_configs()  # every stage validates
-    assert study.run_config("gkd", 0).train_config().teacher_model == "Qwen/Qwen2.5-32B-Instruct"
+        assert probe_config(config).cache_path == tmp_path / "teacher_cache.jsonl"
+        stage_configs(config)  # every stage validates
+    assert train_config(study.run_config("gkd", 0)).teacher_model == "Qwen/Qwen2.5-32B-Instruct"
 
 
 def test_a_report_dataset_the_runs_do_not_evaluate_is_an_error(tmp_path: Path) -> None:

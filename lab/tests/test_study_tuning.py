@@ -65,7 +65,7 @@ def test_the_best_validation_accuracy_is_chosen_and_applied_to_every_seed(study:
             made.append(f"{config.run_dir.name} until {until}")
             return
         stage = "train" if config.train is not None else "sft"
-        learning_rate = (config.train or config.sft)["learning_rate"]
+        learning_rate = (config.train or config.sft).learning_rate
         model = "exgrpo" if stage == "train" else "sft"
         report = config.run_dir / "eval" / model / "report.json"
         report.parent.mkdir(parents=True)

@@ -192,10 +192,11 @@ def run_command(
     from exgrpo.config import build_config, load_yaml
     from exgrpo.config.run import RunConfig
     from exgrpo.runner.pipeline import plan, run
+    from exgrpo.runner.stage_configs import stage_configs
 
     try:
         run_config = build_config(RunConfig, load_yaml(config), str(config))
-        run_config.stage_configs()  # every stage's configuration, validated now
+        stage_configs(run_config)  # every stage's configuration, validated now
         rows = plan(run_config)
         table = Table(title=f"Plan for {run_config.run_dir}")
         for column in ("stage", "config hash", "status"):

@@ -3,7 +3,10 @@ step starts. One declaration and one default per setting: the run schema's secti
 
 from exgrpo.config.base import (
     DTYPE_HELP,
+    Backend,
+    BackendSetting,
     ConfigT,
+    Dtype,
     ModelName,
     StrictModel,
     build_config,
@@ -19,32 +22,38 @@ from exgrpo.config.datasets import (
     expand_dataset_names,
 )
 from exgrpo.config.estimate import ASSUMED_COMPLETION_TOKENS, EstimateConfig, StudentThroughput, TokenPrice
-from exgrpo.config.eval import EvalConfig
+from exgrpo.config.eval import EvalConfig, EvalSettings
 from exgrpo.config.probe import (
     DifficultyFilterConfig,
     ExactTeacherConfig,
     LocalTeacherConfig,
     OpenAITeacherConfig,
     ProbeConfig,
+    ProbeSettings,
     ReplayTeacherConfig,
     TeacherConfig,
     WorldConfig,
 )
 from exgrpo.config.training import (
+    DistillSettings,
     DistillStageConfig,
     ExGRPOSettings,
     LoraSettings,
-    RLStageConfig,
+    RLSettings,
+    SFTSettings,
     SFTStageConfig,
     TrainConfig,
     TrainingRun,
+    TrainingSettings,
+    TrainSettings,
 )
 
 __all__ = [
-    "ASSUMED_COMPLETION_TOKENS", "DATASET_ALIASES", "DTYPE_HELP", "ConfigT", "CustomDataset", "DatasetSelection",
-    "DifficultyFilterConfig", "DistillStageConfig", "EstimateConfig", "EvalConfig", "ExGRPOSettings",
-    "ExactTeacherConfig", "LocalTeacherConfig", "LoraSettings", "ModelName", "OpenAITeacherConfig", "ProbeConfig",
-    "RLStageConfig", "ReplayTeacherConfig", "SFTStageConfig", "StrictModel", "StudentThroughput", "TeacherConfig",
-    "TokenPrice", "TrainConfig", "TrainingRun", "WorldConfig", "build_config", "check_dataset_names",
-    "expand_dataset_names", "format_validation_error", "load_config", "load_yaml",
+    "ASSUMED_COMPLETION_TOKENS", "DATASET_ALIASES", "DTYPE_HELP", "Backend", "BackendSetting", "ConfigT",
+    "CustomDataset", "DatasetSelection", "DifficultyFilterConfig", "DistillSettings", "DistillStageConfig", "Dtype",
+    "EstimateConfig", "EvalConfig", "EvalSettings", "ExGRPOSettings", "ExactTeacherConfig", "LocalTeacherConfig",
+    "LoraSettings", "ModelName", "OpenAITeacherConfig", "ProbeConfig", "ProbeSettings", "RLSettings",
+    "ReplayTeacherConfig", "SFTSettings", "SFTStageConfig", "StrictModel", "StudentThroughput", "TeacherConfig",
+    "TokenPrice", "TrainConfig", "TrainSettings", "TrainingRun", "TrainingSettings", "WorldConfig", "build_config",
+    "check_dataset_names", "expand_dataset_names", "format_validation_error", "load_config", "load_yaml",
 ]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from exgrpo.errors import ConfigError
 from exgrpo.models.named import check_model_name
+from exgrpo.models.precision import DtypeSetting
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
@@ -22,7 +23,14 @@ class StrictModel(BaseModel):
 # A model named by id, folder, `smollm2-135m-instruct` or `gguf:PATH` (exgrpo.models.named); a named model's
 # package or file must exist, checked before any work starts.
 ModelName = Annotated[str, AfterValidator(check_model_name)]
-DTYPE_HELP = "auto (bf16 on a GPU or a CPU with avx512_bf16/AMX, else fp32), bfloat16 or float32"
+DTYPE_HELP = ("auto (bf16 on a GPU or a CPU with avx512_bf16/AMX, else fp32), bfloat16 or float32; training in bf16 "
+              "on a CPU runs under autocast")
+
+# Settings that several configs share, each with its one default and description: a config declares `dtype: Dtype`.
+Dtype = Annotated[DtypeSetting, Field("auto", description=DTYPE_HELP)]
+Backend = Literal["auto", "transformers", "vllm"]
+BackendSetting = Annotated[Backend, Field("auto", description="auto: vLLM when it is installed and a GPU is present, "
+                                                              "else transformers")]
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:

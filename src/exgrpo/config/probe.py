@@ -7,9 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from exgrpo.config.base import DTYPE_HELP, ModelName, StrictModel
+from exgrpo.config.base import BackendSetting, Dtype, ModelName, StrictModel
 from exgrpo.config.datasets import DatasetSelection
-from exgrpo.models.precision import DtypeSetting
 
 
 class OpenAITeacherConfig(StrictModel):
@@ -33,9 +32,9 @@ class LocalTeacherConfig(StrictModel):
 
     kind: Literal["local"]
     model: ModelName
-    dtype: DtypeSetting = Field("auto", description=DTYPE_HELP)
+    dtype: Dtype
     batch_size: int = Field(16, gt=0)
-    backend: Literal["auto", "transformers", "vllm"] = "auto"
+    backend: BackendSetting
 
 
 class ReplayTeacherConfig(StrictModel):
@@ -59,7 +58,8 @@ class WorldConfig(StrictModel):
 
 
 class ExactTeacherConfig(StrictModel):
-    """The synthetic world's exact teacher: correct rationales and exact probes by construction."""
+    """The synthetic world's exact teacher: correct rationales and exact probes by construction. In a run, its
+    world is the run's `world`."""
 
     kind: Literal["exact"]
     world: WorldConfig = Field(default_factory=WorldConfig)
@@ -74,21 +74,17 @@ class DifficultyFilterConfig(StrictModel):
     N = 0 or L = N, and (ours, off by default) when L > max_solved."""
 
     enabled: bool = True
-    student: ModelName | None = Field(None, description="the base student: model id, folder or name")
-    dtype: DtypeSetting = Field("auto", description=DTYPE_HELP)
+    student: ModelName | None = Field(None, description="the base student: model id, folder or name (required when "
+                                      "enabled; a run's default: its base student)")
+    dtype: Dtype
     max_solved: int | None = Field(None, ge=0)
     batch_size: int = Field(16, gt=0)
     max_new_tokens: int = Field(256, gt=0)
 
-    @model_validator(mode="after")
-    def _needs_student(self) -> DifficultyFilterConfig:
-        if self.enabled and not self.student:
-            raise ValueError("difficulty.student is required when the difficulty filter is enabled")
-        return self
 
-
-class ProbeConfig(DatasetSelection):
-    """`exgrpo probe`: teacher rationales, EI probes (10 rules), both filters -> the EI dataset."""
+class ProbeSettings(StrictModel):
+    """The probe stage's settings: a run's probe section, and `exgrpo probe`'s config less where it writes. Dataset
+    names are checked by the stage config (a run's world registers its datasets when the run starts)."""
 
     datasets: list[str] = Field(min_length=1)
     split: str = "train"
@@ -108,8 +104,31 @@ class ProbeConfig(DatasetSelection):
                                 "per question; the correct ones are kept in the EI record's extra_responses")
     answer_temperature: float = Field(0.7, ge=0, description="sampling temperature of those extra rationales")
     difficulty: DifficultyFilterConfig = Field(default_factory=lambda: DifficultyFilterConfig(enabled=False))
+    cache_path: Path | None = Field(None, description="teacher call cache; default: output_dir/teacher_cache.jsonl "
+                                    "(a run's: run_dir/teacher_cache.jsonl, which redoing the stage keeps)")
+
+    @model_validator(mode="after")
+    def _replay_needs_probe_teacher(self) -> ProbeSettings:
+        if self.teacher.kind == "replay" and (self.probe_teacher is None or self.probe_teacher.kind == "replay"):
+            raise ValueError("a replay teacher only has rationales for the original questions: "
+                             "set probe_teacher (openai or local) to write and answer the probes")
+        return self
+
+    @model_validator(mode="after")
+    def _cap_holds_the_budgets(self) -> ProbeSettings:
+        if self.max_tokens_cap is not None and self.max_tokens_cap < max(self.max_tokens, self.probe_max_tokens):
+            raise ValueError(f"max_tokens_cap ({self.max_tokens_cap}) is below max_tokens / probe_max_tokens "
+                             f"({self.max_tokens} / {self.probe_max_tokens})")
+        return self
+
+    def resolved_max_tokens_cap(self) -> int:
+        return self.max_tokens_cap or 4 * max(self.max_tokens, self.probe_max_tokens)
+
+
+class ProbeConfig(ProbeSettings, DatasetSelection):
+    """`exgrpo probe`: teacher rationales, EI probes (10 rules), both filters -> the EI dataset."""
+
     output_dir: Path = Path("runs/probe")
-    cache_path: Path | None = Field(None, description="teacher call cache; default: output_dir/teacher_cache.jsonl")
 
     @field_validator("rules")
     @classmethod
@@ -122,22 +141,11 @@ class ProbeConfig(DatasetSelection):
         return value
 
     @model_validator(mode="after")
-    def _replay_needs_probe_teacher(self) -> ProbeConfig:
-        if self.teacher.kind == "replay" and (self.probe_teacher is None or self.probe_teacher.kind == "replay"):
-            raise ValueError("a replay teacher only has rationales for the original questions: "
-                             "set probe_teacher (openai or local) to write and answer the probes")
-        return self
-
-    @model_validator(mode="after")
-    def _cap_holds_the_budgets(self) -> ProbeConfig:
-        if self.max_tokens_cap is not None and self.max_tokens_cap < max(self.max_tokens, self.probe_max_tokens):
-            raise ValueError(f"max_tokens_cap ({self.max_tokens_cap}) is below max_tokens / probe_max_tokens "
-                             f"({self.max_tokens} / {self.probe_max_tokens})")
+    def _difficulty_has_a_student(self) -> ProbeConfig:
+        if self.difficulty.enabled and not self.difficulty.student:
+            raise ValueError("difficulty.student is required when the difficulty filter is enabled")
         return self
 
     def resolved_cache_path(self) -> Path:
         return self.cache_path or self.output_dir / "teacher_cache.jsonl"
-
-    def resolved_max_tokens_cap(self) -> int:
-        return self.max_tokens_cap or 4 * max(self.max_tokens, self.probe_max_tokens)
 

@@ -1,22 +1,20 @@
-"""The run schema (`exgrpo run CONFIG`): one YAML file for the whole method, each stage's section
-validated into that stage's own config."""
+"""The run schema (`exgrpo run CONFIG`): one YAML file for the whole method. Each stage's section is that stage's
+settings (the stage schema's own, with its defaults), typed when the file loads, so a misspelt key is reported with
+its path (`sft.learnig_rate`); the runner adds the files (models, data, output folders) to make each stage's config."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidatorFunctionWrapHandler, field_validator, model_validator
 
-from exgrpo.config.base import DTYPE_HELP, StrictModel, build_config
 from exgrpo.config.base import ModelName as ConfigModelName
+from exgrpo.config.base import StrictModel
 from exgrpo.config.estimate import EstimateConfig
-from exgrpo.config.eval import EvalConfig
-from exgrpo.config.probe import ProbeConfig, WorldConfig
-from exgrpo.config.training import DistillStageConfig, RLStageConfig, SFTStageConfig, TrainConfig
-from exgrpo.errors import ConfigError
-from exgrpo.models.precision import DtypeSetting
+from exgrpo.config.eval import EvalSettings
+from exgrpo.config.probe import ProbeSettings, WorldConfig
+from exgrpo.config.training import DistillSettings, SFTSettings, TrainSettings
 
 MODELS = {"base": "the base student", "sft": "SFT on EI data", "exgrpo": "EI + ExGRPO"}
 ModelName = Literal["base", "sft", "exgrpo"]
@@ -35,17 +33,12 @@ class StudentConfig(StrictModel):
     seed: int = 0
 
 
-class EvalSection(StrictModel):
-    datasets: list[str] = Field(min_length=1)
+class EvalSection(EvalSettings):
+    """The eval stage: `exgrpo eval`'s settings (the same defaults), and what this run evaluates."""
+
+    datasets: list[str] = Field(min_length=1, description="names or aliases, checked when the run starts")
     ei_test: str | None = Field(None, description="dataset of probes of the test questions (EI-Test)")
-    limit: int | None = Field(None, gt=0, description="first N questions of each dataset")
-    limits: dict[str, Annotated[int, Field(gt=0)]] = Field(default_factory=dict,
-                                                          description="per dataset: first N questions (over limit)")
     ei_test_limit: int | None = Field(None, gt=0, description="first N probes of EI-Test (default: limit)")
-    max_new_tokens: int = Field(128, gt=0)
-    batch_size: int = Field(32, gt=0)
-    backend: Literal["auto", "transformers", "vllm"] = "auto"
-    dtype: DtypeSetting = Field("auto", description=DTYPE_HELP)
     models: list[ModelName] | None = Field(None, description="which of base, sft, exgrpo to evaluate; "
                                             "default: the base and every model this run trains")
 
@@ -60,13 +53,28 @@ class RunConfig(StrictModel):
     student: StudentConfig | None = Field(None, description="build a tiny student here")
     base_model: ConfigModelName | None = Field(None, description="or start from this model (hub id, folder, "
                                                "smollm2-135m-instruct or gguf:PATH)")
-    probe: dict[str, Any]
-    sft: dict[str, Any] | None = Field(default_factory=dict, description="null: no SFT stage")
+    probe: ProbeSettings
+    sft: SFTSettings | None = Field(default_factory=SFTSettings, description="null: no SFT stage")
     sft_model: str | None = Field(None, description="no SFT stage: train from this SFT model (another run's)")
-    train: dict[str, Any] | None = Field(default_factory=dict, description="null: no RL stage")
+    train: TrainSettings | DistillSettings | None = Field(
+        default_factory=TrainSettings, description="null: no RL stage; `method: distill`: on-policy distillation")
     eval: EvalSection
     estimate: EstimateConfig = Field(default_factory=EstimateConfig, description="prices and throughputs for the "
                                      "cost estimate of `--dry-run`; in no stage's hash")
+
+    @field_validator("train", mode="wrap")
+    @classmethod
+    def _train_by_method(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # The section's `method` (exgrpo when absent) picks its schema, so that an error names the section's own
+        # path (`train.learnig_rate`), not a union member's.
+        if not isinstance(value, dict):
+            return handler(value)
+        schemas: dict[Any, type[TrainSettings | DistillSettings]] = {"exgrpo": TrainSettings,
+                                                                     "distill": DistillSettings}
+        method = value.get("method", "exgrpo")
+        if method not in schemas:
+            raise ValueError(f"method: {method!r} is not one of exgrpo, distill")
+        return schemas[method].model_validate(value)
 
     @model_validator(mode="after")
     def _one_student(self) -> RunConfig:
@@ -74,6 +82,9 @@ class RunConfig(StrictModel):
             raise ValueError("give exactly one of `student` (build a tiny one) and `base_model`")
         if self.sft is not None and self.sft_model is not None:
             raise ValueError("give at most one of `sft` (train here) and `sft_model` (reuse one)")
+        teacher = self.probe.teacher
+        if self.world is not None and teacher.kind == "exact" and "world" in teacher.model_fields_set:
+            raise ValueError("probe.teacher.world: the exact teacher's world is the run's `world` section")
         unavailable = set(self.eval.models or ()) - set(self.trained_models())
         if unavailable:
             raise ValueError(f"eval.models: this run has no {', '.join(sorted(unavailable))} model")
@@ -83,10 +94,7 @@ class RunConfig(StrictModel):
             register_world(self.run_dir / "world")  # names only: the files come with the world stage
         return self
 
-    # -------------------------------------------------------- where each stage reads and writes
-
-    def base_path(self) -> str:
-        return str(self.run_dir / "base" / "final") if self.student is not None else str(self.base_model)
+    # ------------------------------------------- which models the run has (their paths: runner/stage_configs.py)
 
     def trained_models(self) -> list[str]:
         """The models this run has: the base, its SFT model (trained or reused), its RL model."""
@@ -101,58 +109,3 @@ class RunConfig(StrictModel):
         titles = dict(MODELS) if self.name is None else {
             "base": MODELS["base"], "sft": f"{self.name}: after SFT", "exgrpo": f"{self.name}: after RL"}
         return {model: titles[model] for model in self.evaluated_models()}
-
-    def model_paths(self) -> dict[str, str]:
-        sft = self.sft_model or (str(self.run_dir / "sft" / "final") if self.sft is not None else self.base_path())
-        return {"base": self.base_path(), "sft": sft, "exgrpo": str(self.run_dir / "train" / "final")}
-
-    def probe_config(self) -> ProbeConfig:
-        values = json.loads(json.dumps(self.probe))  # a copy
-        if self.world is not None and values.get("teacher", {}).get("kind") == "exact":
-            values["teacher"]["world"] = self.world.model_dump()
-        difficulty = values.get("difficulty")  # absent: off (ProbeConfig's default); a section: on unless it says not
-        if difficulty is not None and difficulty.get("enabled", True):
-            difficulty.setdefault("student", self.base_path())
-        # The teacher cache lives outside the stage folder: redoing the stage must never lose a paid call.
-        values.setdefault("cache_path", self.run_dir / "teacher_cache.jsonl")
-        return build_config(ProbeConfig, {**values, "output_dir": self.run_dir / "probe"}, "probe section")
-
-    def sft_config(self) -> SFTStageConfig | None:
-        if self.sft is None:
-            return None
-        return build_config(SFTStageConfig, {**self.sft, "model": self.base_path(), "output_dir": self.run_dir / "sft",
-                                             "ei_data": self.run_dir / "probe" / "ei.jsonl"}, "sft section")
-
-    def train_config(self) -> TrainConfig | DistillStageConfig | None:
-        """The RL stage (ExGRPO, or a baseline's vanilla GRPO or on-policy distillation), from the SFT model
-        (or from the base where there is no SFT: RL without warm-up)."""
-        if self.train is None:
-            return None
-        from pydantic import TypeAdapter, ValidationError
-
-        from exgrpo.config import format_validation_error
-
-        values = {"method": "exgrpo", **self.train, "model": self.model_paths()["sft"],
-                  "output_dir": self.run_dir / "train", "ei_data": self.run_dir / "probe" / "ei.jsonl"}
-        try:
-            return TypeAdapter(RLStageConfig).validate_python(values)
-        except ValidationError as error:
-            raise ConfigError(format_validation_error(error, "train section")) from None
-
-    def eval_config(self, model: str) -> EvalConfig:
-        datasets = self.eval.datasets + ([self.eval.ei_test] if self.eval.ei_test else [])
-        return build_config(EvalConfig, {
-            "model": self.model_paths()[model], "datasets": datasets, "limit": self.eval.limit,
-            "limits": {**self.eval.limits, **({self.eval.ei_test: self.eval.ei_test_limit}
-                                              if self.eval.ei_test and self.eval.ei_test_limit else {})},
-            "max_new_tokens": self.eval.max_new_tokens, "batch_size": self.eval.batch_size,
-            "backend": self.eval.backend, "dtype": self.eval.dtype, "output_dir": self.run_dir / "eval" / model},
-            "eval section")
-
-    def stage_configs(self) -> dict[str, Any]:
-        """Every stage's resolved configuration: building them is the validation."""
-        return {"world": self.world, "base": self.student or self.base_model, "probe": self.probe_config(),
-                "sft": self.sft_config() or {"model": self.model_paths()["sft"]}, "train": self.train_config(),
-                "eval": {model: self.eval_config(model) for model in self.evaluated_models()}, "report": self.eval}
-
-

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from exgrpo.config.base import DTYPE_HELP, ModelName, StrictModel
-from exgrpo.models.precision import DtypeSetting
+from exgrpo.config.base import Dtype, ModelName, StrictModel
 
 
 class LoraSettings(StrictModel):
@@ -20,14 +19,11 @@ class LoraSettings(StrictModel):
     target_modules: str | list[str] = "all-linear"
 
 
-class TrainingRun(StrictModel):
-    """What SFT and ExGRPO share: the model, the EI data, the optimiser, logging and checkpoints."""
+class TrainingSettings(StrictModel):
+    """What every training stage's settings share: precision, the optimiser, logging, checkpoints, the data used.
+    A stage's settings are a run's section for it; its config adds the files (TrainingRun)."""
 
-    model: ModelName = Field(description="starting model: id, folder or name (SFT: the base student; train: the "
-                             "SFT checkpoint)")
-    dtype: DtypeSetting = Field("auto", description=DTYPE_HELP + "; bf16 on a CPU trains under autocast")
-    ei_data: Path = Field(description="ei.jsonl written by `exgrpo probe` (or its output folder)")
-    output_dir: Path
+    dtype: Dtype
     learning_rate: float = Field(gt=0)
     per_device_batch_size: int = Field(8, gt=0)
     gradient_accumulation_steps: int = Field(1, gt=0)
@@ -45,14 +41,22 @@ class TrainingRun(StrictModel):
     probe_rules: list[str] | None = Field(None, description="train on probes of these rules only; default: the ten "
                                           "EI rules (an augmentation such as RP only when named)")
 
+
+class TrainingRun(TrainingSettings):
+    """A training stage's files, which a run's runner fills: the starting model, the EI data, the output folder."""
+
+    model: ModelName = Field(description="starting model: id, folder or name (SFT: the base student; train: the "
+                             "SFT checkpoint)")
+    ei_data: Path = Field(description="ei.jsonl written by `exgrpo probe` (or its output folder)")
+    output_dir: Path
+
     def ei_path(self) -> Path:
         return self.ei_data / "ei.jsonl" if self.ei_data.is_dir() else self.ei_data
 
 
-class SFTStageConfig(TrainingRun):
-    """`exgrpo sft`: supervised warm-up on the EI data (teacher responses; loss on assistant tokens only)."""
+class SFTSettings(TrainingSettings):
+    """The SFT warm-up's settings (a run's `sft` section)."""
 
-    output_dir: Path = Path("runs/sft")
     learning_rate: float = Field(2e-4, gt=0)
     epochs: float = Field(3.0, gt=0)
     max_length: int = Field(1024, gt=0)
@@ -65,6 +69,12 @@ class SFTStageConfig(TrainingRun):
     dialogue_probes: int = Field(5, ge=0, description="(ours) probes per SFT dialogue, like ExGRPO's k")
     format: Literal["standard", "step_by_step", "revthink"] = Field(
         "standard", description="standard (EI-SFT, SKD, Rephrase/Question-Aug), or a multi-task baseline's format")
+
+
+class SFTStageConfig(SFTSettings, TrainingRun):
+    """`exgrpo sft`: supervised warm-up on the EI data (teacher responses; loss on assistant tokens only)."""
+
+    output_dir: Path = Path("runs/sft")
 
 
 class ExGRPOSettings(StrictModel):
@@ -93,13 +103,19 @@ class ExGRPOSettings(StrictModel):
         return self
 
 
-class TrainConfig(TrainingRun):
-    """`exgrpo train`: ExGRPO on TRL's GRPOTrainer, starting from (and KL-anchored to) the SFT checkpoint."""
+class RLSettings(TrainingSettings):
+    """What the RL stage's methods share: ExGRPO and on-policy distillation both sample the student's answers."""
 
-    method: Literal["exgrpo"] = Field("exgrpo", description="exgrpo (also vanilla GRPO: k=0, no B rollouts) or distill")
-    output_dir: Path = Path("runs/exgrpo")
     learning_rate: float = Field(1e-5, gt=0)
     max_steps: int = Field(100, gt=0)
+    max_new_tokens: int = Field(128, gt=0, description="student tokens per turn (distillation: per sampled answer)")
+    temperature: float = Field(1.0, gt=0)
+
+
+class TrainSettings(RLSettings):
+    """ExGRPO's settings (a run's `train` section; its default method)."""
+
+    method: Literal["exgrpo"] = Field("exgrpo", description="exgrpo (also vanilla GRPO: k=0, no B rollouts) or distill")
     exgrpo: ExGRPOSettings = Field(default_factory=ExGRPOSettings)
     questions_per_step: int = Field(2, gt=0, description="questions per device per step (x G_A + G_B rollouts)")
     beta: float = Field(0.04, ge=0, description="KL penalty to the reference (the starting SFT model)")
@@ -108,8 +124,6 @@ class TrainConfig(TrainingRun):
         "grpo", description="TRL's normalisation of the token losses; grpo (METHOD): each rollout's mean over its "
         "own trained tokens, then the mean over rollouts, so a long A dialogue weighs as much as a short B one; "
         "dapo / bnpo: token-level (longer rollouts weigh more); dr_grpo: a constant")
-    max_new_tokens: int = Field(128, gt=0, description="student tokens per turn")
-    temperature: float = Field(1.0, gt=0)
     generation_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra sampling arguments (top_p...)")
     use_vllm: bool = False
     vllm_mode: Literal["colocate", "server"] = "colocate"
@@ -118,27 +132,31 @@ class TrainConfig(TrainingRun):
         return self.exgrpo.rollouts_full + self.exgrpo.rollouts_partial
 
     @model_validator(mode="after")
-    def _batch_from_questions(self) -> TrainConfig:
+    def _batch_from_questions(self) -> TrainSettings:
         if "per_device_batch_size" in self.model_fields_set:
             raise ValueError("per_device_batch_size is not read by `exgrpo train`: a batch is questions_per_step x "
                              "(rollouts_full + rollouts_partial) rollouts; set questions_per_step instead")
         return self
 
 
-class DistillStageConfig(TrainingRun):
+class TrainConfig(TrainSettings, TrainingRun):
+    """`exgrpo train`: ExGRPO on TRL's GRPOTrainer, starting from (and KL-anchored to) the SFT checkpoint."""
+
+    output_dir: Path = Path("runs/exgrpo")
+
+
+class DistillSettings(RLSettings):
     """On-policy distillation (GKD, Agarwal et al. 2024) with TRL's DistillationTrainer: the student samples
     answers to the EI questions and learns the teacher model's next-token distribution on them. A baseline;
     the teacher model must share the student's tokenizer."""
 
     method: Literal["distill"]
     teacher_model: ModelName = Field(description="teacher model (id or folder) with the student's vocabulary")
-    output_dir: Path = Path("runs/distill")
-    learning_rate: float = Field(1e-5, gt=0)
-    max_steps: int = Field(100, gt=0)
     beta: float = Field(0.5, ge=0, le=1, description="generalised JSD: 0 forward KL, 0.5 JSD, 1 reverse KL")
-    max_new_tokens: int = Field(128, gt=0, description="student tokens per sampled answer")
-    temperature: float = Field(1.0, gt=0)
 
 
-RLStageConfig = Annotated[TrainConfig | DistillStageConfig, Field(discriminator="method")]
+class DistillStageConfig(DistillSettings, TrainingRun):
+    """The on-policy distillation stage (a run's `train` section with `method: distill`)."""
+
+    output_dir: Path = Path("runs/distill")
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
+from exgrpo.config.base import Backend
 from exgrpo.generation.continuous import decode_continuously, supports_continuous
 from exgrpo.models.named import resolve_model
 from exgrpo.models.precision import DtypeSetting, torch_dtype
 
 Conversation = list[dict[str, str]]
-Backend = Literal["auto", "transformers", "vllm"]
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,15 @@ from exgrpo.config.run import RunConfig
 from exgrpo.errors import ConfigError
 from exgrpo.files import atomic_write_json
 from exgrpo.models.precision import machine_description, machine_name
-
-STAGES = ["world", "base", "probe", "sft", "train", "eval", "report"]
+from exgrpo.runner.layout import STAGES
+from exgrpo.runner.stage_configs import (
+    eval_config,
+    model_paths,
+    probe_config,
+    sft_config,
+    stage_configs,
+    train_config,
+)
 
 # Where files go and how progress is reported change no result: moving the teacher cache must not redo a stage.
 OPERATIONAL = {"cache_path", "report_to", "logging_steps"}
@@ -74,21 +81,21 @@ def stage_base(config: RunConfig) -> dict[str, Any]:
 def stage_probe(config: RunConfig) -> dict[str, Any]:
     from exgrpo.inversion.pipeline import run_probe
 
-    stats = run_probe(config.probe_config())
+    stats = run_probe(probe_config(config))
     return {"datasets": stats["datasets"], "teachers": stats["teachers"]}
 
 
 def stage_sft(config: RunConfig) -> dict[str, Any]:
     from exgrpo.training.sft import run_sft
 
-    sft = config.sft_config()
+    sft = sft_config(config)
     if sft is None:
-        return {"skipped": "no sft section", "model": config.model_paths()["sft"]}
+        return {"skipped": "no sft section", "model": model_paths(config)["sft"]}
     return {"model": str(run_sft(sft))}
 
 
 def stage_train(config: RunConfig) -> dict[str, Any]:
-    train = config.train_config()
+    train = train_config(config)
     if train is None:
         return {"skipped": "no train section"}
     if isinstance(train, DistillStageConfig):
@@ -105,7 +112,7 @@ def stage_eval(config: RunConfig) -> dict[str, Any]:
 
     summary = {}
     for model in config.evaluated_models():
-        report = evaluate(config.eval_config(model))
+        report = evaluate(eval_config(config, model))
         summary[model] = {row["name"]: row["accuracy"]["value"] for row in report["datasets"]}
     return summary
 
@@ -142,7 +149,7 @@ def plan(config: RunConfig) -> list[tuple[str, str, bool]]:
     """(stage, config hash, already done) for every stage; hashes chain, so a change redoes what follows. A stage
     is done when its manifest has its hash and its outputs are there (a stage made again keeps the same hash, so
     what follows it stays done)."""
-    configs = config.stage_configs()
+    configs = stage_configs(config)
     rows, upstream = [], ""
     for stage in STAGES:
         digest = hashlib.sha256(f"{upstream}|{_hash(configs[stage])}".encode()).hexdigest()[:16]

@@ -22,6 +22,7 @@ from exgrpo.runner.estimate.student_tokens import (
 )
 from exgrpo.runner.estimate.teacher_calls import PURPOSES, ProbeForecast, forecast_probe_stage
 from exgrpo.runner.estimate.tokens import TokenCounter
+from exgrpo.runner.stage_configs import eval_config, probe_config, sft_config, train_config
 
 if TYPE_CHECKING:
     from exgrpo.config.run import RunConfig
@@ -68,7 +69,7 @@ def _estimate(config: RunConfig) -> RunEstimate:
     settings = config.estimate
     throughput = resolved_throughput(settings.throughput, settings.gpu_check)
     estimate = RunEstimate(None, [], settings.prices, throughput)
-    probe = config.probe_config()
+    probe = probe_config(config)
     try:
         estimate.forecast = forecast_probe_stage(probe, settings)
     except ExgrpoError as error:  # e.g. the synthetic world's questions exist only after its stage runs
@@ -77,7 +78,7 @@ def _estimate(config: RunConfig) -> RunEstimate:
     if forecast is not None:
         if probe.difficulty.enabled:
             estimate.loads.append(difficulty_load(forecast, probe.difficulty.max_new_tokens))
-        sft, train = config.sft_config(), config.train_config()
+        sft, train = sft_config(config), train_config(config)
         if sft is not None:
             estimate.loads.append(sft_load(sft, forecast, TokenCounter(settings.tokenizer)))
         if train is not None:
@@ -85,13 +86,13 @@ def _estimate(config: RunConfig) -> RunEstimate:
     from exgrpo.evaluation.evaluate import load_eval_datasets
 
     for model in config.evaluated_models():
-        eval_config = config.eval_config(model)
+        evaluation = eval_config(config, model)
         try:
-            datasets = load_eval_datasets(eval_config)
+            datasets = load_eval_datasets(evaluation)
         except ExgrpoError as error:
             estimate.not_estimated.append(f"eval ({model}): {error}")
             break
-        estimate.loads.append(eval_load(model, datasets, eval_config.max_new_tokens, forecast))
+        estimate.loads.append(eval_load(model, datasets, evaluation.max_new_tokens, forecast))
     time_loads(estimate.loads, throughput)
     return estimate
 
