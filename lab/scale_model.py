@@ -99,7 +99,9 @@ def main() -> int:
     from lab.study.page import SUMMARY_BEGIN, SUMMARY_END, write_results_page
     from lab.study.spec import make_models
 
-    record(study)
+    # No `record` first: run, tune and base record their work as they finish it, and what `report` makes again for
+    # the page (the first run's world and probe data) is no work of the study's; recorded, it would change the record
+    # at every regeneration.
     # The page reads the world's questions, and the projection counts the first run's probe data (seconds, with
     # the exact teacher; a study's record holds neither).
     make_models(study.run_config(study.first, study.seeds[0]), "probe")

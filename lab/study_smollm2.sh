@@ -9,32 +9,48 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then source .venv/bin/activate; fi  # the repo's venv
 SPEC=${SPEC:-lab/configs/smollm2.yaml}
-# The record (the small files of the finished work; the run folders do not outlive the machine) is committed, alone,
-# every 5 minutes while something in it changed, and when the runner stops: a sitting that ends without warning
-# loses at most the run in progress. A failed commit (another git command at that moment) is retried.
+# The record (lab/study/record.py: what the page needs of the finished work; the run folders do not outlive the
+# machine) is committed, alone, when a step finishes (the base student's evaluation, a method's tuning, a run) and
+# when the runner stops: each commit holds finished work, and a sitting that ends without warning loses at most the
+# step in progress (rerun this script: finished steps are skipped). A commit that fails (another git command at
+# that moment) is taken up by the next. Where the study stands is one file, overwritten at each step and committed
+# with the record's next change: $RECORD/progress.md.
 RECORD=$(python -c "import sys; from lab.study.spec import Study; print(Study(sys.argv[1]).record_root)" "$SPEC")
-commit_record() {
-  if [ -d "$RECORD" ]; then git add -A -- "$RECORD" && git commit -q -m "Study record: $1" -- "$RECORD" >/dev/null 2>&1 || true; fi
+progress() {
+  mkdir -p "$RECORD"
+  { printf '# Progress of the study %s\n\n%s: %s\n\n' "$SPEC" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$1"
+    python -c "import sys; from lab.study.spec import Study; from lab.study.standing import progress_lines
+print(*(progress_lines(Study(sys.argv[1])) or ['Every run evaluated.']), sep='\n')" "$SPEC" || true
+  } > "$RECORD/progress.md.partial" && mv "$RECORD/progress.md.partial" "$RECORD/progress.md"
 }
-( while sleep 300; do commit_record "progress at $(date -u +%H:%M) UTC"; done ) &
-COMMITTER=$!
-trap 'kill $COMMITTER 2>/dev/null; commit_record "the runner stopped at $(date -u +%H:%M) UTC"' EXIT
+commit_record() {  # only where finished work changed the record: progress.md alone makes no commit
+  [ -d "$RECORD" ] && git add -A -- "$RECORD" || return 0
+  if git diff --cached --quiet -- "$RECORD" ":(exclude)$RECORD/progress.md"; then return 0; fi
+  git commit -q -m "Study record: $1" -- "$RECORD" >/dev/null 2>&1 || true
+}
+trap 'progress "the runner stopped"; commit_record "the runner stopped at $(date -u +%H:%M) UTC"' EXIT
 study() { python lab/scale_model.py --spec "$SPEC" "$@"; }
+step() {  # one step of the study: where it stands before, the record committed after
+  progress "running \`$*\`"
+  study "$@"
+  progress "finished \`$*\`"
+  commit_record "$* finished"
+}
 names() { python -c "import sys; from lab.study.spec import Study; from lab.study.tuning import tuned_methods
 study = Study(sys.argv[1]); print(*(tuned_methods(study) if sys.argv[2] == 'tuned' else study.seeds))" "$SPEC" "$1"; }
 methods() { python -c "import sys; from lab.study.spec import Study
 study = Study(sys.argv[1]); print(*(m for m in study.methods if int(sys.argv[2]) in study.method_seeds(m)))" "$SPEC" "$1"; }
 # The base student's evaluation first (once for the study, kept in the record): it needs no trained model, and a
 # sitting on a machine that cannot run the study stops here, at the machine check.
-study base
+step base
 TUNING_SEED=$(python -c "import sys; from lab.study.spec import Study; print(Study(sys.argv[1]).tuning.get('seed', ''))" "$SPEC")
 for method in $(names tuned); do
-  study tune --method "$method"
+  step tune --method "$method"
   # The tuning seed's run of a method is its chosen candidates' run: evaluated now, while their models are on this
   # machine (a later sitting may be on another, where the record alone would have them trained again).
-  if [ -n "$TUNING_SEED" ]; then study run --seed "$TUNING_SEED" --method "$method"; fi
+  if [ -n "$TUNING_SEED" ]; then step run --seed "$TUNING_SEED" --method "$method"; fi
 done
 for seed in $(names seeds); do
-  for method in $(methods "$seed"); do study run --seed "$seed" --method "$method"; done
+  for method in $(methods "$seed"); do step run --seed "$seed" --method "$method"; done
 done
 study report --page docs/results.md --readme README.md

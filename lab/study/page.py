@@ -76,7 +76,7 @@ def dsu_curves(page: Page) -> tuple[dict[int, list[float]], dict[int, list[float
 # ---------------------------------------------------------------- the page
 
 
-RULE = ("Every goal is judged in code (exgrpo/study/verdicts.py) from the paired 95% CI of the difference (same "
+RULE = ("Every goal is judged in code (lab/study/verdicts.py) from the paired 95% CI of the difference (same "
         "seeds, same questions): **met** only when it excludes 0 in the goal's favour, **failed** when it excludes 0 "
         "against, else **not resolved**.")
 
@@ -93,9 +93,9 @@ def goals(page: Page, study: Study) -> list[str]:
             continue
         other = method_row(study, method)
         lines.append(_goal(page, OURS, other, page.held_out, f"EI + ExGRPO beats {other.title} on the held-out "
-                           "average (mean of the splits)"))
+                           "average (mean of the splits of a format no method trained on)"))
         lines.append(_goal(page, OURS, other, page.held_out, f"EI + ExGRPO beats {other.title} on the held-out "
-                           "questions pooled", pooled=True))
+                           "questions pooled (the splits of a format no method trained on)", pooled=True))
     ladder = [row for row in ablation_rows(study)[1:] if row.method != "rl_no_sft"]  # that one is off the ladder
     for before, after in zip(ladder, ladder[1:], strict=False):
         lines.append(_goal(page, after, before, page.held_out, f"the ablation step '{after.title}' adds held-out "
@@ -108,6 +108,52 @@ def goals(page: Page, study: Study) -> list[str]:
         lines.append(_goal(page, quarter, method_row(study, "skd"), page.held_out,
                            "EI + ExGRPO with 25% of the questions beats SKD with 100% on the held-out average"))
     return lines
+
+
+def held_out_lines(page: Page) -> list[str]:
+    """Which held-out splits the averages read, and which are reported apart, with the methods that trained on
+    their format (the spec's report.format_seen_by)."""
+    if not page.format_seen:
+        return [f"Held-out: {', '.join(page.held_out)}.", ""]
+    return [f"Held-out, format unseen (every held-out average, goal and plot): {', '.join(page.held_out)}, the "
+            "held-out splits in a format no method trained on. A split in a format some methods trained on "
+            "measures that format, not transfer; it is in no held-out average and is reported apart "
+            "(the spec's `report.format_seen_by`):", "",
+            *(f"- {name}: {page.seen_by(name)}." for name in page.held_out_seen + page.ei_test
+              if name in page.format_seen), ""]
+
+
+def seen_format_lines(page: Page, study: Study, rows: list[Row]) -> list[str]:
+    """The held-out splits in a format some methods trained on, apart: each method's accuracy with whether it
+    trained on the format, and EI + ExGRPO against each baseline of the goals, per held-out split (paired)."""
+    if not page.held_out_seen:
+        return []
+    lines = ["## Held-out splits in a format some methods trained on (reported apart)", "",
+             *(f"{name} is {page.seen_by(name)}. It is in no held-out average and no goal." for name in
+               page.held_out_seen), "",
+             "| method | " + " | ".join(f"{name.removeprefix('world_')} (trained on its format)"
+                                        for name in page.held_out_seen) + " |",
+             "|---|" + "---|" * len(page.held_out_seen)]
+    for row in rows:
+        lines.append(f"| {row.title} | " + " | ".join(
+            f"{cell(page.estimate(row, [name]))} ({'yes' if page.trained_format(row, name) else 'no'})"
+            for name in page.held_out_seen) + " |")
+    baselines = [method_row(study, method) for method in ("skd", "revthink") if method in study.methods]
+    if not baselines:
+        return lines + [""]
+    lines += ["", "EI + ExGRPO minus each baseline of the goals, per held-out split (paired, the questions of the "
+              "families in the averages):", "",
+              "| held-out split | in the held-out average | " + " | ".join(f"EI + ExGRPO minus {b.title}"
+                                                                          for b in baselines) + " |",
+              "|---|---|" + "---|" * len(baselines)]
+    for name in page.every_held_out():
+        counted = ("no: " + page.format_seen[name].format if name in page.format_seen
+                   else "yes" if page.examples(name) else "no: its families are at the guessing floor")
+        lines.append(f"| {name} | {counted} | " + " | ".join(cell(page.estimate(OURS, [name], minus=b))
+                                                             for b in baselines) + " |")
+    lines.append("| *mean of the splits in the average* | | " + " | ".join(
+        cell(page.estimate(OURS, page.held_out, minus=b)) for b in baselines) + " |")
+    return lines + [""]
 
 
 GATE_POINTS = 25.0  # EI-SFT must reach the guessing floor + this on held-in before methods are compared
@@ -170,13 +216,14 @@ SUMMARY_END = "<!-- end of study summary -->"
 
 
 def summary_lines(study: Study, page_path: Path, gate: list[str], goal_lines: list[str], progress: list[str],
-                  command: str) -> list[str]:
-    """What the README says of the study: the page's own verdict lines (and its progress line), nothing else."""
+                  command: str, held_out: list[str]) -> list[str]:
+    """What the README says of the study: the page's own verdict lines (and its progress line), and which
+    held-out splits its goals read."""
     progress = progress[:1]
     return [f"From [{page_path.as_posix()}]({page_path.as_posix()}) (`{command}`, spec "
             f"`{os.path.relpath(study.spec_path)}`), its verdict lines as the page prints them. The EI-SFT gate:", "",
             *gate, "", "Goals (paired 95% CIs; met only when the CI excludes 0 in the goal's favour):", "", *goal_lines,
-            *(["", *progress] if progress else [])]
+            *(["", *held_out] if held_out else []), *(["", *progress] if progress else [])]
 
 
 def write_results_page(study: Study, page_path: Path, command: str) -> list[str]:
@@ -203,7 +250,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         f"Written by `{command}` from the runs of `{os.path.relpath(study.spec_path)}` (reproduce: "
         f"`python lab/scale_model.py --spec {os.path.relpath(study.spec_path)} run`, then `... report`).",
         *([f"Every number is read from the study's record, `{study.record_root.as_posix()}` (committed: the small "
-           "files of the finished runs, exgrpo/lab/study/record.py), so `report` writes this same page on a fresh clone."]
+           "files of the finished runs, lab/study/record.py), so `report` writes this same page on a fresh clone."]
           if study.record_root != study.run_root else []),
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU. Seeds: {study.seeds} (seeds change the",
         "student's initialisation and every training seed; the world, and so the test questions, is shared).", "",
@@ -211,10 +258,11 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         *([f"**Cut to the time budget** (fixed in the spec before the runs, from the projection in the compute "
            f"section): {study.report['cut']}", ""] if study.report.get("cut") else []),
         "Accuracy (%) with 95% CIs from a bootstrap over seeds and questions. Held-in: new questions of the training",
-        "families. Held-out: more steps, unseen names and templates, reversed arithmetic, the never-trained budget",
-        "family. EI-Test: the ten rules' probes of the held-in test questions; only the EI-trained students saw",
+        "families. EI-Test: the ten rules' probes of the held-in test questions; only the EI-trained students saw",
         "those formats in training, so EI-Test compares them with each other (its goal: EI + ExGRPO against EI-SFT),",
-        "not with SKD.", "",
+        "not with SKD.", "", *held_out_lines(page),
+        *(["The held-out splits were divided so after the runs, from their record (nothing was trained again); the "
+           "next study sets its held-out splits before it runs.", ""] if page.held_out_seen else []),
         *(["Families at the guessing floor for every method (no method's CI above the larger floor), left out of "
            f"every average and reported in the family table only: {', '.join(sorted(page.excluded))}.", ""]
           if page.excluded else []),
@@ -231,10 +279,15 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         "80% one answer where the gold answers are less uniform), found by code in every finished evaluation:", "",
         *(page.degenerate_runs(_all_rows(study, main, ablation)) or ["- none detected"]), "",
         "## Main table", "", *page.accuracy_table(main), "", f"![main]({page.images.name}/main.png)", "",
-        "Held-out accuracy of each seed (where a CI is wide, this shows which seed it comes from):", "",
+        "Held-out accuracy (format unseen) of each seed (where a CI is wide, this shows which seed it comes from):",
+        "",
         *page.seed_table(main, page.held_out), "", *_note(study, "main"),
-        "Per test set:", "", *page.dataset_table(main), "", "Per family (all test sets):", "",
+        "Per test set:", "", *page.dataset_table(main),
+        *(["", "\\* in a format some methods trained on (listed above): in no held-out average."]
+          if page.held_out_seen else []), "",
+        "Per family (held-in and the held-out splits of a format no method trained on):", "",
         *(page.family_table(main) if page.world else ["(question ids carry no family here)"]), "",
+        *seen_format_lines(page, study, main),
     ]
     if page.outside:
         lines += ["## Outside check: real benchmarks", "",
@@ -245,7 +298,8 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
                   f"held-in {cell(page.estimate(teacher, page.held_in))}, held-out {cell(page.estimate(teacher, page.held_out))}.",
                   ""]
     lines += ["## Ablation", "", *page.accuracy_table(ablation), "",
-              "## Data efficiency", "", "| method | fraction | seeds | held-in | held-out |", "|---|---|---|---|---|"]
+              "## Data efficiency", "", "| method | fraction | seeds | held-in | held-out, format unseen |",
+              "|---|---|---|---|---|"]
     for name, points in curves.items():
         for fraction, row in points:
             lines.append(f"| {name} | {fraction:g} | {len(page.results.seeds(row))} | "
@@ -259,7 +313,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
               "Student training tokens: TRL's `num_tokens` (every input token of every step, SFT + RL). GKD also",
               "runs its teacher model over every student token it trains on.", "",
               *page.compute_table(compute_rows), "", *_note(study, "compute"),
-              "Projected cost of the whole spec at the measured rates (exgrpo/study/projection.py: the first run's",
+              "Projected cost of the whole spec at the measured rates (lab/study/projection.py: the first run's",
               "stage times, or its tuning candidates' until it has finished, against the tokens `exgrpo run --dry-run`",
               "counts for them, applied to every method; the machines that measured them are named below):", "",
               *projection_lines(study)]
@@ -270,12 +324,14 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
                  else "as many student tokens as EI + ExGRPO")
         lines += [f"Compute-matched comparison (SKD trained for {basis}):", "",
                   *page.accuracy_table([method_row(study, "skd"), matched, OURS]), "",
-                  f"EI + ExGRPO minus compute-matched SKD, held-out: {page.difference(OURS, matched, page.held_out)}; "
+                  f"EI + ExGRPO minus compute-matched SKD, held-out (format unseen): "
+                  f"{page.difference(OURS, matched, page.held_out)}; "
                   f"held-in: {page.difference(OURS, matched, page.held_in)}.", ""]
     if fired:
         lines += ["## DSU diagnostics", "",
                   "The fraction of questions whose correct full-dialogue rollouts got the DSU bonus, over training, and",
-                  "the held-out accuracy (mean of the held-out splits, as in the main table) of the checkpoints (step 0: the",
+                  "the held-out accuracy (mean of the held-out splits of a format no method trained on, as in the main",
+                  "table) of the checkpoints (step 0: the",
                   "EI-SFT model; the last step: the trained model), mean over seeds.", "",
                   *(["| step | " + " | ".join(str(s) for s in sorted(held_out)) + " |",
                      "|---|" + "---|" * len(held_out),
@@ -285,4 +341,4 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
                   "| DSU firing rate | " + " | ".join(f"{np.mean(fired[s]):.2f}" for s in sorted(fired)) + " |", "",
                   f"![dsu]({page.images.name}/dsu.png)", ""]
     atomic_write_text(page_path, "\n".join(lines))
-    return summary_lines(study, page_path, gate, goal_lines, progress, command)
+    return summary_lines(study, page_path, gate, goal_lines, progress, command, held_out_lines(page)[:-1])

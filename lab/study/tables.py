@@ -94,6 +94,32 @@ def cell(estimate: Estimate | None) -> str:
     return f"{100 * estimate.value:.1f} [{100 * estimate.low:.1f}, {100 * estimate.high:.1f}]"
 
 
+@dataclass(frozen=True)
+class FormatSeen:
+    """An evaluated split whose question format some methods trained on (the spec's report.format_seen_by)."""
+
+    format: str
+    methods: tuple[str, ...]
+
+
+def formats_seen(study: Study, evaluated: list[str]) -> dict[str, FormatSeen]:
+    """The spec's report.format_seen_by: split -> the format and the methods that trained on it."""
+    from exgrpo.errors import ConfigError
+
+    seen = {}
+    for split, entry in (study.report.get("format_seen_by") or {}).items():
+        where = f"{study.spec_path}: report.format_seen_by.{split}"
+        if split not in evaluated:
+            raise ConfigError(f"{where}: not one of the evaluated datasets ({', '.join(evaluated)})")
+        if not isinstance(entry, dict) or set(entry) != {"format", "methods"}:
+            raise ConfigError(f"{where}: needs `format` (words) and `methods` (the methods that trained on it)")
+        unknown = [method for method in entry["methods"] if method not in study.methods]
+        if unknown:
+            raise ConfigError(f"{where}.methods: no method {', '.join(map(repr, unknown))}")
+        seen[split] = FormatSeen(str(entry["format"]), tuple(entry["methods"]))
+    return seen
+
+
 class Page:
     def __init__(self, study: Study, page: Path) -> None:
         from exgrpo.config import expand_dataset_names
@@ -106,13 +132,18 @@ class Page:
         config = study.run_config(study.first, study.seeds[0])
         self.config, self.registry = config, run_registry(config)  # a synthetic world's datasets too
         set_apart = set(expand_dataset_names(study.report.get("outside", []) + study.report.get("validation", [])))
-        names = [name for name in expand_dataset_names(config.eval.datasets) if name not in set_apart]
+        self.names = names = [name for name in expand_dataset_names(config.eval.datasets) if name not in set_apart]
+        self.ei_test = [config.eval.ei_test] if config.eval.ei_test else []
+        self.format_seen = formats_seen(study, expand_dataset_names(config.eval.datasets) + self.ei_test)
         self.held_in = [name for name in names if self.registry.get(name).group == "held_in"]
-        self.held_out = [name for name in names if self.registry.get(name).group == "held_out"]
+        # A held-out split in a format some method trained on measures that format, not transfer: every held-out
+        # average, goal and plot reads the others only (held_out), and the page reports it apart (held_out_seen).
+        held_out = [name for name in names if self.registry.get(name).group == "held_out"]
+        self.held_out = [name for name in held_out if name not in self.format_seen]
+        self.held_out_seen = [name for name in held_out if name in self.format_seen]
         evaluated = set(expand_dataset_names(config.eval.datasets))
         self.outside = [d for d in expand_dataset_names(study.report.get("outside", [])) if d in evaluated]
         self.validation = [d for d in expand_dataset_names(study.report.get("validation", [])) if d in evaluated]
-        self.ei_test = [config.eval.ei_test] if config.eval.ei_test else []
         self.world = config.world is not None  # question ids name their family
         self.excluded: set[str] = set()  # families left out of the averages: at the floor for every method
 
@@ -146,6 +177,17 @@ class Page:
         if not self.world or dataset in self.outside:  # the real benchmarks' questions have no family
             return examples
         return [e for e in examples if family(e.id) not in self.excluded]
+
+    def trained_format(self, row: Row, dataset: str) -> bool:
+        """Whether a row's model trained on the dataset's question format (the base student trained on nothing)."""
+        seen = self.format_seen.get(dataset)
+        return seen is not None and row.model != "base" and row.method in seen.methods
+
+    def seen_by(self, dataset: str) -> str:
+        """The format of a split some methods trained on, and those methods, in words."""
+        seen = self.format_seen[dataset]
+        return (f"in the format of {seen.format}, which these methods trained on: "
+                + ", ".join(f"{self.study.title(method)} (`{method}`)" for method in seen.methods))
 
     def averaged(self, question_id: str) -> bool:
         """Whether a question counts in the averages (its family is not one left out at the floor)."""
@@ -199,7 +241,8 @@ class Page:
 
     def accuracy_table(self, rows: list[Row]) -> list[str]:
         """Held-out both ways: the mean over its splits, and pooled over their questions; the floors below."""
-        lines = ["| method | seeds | held-in | held-out (mean of splits) | held-out (pooled) | EI-Test |",
+        lines = ["| method | seeds | held-in | held-out, format unseen (mean of splits) | held-out, format unseen (pooled) "
+                 "| EI-Test |",
                  "|---|---|---|---|---|---|"]
         for row in rows:
             seeds = self.results.seeds(row)
@@ -243,8 +286,11 @@ class Page:
         return lines
 
     def dataset_table(self, rows: list[Row], datasets: list[str] | None = None) -> list[str]:
-        datasets = datasets if datasets is not None else self.held_in + self.held_out
-        lines = ["| method | " + " | ".join(d.removeprefix("world_") for d in datasets) + " |",
+        """Accuracy per dataset (by default every held-in and held-out split, those in a format some method trained
+        on marked *)."""
+        datasets = datasets if datasets is not None else self.held_in + self.every_held_out()
+        lines = ["| method | " + " | ".join(d.removeprefix("world_") + " *" * (d in self.format_seen)
+                                            for d in datasets) + " |",
                  "|---|" + "---|" * len(datasets)]
         for row in rows:
             lines.append(f"| {row.title} | " + " | ".join(cell(self.estimate(row, [d], keep=every)) for d in datasets)
@@ -253,6 +299,10 @@ class Page:
         lines.append("| *guessing floor: random / majority* | " + " | ".join(self.floors([d]) for d in datasets) + " |")
         self.excluded = excluded
         return lines
+
+    def every_held_out(self) -> list[str]:
+        """Every held-out split, in the evaluation's order (whatever format the methods trained on)."""
+        return [name for name in self.names if name in self.held_out or name in self.held_out_seen]
 
     def family_table(self, rows: list[Row]) -> list[str]:
         families = ["arith", "date", "logic", "choice", "budget"]

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from lab.study.tables import Page, Row, family, pooled_bootstrap
+from lab.study.tables import Page, Row, family, formats_seen, pooled_bootstrap
 
 
 def test_pooled_bootstrap_of_all_correct_is_one_without_spread() -> None:
@@ -91,3 +91,66 @@ def test_a_skipped_stage_names_no_machine(tmp_path: Path) -> None:
     assert stage_machine(tmp_path, "sft") is None and stage_seconds(tmp_path, "sft") == 0.0
     (tmp_path / "sft" / "manifest.json").write_text(json.dumps(manifest | {"outputs": {}}))
     assert stage_machine(tmp_path, "sft") == "Intel Xeon, 2 cores, native bf16" and stage_seconds(tmp_path, "sft") == 5.0
+
+
+def held_out_page(tmp_path: Path) -> Page:
+    """A Page over two methods of one seed: EI + ExGRPO beats SKD on a split in its own training format
+    (ood_reversed) and loses on the split no method trained the format of (ood_steps)."""
+    from lab.study.tables import Results
+
+    correct = {("ei_exgrpo", "world_ood_steps"): [1, 0, 0, 0], ("skd", "world_ood_steps"): [1, 1, 1, 0],
+               ("ei_exgrpo", "world_ood_reversed"): [1, 1, 1, 1], ("skd", "world_ood_reversed"): [0, 0, 0, 0]}
+    models = {"ei_exgrpo": ["base", "sft", "exgrpo"], "skd": ["sft"]}
+    for (method, dataset), answers in correct.items():
+        for model in models[method]:
+            folder = tmp_path / "seed0" / method / "eval" / model
+            (folder / "predictions").mkdir(parents=True, exist_ok=True)
+            (folder / "report.json").write_text("{}")
+            (folder / "predictions" / f"{dataset}.jsonl").write_text("".join(
+                json.dumps({"id": f"{dataset.removeprefix('world_')}-arith-{i}", "correct": bool(value)}) + "\n"
+                for i, value in enumerate(answers)))
+    methods = {"ei_exgrpo": {"title": "EI + ExGRPO (ours)"},
+               "skd": {"title": "SKD (SFT on teacher rationales)", "train": None}}
+    study = SimpleNamespace(methods=methods, common={}, seeds=[0], spec_path=Path("spec.yaml"),
+                            run_dir=lambda seed, method: tmp_path / f"seed{seed}" / method,
+                            title=lambda method: methods[method]["title"],
+                            report={"format_seen_by": {"world_ood_reversed": {"format": "EI rule R4",
+                                                                              "methods": ["ei_exgrpo"]}}})
+    page = Page.__new__(Page)
+    page.study, page.results, page.world, page.excluded = study, Results(study), True, set()
+    page.format_seen = formats_seen(study, ["world_ood_steps", "world_ood_reversed"])
+    page.names, page.held_in, page.ei_test, page.outside = ["world_ood_steps", "world_ood_reversed"], [], [], []
+    page.held_out, page.held_out_seen = ["world_ood_steps"], ["world_ood_reversed"]
+    page._examples = {dataset: [SimpleNamespace(id=f"{dataset.removeprefix('world_')}-arith-{i}") for i in range(4)]
+                      for dataset in page.names}  # the evaluated questions (Page.examples)
+    return page
+
+
+def test_a_split_in_a_format_some_method_trained_on_is_reported_apart_and_labelled(tmp_path: Path) -> None:
+    from lab.study.page import OURS, ZERO_SHOT, method_row, seen_format_lines
+
+    page = held_out_page(tmp_path)
+    skd = method_row(page.study, "skd")
+    assert page.estimate(OURS, page.held_out, minus=skd).value == pytest.approx(-0.5)  # the goals read this only
+    assert page.trained_format(OURS, "world_ood_reversed") and not page.trained_format(skd, "world_ood_reversed")
+    assert not page.trained_format(ZERO_SHOT, "world_ood_reversed")  # the base student trained on nothing
+    lines = seen_format_lines(page, page.study, [ZERO_SHOT, skd, OURS])
+    assert ("world_ood_reversed is in the format of EI rule R4, which these methods trained on: EI + ExGRPO (ours) "
+            "(`ei_exgrpo`). It is in no held-out average and no goal.") in lines
+    assert "| EI + ExGRPO (ours) | 100.0 [100.0, 100.0] (yes) |" in lines
+    assert "| SKD (SFT on teacher rationales) | 0.0 [0.0, 0.0] (no) |" in lines
+    differences = {line.split(" | ")[0]: line.split(" | ")[2] for line in lines if line.startswith("| world_ood")}
+    assert differences["| world_ood_reversed"].startswith("100.0")
+    assert differences["| world_ood_steps"].startswith("-50.0")
+    assert "| world_ood_reversed | no: EI rule R4 |" in "\n".join(lines)
+
+
+def test_format_seen_by_names_the_field_it_cannot_read(tmp_path: Path) -> None:
+    from exgrpo.errors import ConfigError
+
+    study = held_out_page(tmp_path).study
+    study.report["format_seen_by"]["world_ood_reversed"]["methods"] = ["ei_exgrpo", "revthink"]
+    with pytest.raises(ConfigError, match=r"report.format_seen_by.world_ood_reversed.methods: no method 'revthink'"):
+        formats_seen(study, ["world_ood_steps", "world_ood_reversed"])
+    with pytest.raises(ConfigError, match=r"report.format_seen_by.world_ood_reversed: not one of the evaluated"):
+        formats_seen(study, ["world_ood_steps"])
