@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-import exgrpo.rl.train
-import exgrpo.training.sft
+import exgrpo.runner.stages
 from lab.study import tuning
 from lab.study.reuse import kept_base_evaluation, origin
 from lab.study.spec import Study, final_step, held_out_curve, held_out_datasets, run_seed
@@ -58,9 +57,9 @@ def written_study(tmp_path: Path, spec: dict[str, Any]) -> Study:
 def counted_trainings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """A list that every SFT and RL training run from now on adds "run_sft|run_train <output_dir>" to."""
     trained: list[str] = []
-    for module, name in ((exgrpo.training.sft, "run_sft"), (exgrpo.rl.train, "run_train")):
-        real = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda config, real=real, name=name: trained.append(
+    for name in ("run_sft", "run_train"):  # the names the runner's stages call
+        real = getattr(exgrpo.runner.stages, name)
+        monkeypatch.setattr(exgrpo.runner.stages, name, lambda config, real=real, name=name: trained.append(
             f"{name} {config.output_dir}") or real(config))
     return trained
 

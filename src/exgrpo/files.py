@@ -13,7 +13,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from exgrpo.errors import DataError
+import yaml
+
+from exgrpo.errors import ConfigError, DataError
 
 Record = dict[str, Any]
 
@@ -145,3 +147,17 @@ def read_appended_jsonl(path: str | Path) -> list[Record]:
             handle.flush()
             os.fsync(handle.fileno())
     return [record for _, record in iter_jsonl(path)]
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """The document of a YAML file (None when empty); a missing file or invalid YAML is a ConfigError naming the
+    file (and line); `what` says what the file is ("config file", "datasets file")."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {getattr(error, 'problem', error)}") from None

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from exgrpo.errors import ConfigError
+from exgrpo.files import read_yaml
 from exgrpo.models.named import check_model_name
 from exgrpo.models.precision import DtypeSetting
 
@@ -42,15 +42,7 @@ def format_validation_error(error: ValidationError, source: str) -> str:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ConfigError(f"{where}: invalid YAML: {getattr(error, 'problem', error)}") from None
+    document = read_yaml(path, "config file")
     if document is None:
         return {}
     if not isinstance(document, dict):

@@ -32,7 +32,7 @@ from exgrpo.data.answers import (
 )
 from exgrpo.data.schema import OPTION_LETTERS, AnswerType, Example
 from exgrpo.errors import ConfigError, DataError
-from exgrpo.files import atomic_write_text, read_records
+from exgrpo.files import atomic_write_text, read_records, read_yaml
 
 DATA_DIR_ENV = "EXGRPO_DATA_DIR"
 Group = Literal["held_in", "held_out", "other"]
@@ -259,12 +259,7 @@ def write_datasets_file(path: str | Path, entries: Iterable[DatasetEntry]) -> No
 def read_datasets_file(path: str | Path) -> list[DatasetEntry]:
     """The entries of a datasets file; an invalid one names the file and the entry."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: datasets file not found")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: invalid YAML: {error}") from None
+    document = read_yaml(path, "datasets file")
     if not isinstance(document, dict) or not isinstance(document.get("datasets"), list):
         raise ConfigError(f"{path}: expected `schema_version` and a list of dataset entries under `datasets`")
     if document.get("schema_version") != DATASETS_FILE_SCHEMA:
