@@ -83,7 +83,7 @@ def _fail(error: Exception) -> None:
 
 
 WorldOption = Annotated[list[Path] | None, typer.Option(
-    "--world", help="A run folder (its world/ folder, or a datasets.yaml) whose synthetic world's datasets "
+    "--world", metavar="RUN_DIR", help="A run folder (its world/ folder, or a datasets.yaml) whose synthetic world's datasets "
                     "(world_test, ...) this command may read; repeatable. Default for eval: the run folder that "
                     "holds --model, if any.")]
 
