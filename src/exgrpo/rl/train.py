@@ -46,6 +46,13 @@ def build_trainer(config: TrainConfig, callbacks: list[Any] | None = None) -> An
 
 
 def run_train(config: TrainConfig, callbacks: list[Any] | None = None) -> Path:
-    trainer = build_trainer(config, callbacks)
-    trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
+    from exgrpo.rl.diagnostics import TrainingDiagnostics, use_compact_console
+
+    diagnostics = TrainingDiagnostics(config.output_dir, max_new_tokens=config.max_new_tokens)
+    trainer = build_trainer(config, [diagnostics, *(callbacks or [])])
+    use_compact_console(trainer)
+    try:
+        trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
+    finally:
+        diagnostics.write_plot()  # a stopped run's plot too (a finished one was drawn at on_train_end)
     return save_final_model(trainer, config.output_dir, config.merge_adapter)

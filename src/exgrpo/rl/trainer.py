@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from collections import deque
 from typing import Any
@@ -110,8 +111,10 @@ class ExGRPOTrainer(GRPOTrainer):
         plans = plan_rollouts(prompts, self.questions_by_prompt, self.exgrpo, offset, self.state.global_step,
                               seed=self.args.seed)
         sampler = self.make_sampler()
+        started = time.perf_counter()
         with sampler.ready():
             rollouts = roll_out(plans, self.chat, sampler, max_turns=self.exgrpo.k + 1)
+        self._log_rollout_speed(rollouts, time.perf_counter() - started)
         self._prepare_aux_examples(rollouts)
         self._log_turn_lengths(rollouts)
         return {
@@ -131,6 +134,13 @@ class ExGRPOTrainer(GRPOTrainer):
         metrics["exgrpo/tokens_per_turn"].append(sum(sum(r.env_mask) for r in rollouts) / turns)
         # TRL's completions/clipped_ratio cannot see these: a cut turn is closed by an injected turn end.
         metrics["exgrpo/truncated_turns"].append(sum(r.cut_turns for r in rollouts) / turns)
+
+    def _log_rollout_speed(self, rollouts: list[Rollout], seconds: float) -> None:
+        """What diagnostics.py turns into rollout and update tokens/s (this process's share of the step)."""
+        metrics = self._metrics["train"]
+        metrics["exgrpo/rollout_seconds"].append(seconds)
+        metrics["exgrpo/generated_tokens"].append(float(sum(sum(r.env_mask) for r in rollouts)))
+        metrics["exgrpo/sequence_tokens"].append(float(sum(len(r.prompt_ids) + len(r.completion_ids) for r in rollouts)))
 
     # ------------------------------------------------------------ rewards: the DSU bonus on gathered groups
 
