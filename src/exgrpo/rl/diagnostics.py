@@ -150,7 +150,7 @@ PANELS: list[tuple[str, list[tuple[str, str]], bool]] = [
     ("KL to the reference", [("kl", "KL")], False),
     ("entropy", [("entropy", "entropy")], False),
     ("DSU bonus firing rate", [("dsu_fired", "share of groups")], True),
-    ("clip fractions", [("clip_low", "low"), ("clip_high", "high"), ("clip_region", "region")], True),
+    ("clip fractions", [("clip_low", "low"), ("clip_high", "high"), ("clip_region", "region")], False),
     ("tokens/s", [("rollout_tokens_per_s", "rollout (generated)"), ("update_tokens_per_s", "update (sequence)")],
      False),
     ("seconds per step", [("step_seconds", "step"), ("rollout_seconds", "rollouts")], False),
@@ -165,6 +165,7 @@ def plot_diagnostics(records: Sequence[Mapping[str, Any]], path: Path) -> None:
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     figure, axes = plt.subplots(3, 3, figsize=(13, 10), constrained_layout=True)
     for axis, (title, series, is_share) in zip(axes.flat, PANELS, strict=True):
@@ -176,6 +177,7 @@ def plot_diagnostics(records: Sequence[Mapping[str, Any]], path: Path) -> None:
             axis.set_ylim(-0.02, 1.02)
         axis.set_title(title)
         axis.set_xlabel("step")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         if axis.has_data() and len(series) > 1:
             axis.legend(fontsize=8)
     buffer = io.BytesIO()
