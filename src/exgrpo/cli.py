@@ -380,6 +380,24 @@ def datasets_command(
     console.print(table)
 
 
+@app.command("checkpoint-to-model")
+def checkpoint_to_model_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A stage's OUTPUT_DIR/checkpoint-N folder.")],
+    output: Annotated[Path | None, typer.Option(help="Where the model goes; default: beside the checkpoint, "
+                                                "OUTPUT_DIR/final-from-checkpoint-N.")] = None,
+    merge_adapter: Annotated[bool, typer.Option(help="Merge a LoRA adapter into the model.")] = True,
+) -> None:
+    """Make a model of a training checkpoint (a stopped run's last one, say), loadable like OUTPUT_DIR/final."""
+    from exgrpo.training.common import checkpoint_to_model
+
+    target = output or checkpoint.parent / f"final-from-{checkpoint.name}"
+    try:
+        path = checkpoint_to_model(checkpoint, target, merge_adapter)
+    except ExgrpoError as error:
+        _fail(error)
+    console.print(f"Model of {checkpoint} saved to {path}")
+
+
 @app.command("tiny-model")
 def tiny_model_command(
     output: Annotated[Path, typer.Argument(help="Folder to save the model and tokenizer in.")],

@@ -47,9 +47,10 @@ def build_trainer(config: TrainConfig, callbacks: list[Any] | None = None) -> An
 
 def run_train(config: TrainConfig, callbacks: list[Any] | None = None) -> Path:
     from exgrpo.rl.diagnostics import TrainingDiagnostics, use_compact_console
+    from exgrpo.training.wall_time import budget_callbacks
 
     diagnostics = TrainingDiagnostics(config.output_dir, max_new_tokens=config.max_new_tokens)
-    trainer = build_trainer(config, [diagnostics, *(callbacks or [])])
+    trainer = build_trainer(config, budget_callbacks(config.max_seconds, [diagnostics, *(callbacks or [])]))
     use_compact_console(trainer)
     try:
         trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)

@@ -85,3 +85,29 @@ def score_labelled_positions_only() -> None:
 
     compact_everywhere.exgrpo_compact = True  # type: ignore[attr-defined]
     trl_utils._use_triton = compact_everywhere
+
+
+def checkpoint_to_model(checkpoint: Path, output: Path, merge_adapter: bool = True) -> Path:
+    """Turn a checkpoint-N folder (of a stopped or finished stage) into a model every later stage loads, as
+    save_final_model does at the end of a run: LoRA merged on request, the tokenizer beside it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from exgrpo.errors import DataError
+
+    checkpoint = Path(checkpoint)
+    has_adapter = (checkpoint / "adapter_config.json").exists()
+    if not has_adapter and not (checkpoint / "config.json").exists():
+        raise DataError(f"{checkpoint}: not a training checkpoint (no config.json or adapter_config.json)")
+    if not (checkpoint / "tokenizer_config.json").exists():
+        raise DataError(f"{checkpoint}: no tokenizer_config.json; the checkpoint was saved without its tokenizer")
+    if has_adapter:
+        from peft import AutoPeftModelForCausalLM
+
+        model = AutoPeftModelForCausalLM.from_pretrained(checkpoint)
+        if merge_adapter:
+            model = model.merge_and_unload()
+    else:
+        model = AutoModelForCausalLM.from_pretrained(checkpoint)
+    model.save_pretrained(output)
+    AutoTokenizer.from_pretrained(checkpoint).save_pretrained(output)
+    return output

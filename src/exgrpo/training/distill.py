@@ -17,6 +17,8 @@ def run_distill(config: DistillStageConfig, callbacks: list[Any] | None = None) 
     from transformers import AutoTokenizer
     from trl import DistillationConfig, DistillationTrainer
 
+    from exgrpo.training.wall_time import budget_callbacks
+
     model_path, teacher_path = resolve_model(config.model), resolve_model(config.teacher_model)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     teacher_tokenizer = AutoTokenizer.from_pretrained(teacher_path)
@@ -37,6 +39,7 @@ def run_distill(config: DistillStageConfig, callbacks: list[Any] | None = None) 
                                    max_completion_length=config.max_new_tokens)
     trainer = DistillationTrainer(model=model_path, teacher_model=teacher_path, args=arguments,
                                   train_dataset=prompts, processing_class=tokenizer,
-                                  peft_config=peft_config(config.lora), callbacks=callbacks)
+                                  peft_config=peft_config(config.lora),
+                                  callbacks=budget_callbacks(config.max_seconds, callbacks))
     trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
     return save_final_model(trainer, config.output_dir, config.merge_adapter)

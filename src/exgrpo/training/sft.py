@@ -30,6 +30,8 @@ def run_sft(config: SFTStageConfig, callbacks: list[Any] | None = None) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    from exgrpo.training.wall_time import budget_callbacks
+
     score_labelled_positions_only()
     dataset = build_sft_dataset(config)
     model_path = resolve_model(config.model)
@@ -47,6 +49,7 @@ def run_sft(config: SFTStageConfig, callbacks: list[Any] | None = None) -> Path:
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
     )
     trainer = SFTTrainer(model=model, args=arguments, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config(config.lora), callbacks=callbacks)
+                         peft_config=peft_config(config.lora),
+                         callbacks=budget_callbacks(config.max_seconds, callbacks))
     trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
     return save_final_model(trainer, config.output_dir, config.merge_adapter)

@@ -1,0 +1,55 @@
+"""A training stage's wall-time budget, and a model made of a stopped run's checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from test_sft import sft_config
+from toy_ei import write_toy_ei
+from transformers import AutoModelForCausalLM
+
+from exgrpo.errors import DataError
+from exgrpo.training.common import checkpoint_to_model
+from exgrpo.training.sft import run_sft
+
+
+def test_a_spent_budget_stops_sft_cleanly_and_its_checkpoint_becomes_a_model(tiny_model_path: Path,
+                                                                            tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from exgrpo.cli import app
+
+    ei = write_toy_ei(tmp_path / "ei.jsonl")
+    final = run_sft(sft_config(tiny_model_path, ei, tmp_path / "out", max_steps=50, save_steps=1_000, max_seconds=1e-3,
+                               lora={"r": 4, "alpha": 8}))
+    state = json.loads((tmp_path / "out" / "checkpoint-1" / "trainer_state.json").read_text())
+    assert state["global_step"] == 1 and not (tmp_path / "out" / "checkpoint-2").exists()  # stopped after step 1
+    assert (tmp_path / "out" / "checkpoint-1" / "adapter_config.json").exists()
+
+    result = CliRunner().invoke(app, ["checkpoint-to-model", str(tmp_path / "out" / "checkpoint-1")])
+    assert result.exit_code == 0, result.output
+    exported = tmp_path / "out" / "final-from-checkpoint-1"
+    assert not (exported / "adapter_config.json").exists()  # merged: a plain model, like final/
+    merged, finished = AutoModelForCausalLM.from_pretrained(exported), AutoModelForCausalLM.from_pretrained(final)
+    assert all(torch.equal(p, q) for p, q in zip(merged.parameters(), finished.parameters(), strict=True))
+
+
+def test_a_folder_that_is_no_checkpoint_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="empty.*not a training checkpoint"):
+        checkpoint_to_model(tmp_path / "empty", tmp_path / "model")
+
+
+def test_a_spent_budget_stops_exgrpo_with_its_diagnostics(toy_sft_model: tuple[Path, Path], tmp_path: Path) -> None:
+    from test_exgrpo import train_config
+
+    from exgrpo.rl.train import run_train
+
+    model, ei = toy_sft_model
+    final = run_train(train_config(model, ei, tmp_path, max_steps=20, max_seconds=1e-3))
+    steps = json.loads((tmp_path / "diagnostics.json").read_text())["steps"]
+    assert [r["step"] for r in steps] == [1]
+    assert (tmp_path / "checkpoint-1").is_dir() and (final / "model.safetensors").exists()
+    assert (tmp_path / "diagnostics.png").exists()
