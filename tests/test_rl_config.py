@@ -69,6 +69,14 @@ def test_a_config_built_in_code_is_checked_like_a_yaml(tmp_path: Path, changes: 
         ExGRPOConfig(**values | changes)
 
 
+def test_a_yaml_cannot_set_a_second_turn_budget(toy_sft_model, tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    model, ei = toy_sft_model
+    with pytest.raises(ValidationError, match="generation_kwargs sets max_new_tokens: a turn's token budget"):
+        TrainConfig(model=str(model), ei_data=ei, output_dir=tmp_path, generation_kwargs={"max_new_tokens": 9})
+
+
 def test_the_trainer_reads_its_settings_from_args_only(toy_sft_model, tmp_path: Path) -> None:
     trainer = build_trainer(train_config(toy_sft_model, tmp_path, turn_tokens=6, **KNOBS))
     assert trainer.args.aux_weight == 0.3 and trainer.args.max_turn_tokens == 6
@@ -102,56 +110,66 @@ def test_a_turn_budget_of_n_tokens_cuts_each_turn_at_n(toy_sft_model, tmp_path: 
         assert max(len(turn) for turn in turns) == budget
 
 
-class StandInLLM:
-    """vLLM's `LLM` for TRL's colocate generation: answers each prompt with `max_tokens` copies of one token
-    (as vLLM stops a sequence at max_tokens), recording the SamplingParams it is given."""
+class StandInVLLM:
+    """vLLM for TRL's generation, both ways TRL drives it: colocate (`LLM.generate` with SamplingParams) and
+    server (`VLLMClient.generate` with keyword arguments). It answers each prompt with `max_tokens` copies of
+    one token (vLLM stops a sequence at max_tokens) and records the sampling settings it is given."""
 
     def __init__(self, token: int) -> None:
         self.token = token
         self.params: list[Any] = []
 
-    def generate(self, prompts: list[dict[str, Any]], sampling_params: Any, use_tqdm: bool = False) -> list[Any]:
+    def _answer(self, max_tokens: int) -> tuple[list[int], list[Any]]:
+        return [self.token] * max_tokens, [{self.token: SimpleNamespace(logprob=-0.5, rank=1)}] * max_tokens
+
+    def generate(self, prompts: list[Any], sampling_params: Any = None, use_tqdm: bool = False,
+                 **server_params: Any) -> Any:
+        if sampling_params is None:  # the server client: prompts are token-id lists, settings keyword arguments
+            self.params.append(SimpleNamespace(**server_params, **server_params["generation_kwargs"]))
+            ids, _ = self._answer(server_params["max_tokens"])
+            return {"prompt_ids": prompts, "completion_ids": [ids for _ in prompts],
+                    "logprobs": [[[-0.5]] * len(ids) for _ in prompts]}
         self.params.append(sampling_params)
-        ids = [self.token] * sampling_params.max_tokens
-        step = {self.token: SimpleNamespace(logprob=-0.5, rank=1)}
+        ids, logprobs = self._answer(sampling_params.max_tokens)
         return [SimpleNamespace(prompt_token_ids=p["prompt_token_ids"],
-                                outputs=[SimpleNamespace(token_ids=ids, logprobs=[step] * len(ids))]) for p in prompts]
+                                outputs=[SimpleNamespace(token_ids=ids, logprobs=logprobs)]) for p in prompts]
 
 
-def standin_vllm_generation(llm: StandInLLM, model: Any, args: ExGRPOConfig) -> Any:
-    """TRL's own VLLMGeneration in colocate mode, its engine replaced (vLLM is not installed here)."""
+def standin_vllm_generation(engine: StandInVLLM, mode: str, trainer: Any) -> Any:
+    """TRL's own VLLMGeneration, its engine replaced (vLLM is not installed here)."""
     from trl.generation.vllm_generation import VLLMGeneration
 
-    generation = object.__new__(VLLMGeneration)  # its __init__ would start vLLM
+    args = trainer.args
+    generation = object.__new__(VLLMGeneration)  # its __init__ would start vLLM or connect to its server
     generation.__dict__.update(
-        mode="colocate", llm=llm, model=model, accelerator=None, tensor_parallel_size=1, enable_sleep_mode=False,
-        _llm_weights_sleeping=False, structured_outputs_regex=None, logprobs=0, generation_kwargs={},
-        temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, min_p=args.min_p,
-        repetition_penalty=args.repetition_penalty, max_completion_length=args.max_completion_length)
+        mode=mode, llm=engine, vllm_client=engine, model=trainer.model, accelerator=trainer.accelerator,
+        tensor_parallel_size=1, enable_sleep_mode=False, _llm_weights_sleeping=False, structured_outputs_regex=None,
+        logprobs=0, generation_kwargs={}, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+        min_p=args.min_p, repetition_penalty=args.repetition_penalty, max_completion_length=args.max_completion_length)
     return generation
 
 
-def test_vllm_samples_each_turn_with_the_turn_budget(toy_sft_model, tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("mode", ["colocate", "server"])
+def test_vllm_samples_each_turn_with_the_turn_budget(toy_sft_model, tmp_path: Path, monkeypatch, mode: str) -> None:
     import trl.generation.vllm_generation as trl_vllm
 
     # vLLM's SamplingParams, recorded as the keyword arguments TRL builds it from.
     monkeypatch.setattr(trl_vllm, "SamplingParams", lambda **kwargs: SimpleNamespace(**kwargs), raising=False)
     trainer = build_trainer(train_config(toy_sft_model, tmp_path, turn_tokens=7))
-    assert trainer.args.max_completion_length == 4 * 7  # what TRL alone would have sent as max_tokens
+    assert trainer.args.max_completion_length == 4 * 7  # what TRL alone would send as max_tokens
     word = trainer.processing_class("cat", add_special_tokens=False)["input_ids"][-1]
-    llm = StandInLLM(word)
-    trainer.vllm_generation = standin_vllm_generation(llm, trainer.model, trainer.args)
+    engine = StandInVLLM(word)
+    trainer.vllm_generation = standin_vllm_generation(engine, mode, trainer)
     sampler = VLLMSampler(trainer)
-    assert trainer.vllm_generation.generation_kwargs["stop_token_ids"] == sampler.eos_ids
     _, ei = toy_sft_model
     questions = load_ei_questions(ei)
     prompts = [[{"role": "user", "content": q.prompt}] for q in questions for _ in range(4)]
     plans = plan_rollouts(prompts, {q.prompt: q for q in questions}, trainer.args, group_offset=0, step=0)
     with sampler.ready():
         rollouts = roll_out(plans, trainer.chat, sampler, max_turns=trainer.args.k + 1)
-    assert len(llm.params) == trainer.args.k + 1  # one vLLM call per turn
-    assert {params.max_tokens for params in llm.params} == {7}
-    assert all(params.stop_token_ids == sampler.eos_ids for params in llm.params)
+    assert len(engine.params) == trainer.args.k + 1  # one vLLM call per turn
+    assert {params.max_tokens for params in engine.params} == {7}
+    assert all(params.stop_token_ids == sampler.eos_ids for params in engine.params)
     assert {len(turn) for r in rollouts for turn in student_turns(r)} == {7}
     assert all(lp == -0.5 for r in rollouts for lp, m in zip(r.logprobs, r.env_mask, strict=True) if m)
     assert trainer.vllm_generation.max_completion_length == 4 * 7  # TRL's own setting is left as it was

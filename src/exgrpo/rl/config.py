@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from trl import GRPOConfig
 
 from exgrpo.config import ExGRPOSettings
-
-# Sampling arguments that would set a second, conflicting per-turn limit next to `max_turn_tokens`.
-_LENGTH_KWARGS = ("max_tokens", "max_new_tokens", "max_length")
+from exgrpo.config.training import TURN_LENGTH_KWARGS
 
 
 @dataclass
@@ -78,9 +76,10 @@ class ExGRPOConfig(GRPOConfig):
         if self.num_generations is not None and self.num_generations != self.rollouts_full + self.rollouts_partial:
             raise ValueError(f"num_generations ({self.num_generations}) must equal rollouts_full + rollouts_partial "
                              f"({self.rollouts_full} + {self.rollouts_partial})")
-        clashing = [name for name in _LENGTH_KWARGS if name in (self.generation_kwargs or {})]
+        clashing = [name for name in TURN_LENGTH_KWARGS if name in (self.generation_kwargs or {})]
         if clashing:
-            raise ValueError(f"generation_kwargs sets {', '.join(clashing)}: the per-turn budget is max_turn_tokens")
+            raise ValueError(f"generation_kwargs sets {', '.join(clashing)}: the per-turn budget is max_turn_tokens "
+                             "(a run's train.max_new_tokens)")
         super().__post_init__()
 
     def method_settings(self) -> dict[str, object]:
