@@ -174,7 +174,7 @@ def main() -> None:
             trainer = build_trainer(config, callbacks=[timer])
             rollout = trainer._rollout
             trainer.make_sampler = lambda: RecordingSampler(
-                TransformersSampler(trainer, trainer.max_new_tokens, decoding=args.decoding), record)
+                TransformersSampler(trainer, decoding=args.decoding), record)
 
             def recording_rollout(prompts: Any, owner: Any) -> dict:
                 output = rollout(prompts, owner)

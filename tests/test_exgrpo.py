@@ -63,7 +63,7 @@ def test_degenerate_exgrpo_is_vanilla_grpo(toy_sft_model: tuple[Path, Path], tmp
     exgrpo = build_trainer(config)
     # TRL samples with one `generate` call; so must we here, for the same draws (the continuous dialogue decoder
     # drops finished rows, so its random draws differ once rows end: tested on its own in test_training_dialogues).
-    exgrpo.make_sampler = lambda: TransformersSampler(exgrpo, exgrpo.max_new_tokens, decoding="turns")
+    exgrpo.make_sampler = lambda: TransformersSampler(exgrpo, decoding="turns")
     vanilla_args = GRPOConfig(output_dir=str(tmp_path / "vanilla"), learning_rate=3e-3, per_device_train_batch_size=8,
                               num_generations=4, max_completion_length=8, beta=0.04, use_cpu=True, bf16=False,
                               activation_checkpointing=False, report_to=[], seed=0, remove_unused_columns=False,

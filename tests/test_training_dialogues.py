@@ -211,10 +211,10 @@ def test_both_samplers_stop_on_the_same_set(gemma_chat: ChatTokens) -> None:
     from exgrpo.rl.rollout import TransformersSampler, VLLMSampler
 
     model = SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=[gemma_chat.tokenizer.eos_token_id, 3]))
-    trainer = SimpleNamespace(chat=gemma_chat, processing_class=gemma_chat.tokenizer, model=model, args=SimpleNamespace(),
+    trainer = SimpleNamespace(chat=gemma_chat, processing_class=gemma_chat.tokenizer, model=model, args=SimpleNamespace(max_turn_tokens=8),
                               vllm_generation=SimpleNamespace(generation_kwargs={}))
     expected = sorted({gemma_chat.turn_end_id, gemma_chat.tokenizer.eos_token_id, 3})
-    assert TransformersSampler(trainer, max_new_tokens=8).eos_ids == VLLMSampler(trainer).eos_ids == expected
+    assert TransformersSampler(trainer).eos_ids == VLLMSampler(trainer).eos_ids == expected
     assert trainer.vllm_generation.generation_kwargs["stop_token_ids"] == expected  # vLLM's SamplingParams
 
 
@@ -258,7 +258,7 @@ def test_rollouts_with_the_kv_cache_kept_between_turns_equal_fresh_generation(to
     plans = plan_rollouts(prompts, {q.prompt: q for q in questions}, ExGRPOSettings(**settings), group_offset=0, step=0)
     results = {}
     for keep_cache in (False, True):
-        sampler = TransformersSampler(trainer, max_new_tokens=5, decoding="turns-cached" if keep_cache else "turns")
+        sampler = TransformersSampler(trainer, max_turn_tokens=5, decoding="turns-cached" if keep_cache else "turns")
         # Every toy answer is "The answer is yes/no.": stopping at "yes" too makes rows end at different times.
         sampler.eos_ids = [*sampler.eos_ids, yes]
         torch.manual_seed(0)  # the same draws both ways: the cache changes what is computed, not what is sampled
@@ -293,12 +293,12 @@ def _toy_rollout_setup(toy_sft_model, tmp_path: Path, **args: Any):
     return trainer, plans, yes
 
 
-def _sampled_rollouts(trainer, plans, stop: int | list[int], decoding: str, max_new_tokens: int = 5):
+def _sampled_rollouts(trainer, plans, stop: int | list[int], decoding: str, max_turn_tokens: int = 5):
     import torch
 
     from exgrpo.rl.rollout import TransformersSampler
 
-    sampler = TransformersSampler(trainer, max_new_tokens=max_new_tokens, decoding=decoding)
+    sampler = TransformersSampler(trainer, max_turn_tokens=max_turn_tokens, decoding=decoding)
     sampler.eos_ids = sorted({*sampler.eos_ids, *(stop if isinstance(stop, list) else [stop])})
     torch.manual_seed(0)
     with sampler.ready():
@@ -349,7 +349,7 @@ def test_continuous_dialogue_log_probs_are_those_of_the_whole_dialogue(toy_sft_m
 
 def test_continuous_dialogue_decoding_keeps_min_new_tokens_per_turn(toy_sft_model, tmp_path: Path) -> None:
     trainer, plans, yes = _toy_rollout_setup(toy_sft_model, tmp_path, generation_kwargs={"min_new_tokens": 6})
-    for rollout in _sampled_rollouts(trainer, plans, yes, "dialogues", max_new_tokens=8):
+    for rollout in _sampled_rollouts(trainer, plans, yes, "dialogues", max_turn_tokens=8):
         turns, turn = [], []
         for token, trained in zip(rollout.completion_ids, rollout.env_mask, strict=True):
             if trained:
@@ -366,12 +366,12 @@ def test_settings_only_generate_knows_fall_back_to_generate_per_turn(toy_sft_mod
 
     for args in ({"repetition_penalty": 1.1}, {"generation_kwargs": {"no_repeat_ngram_size": 2}}):
         trainer, _, _ = _toy_rollout_setup(toy_sft_model, tmp_path, **args)
-        sampler = TransformersSampler(trainer, max_new_tokens=4)
+        sampler = TransformersSampler(trainer, max_turn_tokens=4)
         with sampler.ready():
             assert not sampler.decodes_dialogues and sampler.turn_cache is not None, args
     trainer.model.generation_config.no_repeat_ngram_size = 3  # the model's own generation config counts too
     trainer.args.generation_kwargs = None
-    sampler = TransformersSampler(trainer, max_new_tokens=4)
+    sampler = TransformersSampler(trainer, max_turn_tokens=4)
     with sampler.ready():
         assert not sampler.decodes_dialogues
 

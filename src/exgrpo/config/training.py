@@ -114,6 +114,10 @@ class RLSettings(TrainingSettings):
     temperature: float = Field(1.0, gt=0)
 
 
+# Sampling arguments that would set a second per-turn limit next to `max_new_tokens` (ExGRPOConfig.max_turn_tokens).
+TURN_LENGTH_KWARGS = ("max_tokens", "max_new_tokens", "max_length")
+
+
 class TrainSettings(RLSettings):
     """ExGRPO's settings (a run's `train` section; its default method)."""
 
@@ -138,6 +142,10 @@ class TrainSettings(RLSettings):
         if "per_device_batch_size" in self.model_fields_set:
             raise ValueError("per_device_batch_size is not read by `exgrpo train`: a batch is questions_per_step x "
                              "(rollouts_full + rollouts_partial) rollouts; set questions_per_step instead")
+        clashing = [name for name in TURN_LENGTH_KWARGS if name in self.generation_kwargs]
+        if clashing:
+            raise ValueError(f"generation_kwargs sets {', '.join(clashing)}: a turn's token budget is max_new_tokens "
+                             "(student tokens per turn), which every sampler uses; set that instead")
         return self
 
 

@@ -14,7 +14,6 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from exgrpo.config import ExGRPOSettings
 from exgrpo.data.prompts import build_prompt
 from exgrpo.data.schema import Example
 from exgrpo.generation.continuous import supports_continuous
@@ -49,7 +48,17 @@ class Rollout:
         self.logprobs += list(logprobs) if logprobs is not None else [0.0] * len(tokens)
 
 
-def plan_rollouts(prompts: Sequence[Any], questions: dict[str, EIQuestion], settings: ExGRPOSettings,
+class ScenarioSettings(Protocol):
+    """What planning reads of the method's knobs: an ExGRPOConfig (the trainer's args) or ExGRPOSettings."""
+
+    k: int
+    rollouts_full: int
+    rollouts_partial: int
+
+    def partial_probes(self) -> int: ...
+
+
+def plan_rollouts(prompts: Sequence[Any], questions: dict[str, EIQuestion], settings: ScenarioSettings,
                   group_offset: int, step: int, seed: int = 0) -> list[RolloutPlan]:
     """One plan per prompt copy. `group_offset` is the index of prompts[0] in the global batch, so that the
     position in the group (hence the scenario) is right when a group spans processes. The probes drawn
@@ -149,6 +158,14 @@ def bf16_copy_for_cpu(model: Any) -> Any:
     return plain
 
 
+def turn_budget(trainer: Any, max_turn_tokens: int | None) -> int:
+    """Tokens per assistant turn: `max_turn_tokens` if given, else the trainer's `args.max_turn_tokens`."""
+    budget = max_turn_tokens if max_turn_tokens is not None else getattr(trainer.args, "max_turn_tokens", None)
+    if not isinstance(budget, int) or budget <= 0:
+        raise ValueError(f"a sampler needs a positive per-turn budget (ExGRPOConfig.max_turn_tokens), not {budget!r}")
+    return budget
+
+
 class TransformersSampler:
     """Sampling with transformers (CPU, or GPU without vLLM), with TRL's sampling arguments.
 
@@ -159,11 +176,12 @@ class TransformersSampler:
     ZeRO-3 its parameters gathered) once for all k + 1 turns, not once per turn, with TRL's own arguments.
     """
 
-    def __init__(self, trainer: Any, max_new_tokens: int, decoding: str = "dialogues") -> None:
+    def __init__(self, trainer: Any, max_turn_tokens: int | None = None, decoding: str = "dialogues") -> None:
         if decoding not in ("dialogues", "turns-cached", "turns"):
             raise ValueError(f"decoding must be 'dialogues', 'turns-cached' or 'turns', not {decoding!r}")
         self.trainer = trainer
-        self.max_new_tokens = max_new_tokens
+        # The per-turn budget: the trainer's `args.max_turn_tokens` unless given (benchmarks, tests).
+        self.max_turn_tokens = turn_budget(trainer, max_turn_tokens)
         self.decoding = decoding
         self.pad_id = trainer.processing_class.pad_token_id
         generation_config = trainer.model.generation_config
@@ -206,7 +224,7 @@ class TransformersSampler:
     def sample_dialogues(self, contexts: list[list[int]], end_turn: Any) -> None:
         if not self.decodes_dialogues or self.dialogue_sampling is None:
             raise RuntimeError("TransformersSampler.sample_dialogues outside `with sampler.ready():` or unsupported here")
-        decode_dialogues(self.model, contexts, end_turn, self.max_new_tokens, self.eos_ids, self.pad_id,
+        decode_dialogues(self.model, contexts, end_turn, self.max_turn_tokens, self.eos_ids, self.pad_id,
                          self.dialogue_sampling, with_logprobs=self.with_logprobs)
 
     def sample(self, contexts: list[list[int]], keys: list[int] | None = None) -> list[tuple[list[int], list[float]]]:
@@ -231,7 +249,7 @@ class TransformersSampler:
             output = self.model.generate(
                 **inputs, do_sample=True,
                 temperature=args.temperature, top_p=args.top_p, top_k=args.top_k or 0, min_p=args.min_p,
-                repetition_penalty=args.repetition_penalty, max_new_tokens=self.max_new_tokens,
+                repetition_penalty=args.repetition_penalty, max_new_tokens=self.max_turn_tokens,
                 eos_token_id=self.eos_ids, pad_token_id=self.pad_id, return_dict_in_generate=True,
                 output_scores=self.with_logprobs, **(args.generation_kwargs or {}))
             new_tokens = output.sequences[:, width:].tolist()
@@ -245,10 +263,14 @@ class TransformersSampler:
 
 
 class VLLMSampler:
-    """Sampling with TRL's vLLM integration (colocate or server); TRL keeps its weights in sync."""
+    """Sampling with TRL's vLLM integration (colocate or server); TRL keeps its weights in sync.
 
-    def __init__(self, trainer: Any) -> None:
+    TRL's `VLLMGeneration.generate` sets vLLM's `max_tokens` from its `max_completion_length` (a whole
+    dialogue's budget here): each call, one turn, runs with it set to the per-turn budget instead."""
+
+    def __init__(self, trainer: Any, max_turn_tokens: int | None = None) -> None:
         self.trainer = trainer
+        self.max_turn_tokens = turn_budget(trainer, max_turn_tokens)
         generation_config = getattr(trainer.model, "generation_config", None)
         self.eos_ids = trainer.chat.stop_ids(generation_config.eos_token_id if generation_config else None)
         # The same stop set as the transformers path: TRL hands generation_kwargs to vLLM's SamplingParams.
@@ -258,7 +280,12 @@ class VLLMSampler:
         return nullcontext(self)  # TRL keeps vLLM's weights in sync itself
 
     def sample(self, contexts: list[list[int]], keys: list[int] | None = None) -> list[tuple[list[int], list[float]]]:
-        _, completion_ids, logprobs, _ = self.trainer.vllm_generation.generate(
-            prompts=contexts, images=None, num_generations=1)
+        generation = self.trainer.vllm_generation
+        dialogue_budget = generation.max_completion_length
+        generation.max_completion_length = self.max_turn_tokens
+        try:
+            _, completion_ids, logprobs, _ = generation.generate(prompts=contexts, images=None, num_generations=1)
+        finally:
+            generation.max_completion_length = dialogue_budget
         return [(list(ids), [float(step[0]) if step and step[0] is not None else 0.0 for step in lps])
                 for ids, lps in zip(completion_ids, logprobs, strict=True)]

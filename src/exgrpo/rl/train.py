@@ -12,14 +12,19 @@ from exgrpo.training.sft_data import training_questions
 
 
 def grpo_arguments(config: TrainConfig) -> Any:
-    from trl import GRPOConfig
+    """The trainer's one config (an ExGRPOConfig): TRL's arguments, the method's knobs and the per-turn budget.
+
+    `max_new_tokens` (YAML: student tokens per turn) is `max_turn_tokens`; TRL's `max_completion_length` is
+    left to ExGRPOConfig, which makes it a whole dialogue's k + 1 turns."""
+    # ExGRPOConfig subclasses TRL's GRPOConfig: importing it loads TRL (seconds), which `exgrpo --help` must not pay.
+    from exgrpo.rl.config import ExGRPOConfig
 
     group = config.rollouts_per_question()
     arguments = trainer_arguments(config) | {
         "per_device_train_batch_size": config.questions_per_step * group,  # whole groups of rollouts
     }
-    return GRPOConfig(
-        **arguments, num_generations=group, max_completion_length=config.max_new_tokens,
+    return ExGRPOConfig(
+        **arguments, **config.exgrpo.model_dump(), num_generations=group, max_turn_tokens=config.max_new_tokens,
         temperature=config.temperature, beta=config.beta, epsilon=config.epsilon, loss_type=config.loss_type,
         scale_rewards="group",
         use_vllm=config.use_vllm, vllm_mode=config.vllm_mode, remove_unused_columns=False, log_completions=False,
@@ -41,7 +46,7 @@ def build_trainer(config: TrainConfig, callbacks: list[Any] | None = None) -> An
     # The model is passed by name: TRL loads the policy and, with beta > 0, the reference from the same
     # checkpoint, so the KL anchors the policy to the SFT model it starts from.
     return ExGRPOTrainer(model=model_path, args=grpo_arguments(config), questions=training_questions(config),
-                         settings=config.exgrpo, max_new_tokens=config.max_new_tokens, processing_class=tokenizer,
+                         processing_class=tokenizer,
                          peft_config=peft_config(config.lora), callbacks=callbacks)
 
 

@@ -19,10 +19,10 @@ from collections import deque
 from typing import Any
 
 import torch
-from trl import GRPOConfig, GRPOTrainer
+from trl import GRPOTrainer
 
-from exgrpo.config import ExGRPOSettings
 from exgrpo.errors import DataError
+from exgrpo.rl.config import ExGRPOConfig
 from exgrpo.rl.rewards import (
     FULL,
     PARTIAL,
@@ -81,19 +81,21 @@ class DSUWatch:
 
 
 class ExGRPOTrainer(GRPOTrainer):
-    def __init__(self, model: Any, args: GRPOConfig, questions: list[EIQuestion], settings: ExGRPOSettings,
-                 max_new_tokens: int, processing_class: Any = None, peft_config: Any = None,
-                 callbacks: list[Any] | None = None) -> None:
-        if args.num_generations != settings.rollouts_full + settings.rollouts_partial:
-            raise ValueError("num_generations must equal rollouts_full + rollouts_partial")
-        self.exgrpo = settings
-        self.max_new_tokens = max_new_tokens
+    """All settings come from `args` (an ExGRPOConfig): TRL's, the method's knobs and the per-turn budget."""
+
+    args: ExGRPOConfig
+
+    def __init__(self, model: Any, args: ExGRPOConfig, questions: list[EIQuestion], processing_class: Any = None,
+                 peft_config: Any = None, callbacks: list[Any] | None = None) -> None:
+        if not isinstance(args, ExGRPOConfig):
+            raise TypeError(f"ExGRPOTrainer needs an ExGRPOConfig (exgrpo.rl.config), not {type(args).__name__}: "
+                            "it carries the method's knobs and the per-turn budget")
         self.questions_by_prompt = questions_by_prompt(questions)
         reward_funcs: list[Any] = [outcome_reward, dsu_bonus_reward]
         weights = [1.0, 1.0]
-        if settings.format_reward > 0:
+        if args.format_reward > 0:
             reward_funcs.append(format_reward)
-            weights.append(settings.format_reward)
+            weights.append(args.format_reward)
         args.reward_weights = weights
         self._aux_examples: list[tuple[list[int], list[int]]] = []
         self._aux_cursor = 0
@@ -108,12 +110,12 @@ class ExGRPOTrainer(GRPOTrainer):
 
     def _rollout(self, prompts: list[Any], trainer: Any) -> dict[str, list[Any]]:
         offset = self.accelerator.process_index * len(prompts)
-        plans = plan_rollouts(prompts, self.questions_by_prompt, self.exgrpo, offset, self.state.global_step,
+        plans = plan_rollouts(prompts, self.questions_by_prompt, self.args, offset, self.state.global_step,
                               seed=self.args.seed)
         sampler = self.make_sampler()
         started = time.perf_counter()
         with sampler.ready():
-            rollouts = roll_out(plans, self.chat, sampler, max_turns=self.exgrpo.k + 1)
+            rollouts = roll_out(plans, self.chat, sampler, max_turns=self.args.k + 1)
         self._log_rollout_speed(rollouts, time.perf_counter() - started)
         self._prepare_aux_examples(rollouts)
         self._log_turn_lengths(rollouts)
@@ -126,7 +128,7 @@ class ExGRPOTrainer(GRPOTrainer):
 
     def make_sampler(self) -> Any:
         """How assistant turns are sampled: vLLM when TRL runs it, else `model.generate`."""
-        return VLLMSampler(self) if self.use_vllm else TransformersSampler(self, self.max_new_tokens)
+        return VLLMSampler(self) if self.use_vllm else TransformersSampler(self)
 
     def _log_turn_lengths(self, rollouts: list[Rollout]) -> None:
         turns = max(sum(len(r.answers) for r in rollouts), 1)
@@ -157,7 +159,7 @@ class ExGRPOTrainer(GRPOTrainer):
         groups = []
         for start in range(0, rewards.shape[0], size):
             outcomes = rewards[start : start + size, outcome].nan_to_num(0.0).tolist()
-            bonus, group = dsu_bonus(outcomes, scenarios[start : start + size], self.exgrpo.dsu_delta, self.exgrpo.dsu_nu,
+            bonus, group = dsu_bonus(outcomes, scenarios[start : start + size], self.args.dsu_delta, self.args.dsu_nu,
                                      probes[start : start + size])
             rewards[start : start + size, bonus_column] = torch.tensor(bonus, dtype=rewards.dtype)
             groups.append(group)
@@ -171,7 +173,7 @@ class ExGRPOTrainer(GRPOTrainer):
             # FutureWarning at every `exgrpo train` that a user can do nothing about (it works the same).
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             output = super()._generate_and_score_completions(inputs)
-        if self.exgrpo.per_scenario_advantages:
+        if self.args.per_scenario_advantages:
             rewards, scenarios = self._gathered
             total = (rewards * self.reward_weights.to(rewards.device).unsqueeze(0)).nansum(dim=1).tolist()
             advantages = per_scenario_advantages(total, scenarios, self.num_generations)
@@ -191,7 +193,7 @@ class ExGRPOTrainer(GRPOTrainer):
         metrics["exgrpo/p_partial"].append(sum(g.p_partial for g in groups) / len(groups))
         metrics["exgrpo/dsu_fired"].append(fired)
         accuracy_full = sum(g.p_full for g in groups) / len(groups)
-        if self.exgrpo.dsu_delta > 0 and self.dsu_watch.update(fired, accuracy_full):
+        if self.args.dsu_delta > 0 and self.dsu_watch.update(fired, accuracy_full):
             logger.warning("DSU bonus fires more often (%.2f now) while scenario-A accuracy is not rising: "
                            "possible reward hacking; check held-out accuracy (lower dsu_delta or raise dsu_nu)", fired)
             metrics["exgrpo/dsu_hacking_warning"].append(1.0)
@@ -201,7 +203,7 @@ class ExGRPOTrainer(GRPOTrainer):
     def _prepare_aux_examples(self, rollouts: list[Rollout]) -> None:
         """Teacher-forced dialogues of this generation's questions (their A probes), labels on the teacher's
         probe responses only; consumed in chunks by the micro-steps that train on this generation."""
-        if self.exgrpo.aux_weight <= 0:
+        if self.args.aux_weight <= 0:
             return
         seen, examples = set(), []
         for rollout in rollouts:
@@ -240,12 +242,12 @@ class ExGRPOTrainer(GRPOTrainer):
     def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> torch.Tensor:
         loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        if self.exgrpo.aux_weight > 0 and model.training:
+        if self.args.aux_weight > 0 and model.training:
             examples = self._next_aux_batch()
             if examples:
                 aux = self.aux_sft_loss(model, examples)
                 # The policy loss is already scaled for gradient accumulation (TRL), so the aux term is too.
-                loss = loss + self.exgrpo.aux_weight * aux / self.current_gradient_accumulation_steps
+                loss = loss + self.args.aux_weight * aux / self.current_gradient_accumulation_steps
                 # Kept on the device, detached: an .item() per micro-step would wait for the GPU every time.
                 self._aux_losses.append(aux.detach())
         return loss
