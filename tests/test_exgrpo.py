@@ -187,7 +187,8 @@ def test_cli_sft_then_train_end_to_end(tiny_model_path: Path, tmp_path: Path) ->
                                                        "output_dir": str(tmp_path / "sft")}))
     (tmp_path / "train.yaml").write_text(yaml.safe_dump({
         **common, "model": str(tmp_path / "sft" / "final"), "output_dir": str(tmp_path / "exgrpo"),
-        "max_new_tokens": 8, "exgrpo": {"k": 1, "rollouts_full": 2, "rollouts_partial": 2}}))
+        "max_new_tokens": 8, "exgrpo": {"k": 1, "rollouts_full": 2, "rollouts_partial": 2},
+        "lora": {"r": 4, "alpha": 8}}))  # PEFT's path too: it reads a property transformers deprecates
     for command in ("sft", "train"):
         result = subprocess.run([sys.executable, "-m", "exgrpo.cli", command, "--config", str(tmp_path / f"{command}.yaml")],
                                 capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import warnings
 from collections import deque
 from typing import Any
 
@@ -168,11 +167,7 @@ class ExGRPOTrainer(GRPOTrainer):
         return rewards
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-        with warnings.catch_warnings():
-            # TRL 1.16 reads `model.is_gradient_checkpointing` here, which transformers 5.23 deprecates: a
-            # FutureWarning at every `exgrpo train` that a user can do nothing about (it works the same).
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-            output = super()._generate_and_score_completions(inputs)
+        output = super()._generate_and_score_completions(inputs)
         if self.args.per_scenario_advantages:
             rewards, scenarios = self._gathered
             total = (rewards * self.reward_weights.to(rewards.device).unsqueeze(0)).nansum(dim=1).tolist()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,10 @@ from exgrpo.config import LoraSettings, TrainingRun
 from exgrpo.files import atomic_write_json
 from exgrpo.models.named import resolve_model
 from exgrpo.models.precision import DtypeSetting, use_bf16
+
+# TRL 1.16 and PEFT 0.21 read `model.is_gradient_checkpointing`, which transformers 5.23 deprecates: a FutureWarning
+# at every `exgrpo sft` / `exgrpo train` that a user can do nothing about (those libraries work the same).
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 def device_arguments(dtype: DtypeSetting = "float32", model: str | None = None) -> dict[str, Any]:
