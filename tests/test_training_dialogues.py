@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_rl_config import student_turns
 from toy_ei import write_toy_ei
 from transformers import AutoTokenizer
 
@@ -350,14 +351,7 @@ def test_continuous_dialogue_log_probs_are_those_of_the_whole_dialogue(toy_sft_m
 def test_continuous_dialogue_decoding_keeps_min_new_tokens_per_turn(toy_sft_model, tmp_path: Path) -> None:
     trainer, plans, yes = _toy_rollout_setup(toy_sft_model, tmp_path, generation_kwargs={"min_new_tokens": 6})
     for rollout in _sampled_rollouts(trainer, plans, yes, "dialogues", max_turn_tokens=8):
-        turns, turn = [], []
-        for token, trained in zip(rollout.completion_ids, rollout.env_mask, strict=True):
-            if trained:
-                turn.append(token)
-            elif turn:
-                turns.append(turn)
-                turn = []
-        turns += [turn] if turn else []
+        turns = student_turns(rollout)
         assert len(turns) == len(rollout.answers) and all(len(t) >= 6 for t in turns)
 
 
