@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from exgrpo.files import atomic_write_bytes, atomic_write_jsonl, atomic_write_text
+from exgrpo.runner.results import read_predictions
 from lab.study.reuse import BASE_COST, kept_base_evaluation
 from lab.study.spec import Study
 
@@ -94,7 +95,7 @@ def _prediction_columns(unit_dir: Path) -> tuple[str, ...] | None:
 
 
 def _predictions(path: Path, columns: tuple[str, ...] | None) -> dict[str, Any]:
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = read_predictions(path)
     if columns is None:
         columns = tuple(dict.fromkeys(key for record in records for key in record if key not in TEXT_FIELDS))
     for number, record in enumerate(records, 1):

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from exgrpo.files import iter_jsonl
 from exgrpo.runner.layout import STAGES, EvalFolder, RunLayout
 
 
 def read_predictions(path: Path) -> list[dict[str, Any]]:
-    """A predictions file's records, in the order written (blank lines skipped)."""
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """A predictions file's records, in the order written (blank lines skipped; a malformed line is named)."""
+    return [record for _, record in iter_jsonl(path)]
 
 
 def question_verdicts(path: Path) -> dict[str, bool]:
