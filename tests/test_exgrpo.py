@@ -211,7 +211,7 @@ def test_per_scenario_advantages_reach_the_loss_batch(toy_sft_model: tuple[Path,
 def test_aux_loss_is_lambda_times_the_teacher_nll_scaled_for_accumulation(toy_sft_model: tuple[Path, Path],
                                                                          tmp_path: Path) -> None:
     model, ei = toy_sft_model
-    trainer = build_trainer(train_config(model, ei, tmp_path, exgrpo={
+    trainer = build_trainer(train_config(model, ei, tmp_path, update_batch_size=8, exgrpo={
         "k": 2, "k_partial": 1, "rollouts_full": 2, "rollouts_partial": 2, "aux_weight": 0.5}))
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 2
@@ -238,12 +238,40 @@ def test_aux_loss_is_lambda_times_the_teacher_nll_scaled_for_accumulation(toy_sf
 
 def test_aux_batches_cycle_through_the_generations_examples(toy_sft_model: tuple[Path, Path], tmp_path: Path) -> None:
     model, ei = toy_sft_model
-    trainer = build_trainer(train_config(model, ei, tmp_path, gradient_accumulation_steps=3))
+    trainer = build_trainer(train_config(model, ei, tmp_path, gradient_accumulation_steps=3, update_batch_size=8))
     assert trainer.args.steps_per_generation == 3
     trainer._aux_examples, trainer._aux_cursor = [([i], [i]) for i in range(7)], 0
     batches = [trainer._next_aux_batch() for _ in range(4)]
     assert [len(b) for b in batches] == [3, 3, 1, 3]  # ceil(7 / 3) per micro-step, then around again
     assert [x for b in batches[:3] for x in b] == trainer._aux_examples and batches[3] == trainer._aux_examples[:3]
+
+
+class GradientCapture(TrainerCallback):
+    def __init__(self) -> None:
+        self.gradients: dict[str, torch.Tensor] = {}
+
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> None:
+        self.gradients = {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+def test_a_step_in_micro_batches_has_the_same_gradient(toy_sft_model: tuple[Path, Path], tmp_path: Path) -> None:
+    """The rollouts of a step are generated together either way; the update in micro-batches of one question's
+    group (length-sorted, padding stripped) accumulates the gradient of one batch of all rows."""
+    model, ei = toy_sft_model
+    gradients = {}
+    for rows in (8, 4):
+        capture = GradientCapture()
+        trainer = build_trainer(train_config(model, ei, tmp_path / str(rows), max_steps=1, update_batch_size=rows,
+                                             exgrpo={"k": 1, "rollouts_full": 2, "rollouts_partial": 2,
+                                                     "aux_weight": 0.1}), callbacks=[capture])
+        assert trainer.args.per_device_train_batch_size == rows and trainer.args.steps_per_generation == 8 // rows
+        trainer.train()
+        gradients[rows] = capture.gradients
+    assert gradients[8].keys() == gradients[4].keys() and gradients[8]
+    scale = max(g.abs().max().item() for g in gradients[8].values())
+    assert scale > 0
+    difference = max((gradients[8][name] - gradients[4][name]).abs().max().item() for name in gradients[8])
+    assert difference < scale * 1e-4
 
 
 def test_dsu_watch_warns_when_the_bonus_fires_more_without_better_answers() -> None:

@@ -124,6 +124,9 @@ class TrainSettings(RLSettings):
     method: Literal["exgrpo"] = Field("exgrpo", description="exgrpo (also vanilla GRPO: k=0, no B rollouts) or distill")
     exgrpo: ExGRPOSettings = Field(default_factory=ExGRPOSettings)
     questions_per_step: int = Field(2, gt=0, description="questions per device per step (x G_A + G_B rollouts)")
+    update_batch_size: int | None = Field(None, gt=0, description="rollouts per forward and backward of the update "
+                                          "(a micro-batch; its memory grows with it); default: one question's "
+                                          "G_A + G_B. A step's rollouts are still generated together")
     beta: float = Field(0.04, ge=0, description="KL penalty to the reference (the starting SFT model)")
     epsilon: float = Field(0.2, gt=0, description="clipping of the GRPO surrogate")
     loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = Field(
@@ -142,6 +145,10 @@ class TrainSettings(RLSettings):
         if "per_device_batch_size" in self.model_fields_set:
             raise ValueError("per_device_batch_size is not read by `exgrpo train`: a batch is questions_per_step x "
                              "(rollouts_full + rollouts_partial) rollouts; set questions_per_step instead")
+        rows = self.questions_per_step * self.rollouts_per_question()
+        if self.update_batch_size is not None and rows % self.update_batch_size:
+            raise ValueError(f"update_batch_size ({self.update_batch_size}) must divide a step's rollouts: "
+                             f"questions_per_step x (rollouts_full + rollouts_partial) = {rows}")
         clashing = [name for name in TURN_LENGTH_KWARGS if name in self.generation_kwargs]
         if clashing:
             raise ValueError(f"generation_kwargs sets {', '.join(clashing)}: a turn's token budget is max_new_tokens "

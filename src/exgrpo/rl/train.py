@@ -7,7 +7,13 @@ from typing import Any
 
 from exgrpo.config import TrainConfig
 from exgrpo.models.named import resolve_model
-from exgrpo.training.common import last_checkpoint, peft_config, save_final_model, trainer_arguments
+from exgrpo.training.common import (
+    fast_cpu_losses,
+    last_checkpoint,
+    peft_config,
+    save_final_model,
+    trainer_arguments,
+)
 from exgrpo.training.sft_data import training_questions
 
 
@@ -20,8 +26,15 @@ def grpo_arguments(config: TrainConfig) -> Any:
     from exgrpo.rl.config import ExGRPOConfig
 
     group = config.rollouts_per_question()
+    rows = config.questions_per_step * group  # a step's rollouts on one device, whole groups
+    micro_batch = config.update_batch_size or group
+    # All rows of an optimizer step are rolled out together (one generation: large decoding batches, whole groups
+    # for the DSU bonus and the advantages), and the update runs over them in micro-batches of `update_batch_size`
+    # accumulated into that one step: the memory of a forward and backward stays bounded by the micro-batch.
+    accumulation = config.gradient_accumulation_steps * rows // micro_batch
     arguments = trainer_arguments(config) | {
-        "per_device_train_batch_size": config.questions_per_step * group,  # whole groups of rollouts
+        "per_device_train_batch_size": micro_batch, "gradient_accumulation_steps": accumulation,
+        "steps_per_generation": accumulation,
     }
     return ExGRPOConfig(
         **arguments, **config.exgrpo.model_dump(), num_generations=group, max_turn_tokens=config.max_new_tokens,
@@ -39,6 +52,7 @@ def build_trainer(config: TrainConfig, callbacks: list[Any] | None = None) -> An
     # `exgrpo --help` and the configs that import this module must not pay for.
     from exgrpo.rl.trainer import ExGRPOTrainer
 
+    fast_cpu_losses()
     model_path = resolve_model(config.model)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:

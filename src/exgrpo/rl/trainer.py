@@ -22,6 +22,7 @@ from trl import GRPOTrainer
 
 from exgrpo.errors import DataError
 from exgrpo.rl.config import ExGRPOConfig
+from exgrpo.rl.micro_batches import micro_batches
 from exgrpo.rl.rewards import (
     FULL,
     PARTIAL,
@@ -166,6 +167,17 @@ class ExGRPOTrainer(GRPOTrainer):
         self._gathered = (rewards.clone(), scenarios)  # for per-scenario advantages, if asked for
         return rewards
 
+    def _prepare_inputs(self, generation_batch: Any) -> dict[str, Any]:
+        """TRL's buffering of a generation (rolled out and scored once per `steps_per_generation` micro-steps),
+        with the micro-batches cut by length and stripped of padding (micro_batches.py) instead of shuffled."""
+        if not self.model.training:
+            return super()._prepare_inputs(generation_batch)
+        every = self.args.steps_per_generation * self.num_iterations
+        if self._step % every == 0 or self._buffered_inputs is None:
+            scored = self._generate_and_score_completions(generation_batch)
+            self._buffered_inputs = micro_batches(scored, self.args.steps_per_generation)
+        return self._buffered_inputs[self._step % self.args.steps_per_generation]
+
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         output = super()._generate_and_score_completions(inputs)
         if self.args.per_scenario_advantages:
@@ -232,6 +244,10 @@ class ExGRPOTrainer(GRPOTrainer):
         input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in examples], device=device)
         attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in examples], device=device)
         labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in examples], device=device)
+        if self.temperature == 1.0:
+            # TRL's chunked LM head (its logits are divided by the sampling temperature, hence only at 1): the
+            # labelled positions' log-probabilities without the batch x length x vocabulary logits.
+            return model(input_ids=input_ids, attention_mask=attention, labels=labels, fused_lm_head=True).loss
         return model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
 
     def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False,

@@ -9,10 +9,10 @@ from exgrpo.config import SFTStageConfig
 from exgrpo.models.named import resolve_model
 from exgrpo.models.precision import torch_dtype
 from exgrpo.training.common import (
+    fast_cpu_losses,
     last_checkpoint,
     peft_config,
     save_final_model,
-    score_labelled_positions_only,
     trainer_arguments,
 )
 from exgrpo.training.sft_data import sft_examples
@@ -32,7 +32,7 @@ def run_sft(config: SFTStageConfig, callbacks: list[Any] | None = None) -> Path:
 
     from exgrpo.training.wall_time import budget_callbacks
 
-    score_labelled_positions_only()
+    fast_cpu_losses()
     dataset = build_sft_dataset(config)
     model_path = resolve_model(config.model)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
