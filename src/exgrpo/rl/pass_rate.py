@@ -207,7 +207,9 @@ def select_questions(questions: Sequence[EIQuestion], rates: dict[str, PassRate]
 def select_by_pass_rate(config: TrainConfig, generator: Generator | None = None) -> QuestionSelection:
     """The stage's training questions, filtered by their pass rates under the starting model (config.model),
     measured where output_dir/pass_rates.jsonl lacks them. `generator`: a stand-in; by default the model is
-    loaded (only when something is missing) with the project's batched decoding, in the stage's dtype."""
+    loaded (only when something is missing) with the project's batched decoding, in the stage's dtype; sampling
+    is at the stage's temperature alone (transformers' continuous decoding knows no top_p: `generation_kwargs`
+    are not applied here)."""
     questions = training_questions(config)
     setup = sampling_setup(config)
     path = Path(config.output_dir) / PASS_RATES_FILE
