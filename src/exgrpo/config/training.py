@@ -105,6 +105,29 @@ class ExGRPOSettings(StrictModel):
         return self
 
 
+class PassRateSettings(StrictModel):
+    """(ours) The paper's difficulty filter (Eq. 2) applied to the RL questions: before training, the starting
+    model answers each question `samples` times; RL trains only on questions whose pass rate lies strictly
+    between min_rate and max_rate (defaults: solved at least once and missed at least once), the groups that
+    carry a reward spread, hence a gradient."""
+
+    enabled: bool = Field(False, description="measure pass rates under the starting model and keep the questions "
+                          "it solves sometimes (output_dir/pass_rates.jsonl, resumable)")
+    samples: int = Field(8, ge=2, description="sampled answers per question, at the stage's temperature and budget")
+    min_rate: float = Field(0.0, ge=0, lt=1, description="keep questions with a pass rate above this (exclusive)")
+    max_rate: float = Field(1.0, gt=0, le=1, description="keep questions with a pass rate below this (exclusive)")
+    batch_size: int = Field(64, gt=0, description="rows decoded at once while sampling the answers")
+
+    @model_validator(mode="after")
+    def _rates_ordered(self) -> PassRateSettings:
+        if self.min_rate >= self.max_rate:
+            raise ValueError(f"min_rate ({self.min_rate}) must be below max_rate ({self.max_rate})")
+        return self
+
+    def keeps(self, rate: float) -> bool:
+        return self.min_rate < rate < self.max_rate
+
+
 class RLSettings(TrainingSettings):
     """What the RL stage's methods share: ExGRPO and on-policy distillation both sample the student's answers."""
 
@@ -127,6 +150,8 @@ class TrainSettings(RLSettings):
     update_batch_size: int | None = Field(None, gt=0, description="rollouts per forward and backward of the update "
                                           "(a micro-batch; its memory grows with it); default: one question's "
                                           "G_A + G_B. A step's rollouts are still generated together")
+    pass_rate: PassRateSettings = Field(default_factory=PassRateSettings, description="(ours) train only on "
+                                        "questions the starting model solves sometimes (a pass-rate pre-pass)")
     beta: float = Field(0.04, ge=0, description="KL penalty to the reference (the starting SFT model)")
     epsilon: float = Field(0.2, gt=0, description="clipping of the GRPO surrogate")
     loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = Field(

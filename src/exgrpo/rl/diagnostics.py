@@ -126,8 +126,12 @@ def console_line(logs: Mapping[str, Any], step: int) -> str:
             f"KL {_shown(r['kl'], '.4f')} | {_shown(r['step_seconds'], '.1f')} s/step")
 
 
-def diagnostics_document(records: Sequence[Mapping[str, Any]], warnings: Sequence[Mapping[str, Any]]) -> dict:
-    return {"schema_version": SCHEMA_VERSION, "steps": list(records), "warnings": list(warnings)}
+def diagnostics_document(records: Sequence[Mapping[str, Any]], warnings: Sequence[Mapping[str, Any]],
+                         question_selection: Mapping[str, Any] | None = None) -> dict:
+    """`question_selection` (added in schema 1, absent in older files): how the RL questions were chosen, e.g. the
+    pass-rate filter's counts (rl/pass_rate.py); null when the run trained on all its questions."""
+    return {"schema_version": SCHEMA_VERSION, "steps": list(records), "warnings": list(warnings),
+            "question_selection": None if question_selection is None else dict(question_selection)}
 
 
 def read_diagnostics(path: Path) -> dict[str, Any]:
@@ -189,11 +193,13 @@ def plot_diagnostics(records: Sequence[Mapping[str, Any]], path: Path) -> None:
 class TrainingDiagnostics(TrainerCallback):
     """Keeps output_dir/diagnostics.json current at every log, warns on a window of steps, plots at the end."""
 
-    def __init__(self, output_dir: Path, window: int = WINDOW, max_new_tokens: int | None = None) -> None:
+    def __init__(self, output_dir: Path, window: int = WINDOW, max_new_tokens: int | None = None,
+                 question_selection: Mapping[str, Any] | None = None) -> None:
         self.path = Path(output_dir) / DIAGNOSTICS_FILE
         self.plot_path = Path(output_dir) / PLOT_FILE
         self.window = window
         self.max_new_tokens = max_new_tokens
+        self.question_selection = question_selection
         self.records: list[dict[str, Any]] = []
         self.warnings: list[dict[str, Any]] = []
         self._resumed = False
@@ -219,7 +225,7 @@ class TrainingDiagnostics(TrainerCallback):
                        for w in self.warnings):
                 logger.warning("step %d: %s", warning["step"], warning["message"])
                 self.warnings.append(warning)
-        atomic_write_json(self.path, diagnostics_document(self.records, self.warnings))
+        atomic_write_json(self.path, diagnostics_document(self.records, self.warnings, self.question_selection))
 
     def write_plot(self) -> None:
         """Draws the plot if there are records it does not show yet (training ended, or stopped)."""

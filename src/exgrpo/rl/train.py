@@ -14,6 +14,7 @@ from exgrpo.training.common import (
     save_final_model,
     trainer_arguments,
 )
+from exgrpo.training.dialogues import EIQuestion
 from exgrpo.training.sft_data import training_questions
 
 
@@ -45,7 +46,27 @@ def grpo_arguments(config: TrainConfig) -> Any:
     )
 
 
-def build_trainer(config: TrainConfig, callbacks: list[Any] | None = None) -> Any:
+def rl_questions(config: TrainConfig) -> tuple[list[EIQuestion], dict[str, Any] | None]:
+    """(the questions RL trains on, how they were chosen: None = all the stage's questions). With
+    `pass_rate.enabled`, those the starting model solves sometimes (rl/pass_rate.py), with one line said."""
+    if not config.pass_rate.enabled:
+        return training_questions(config), None
+    from accelerate import PartialState
+
+    from exgrpo.rl.pass_rate import select_by_pass_rate
+
+    state = PartialState()
+    # The main process samples and writes pass_rates.jsonl; the others then find every rate in it.
+    with state.main_process_first():
+        selection = select_by_pass_rate(config)
+    if state.is_main_process:
+        print(selection.line(), flush=True)
+    return selection.kept, selection.summary()
+
+
+def build_trainer(config: TrainConfig, callbacks: list[Any] | None = None,
+                  questions: list[EIQuestion] | None = None) -> Any:
+    """The trainer, on `questions` (default: rl_questions(config), after the pass-rate pre-pass if enabled)."""
     from transformers import AutoTokenizer
 
     # The trainer subclasses TRL's GRPOTrainer: importing it loads torch, transformers and TRL (seconds), which
@@ -59,7 +80,8 @@ def build_trainer(config: TrainConfig, callbacks: list[Any] | None = None) -> An
         tokenizer.pad_token = tokenizer.eos_token
     # The model is passed by name: TRL loads the policy and, with beta > 0, the reference from the same
     # checkpoint, so the KL anchors the policy to the SFT model it starts from.
-    return ExGRPOTrainer(model=model_path, args=grpo_arguments(config), questions=training_questions(config),
+    return ExGRPOTrainer(model=model_path, args=grpo_arguments(config),
+                         questions=rl_questions(config)[0] if questions is None else questions,
                          processing_class=tokenizer,
                          peft_config=peft_config(config.lora), callbacks=callbacks)
 
@@ -68,8 +90,11 @@ def run_train(config: TrainConfig, callbacks: list[Any] | None = None) -> Path:
     from exgrpo.rl.diagnostics import TrainingDiagnostics, use_compact_console
     from exgrpo.training.wall_time import budget_callbacks
 
-    diagnostics = TrainingDiagnostics(config.output_dir, max_new_tokens=config.max_new_tokens)
-    trainer = build_trainer(config, budget_callbacks(config.max_seconds, [diagnostics, *(callbacks or [])]))
+    questions, selection = rl_questions(config)
+    diagnostics = TrainingDiagnostics(config.output_dir, max_new_tokens=config.max_new_tokens,
+                                      question_selection=selection)
+    trainer = build_trainer(config, budget_callbacks(config.max_seconds, [diagnostics, *(callbacks or [])]),
+                            questions)
     use_compact_console(trainer)
     try:
         trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
