@@ -14,6 +14,7 @@ from exgrpo.config import ExGRPOSettings
 from exgrpo.data.prompts import build_prompt
 from exgrpo.errors import DataError
 from exgrpo.models.tiny import END_OF_TURN
+from exgrpo.rl.budgets import TurnBudgets
 from exgrpo.rl.rewards import FULL, PARTIAL
 from exgrpo.rl.rollout import RolloutPlan, plan_rollouts, roll_out
 from exgrpo.training.dialogues import (
@@ -106,9 +107,10 @@ class ScriptedSampler:
     def __init__(self, tokenizer, texts: list[str], close: bool = True, stop_id: int | None = None) -> None:
         self.tokenizer, self.texts, self.close = tokenizer, texts, close
         self.eos_ids = [tokenizer.eos_token_id if stop_id is None else stop_id]
+        self.budgets = TurnBudgets(probe=64, answer=64)  # never reached by the scripted texts
         self.turn = 0
 
-    def sample(self, contexts, keys=None):
+    def sample(self, contexts, keys=None, budgets=None):
         text = self.texts[self.turn]
         self.turn += 1
         tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"] + ([self.eos_ids[0]] if self.close else [])
