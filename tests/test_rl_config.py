@@ -126,11 +126,12 @@ def test_a_turn_budget_of_n_tokens_cuts_each_turn_at_n(toy_sft_model, tmp_path: 
         assert max(len(turn) for turn in turns) == budget
 
 
-@pytest.mark.parametrize("decoding", ["dialogues", "turns"])
+@pytest.mark.parametrize("decoding", ["dialogues", "turns", "turns-cached"])
 def test_probe_turns_are_cut_at_the_turn_budget_and_the_answer_at_its_own(toy_sft_model, tmp_path: Path,
                                                                           decoding: str) -> None:
     """3 tokens per probe turn, 7 for the final answer: in the continuous loop (each dialogue's budget changes
-    at its last turn) and in `generate` per turn (turn 2 holds A rows' probe turns beside B rows' answers)."""
+    at its last turn) and in `generate` per turn, with and without the KV cache kept (turn 2 holds A rows'
+    probe turns beside B rows' answers: one call, each row cut at its own budget)."""
     _, ei = toy_sft_model
     questions = load_ei_questions(ei)
     prompts = [[{"role": "user", "content": q.prompt}] for q in questions for _ in range(4)]

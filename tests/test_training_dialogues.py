@@ -261,7 +261,9 @@ def test_rollouts_with_the_kv_cache_kept_between_turns_equal_fresh_generation(to
     plans = plan_rollouts(prompts, {q.prompt: q for q in questions}, ExGRPOSettings(**settings), group_offset=0, step=0)
     results = {}
     for keep_cache in (False, True):
-        sampler = TransformersSampler(trainer, max_turn_tokens=5, decoding="turns-cached" if keep_cache else "turns")
+        # A longer final answer: B rows' answers share turn 2 with A rows' probe turns, each cut at its own budget.
+        sampler = TransformersSampler(trainer, max_turn_tokens=5, max_answer_tokens=7,
+                                      decoding="turns-cached" if keep_cache else "turns")
         # Every toy answer is "The answer is yes/no.": stopping at "yes" too makes rows end at different times.
         sampler.eos_ids = [*sampler.eos_ids, yes]
         torch.manual_seed(0)  # the same draws both ways: the cache changes what is computed, not what is sampled
