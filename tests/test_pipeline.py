@@ -172,7 +172,7 @@ def statuses_until(config: RunConfig, until: str) -> dict[str, str]:
 
 def test_an_invalid_section_stops_the_run_before_any_stage(tmp_path: Path) -> None:
     config = build_config(RunConfig, micro_recipe(tmp_path / "run"), "test")
-    config.eval.max_new_tokens = 0  # only the eval stage's own config would notice
+    config.eval.batch_size = 0  # only the eval stage's own config would notice (eval.max_new_tokens: train's too)
     with pytest.raises(ConfigError, match="eval section"):
         run(config)
     assert not (tmp_path / "run").exists()
