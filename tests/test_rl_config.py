@@ -208,10 +208,14 @@ def test_vllm_samples_each_turn_with_the_turn_budget(toy_sft_model, tmp_path: Pa
     questions = load_ei_questions(ei)
     prompts = [[{"role": "user", "content": q.prompt}] for q in questions for _ in range(4)]
     plans = plan_rollouts(prompts, {q.prompt: q for q in questions}, trainer.args, group_offset=0, step=0)
+    if mode == "server":  # collective: another process, say, has rows under both budgets at every turn
+        import accelerate.utils
+
+        monkeypatch.setattr(accelerate.utils, "gather_object", lambda needed: [*needed, 7, 11])
     with sampler.ready():
         rollouts = roll_out(plans, trainer.chat, sampler, max_turns=trainer.args.k + 1)
     # One vLLM call per turn and distinct budget: turn 2 asks A rows' probes and B rows' answers. Server
-    # generation is collective, so there every process makes a call for each budget at every turn.
+    # generation is collective: there every process makes a call for each budget any process needs.
     calls = [(params.max_tokens, asked) for params, asked in zip(engine.params, engine.prompts, strict=True)]
     a_rows, b_rows = 2 * len(questions), 2 * len(questions)
     asked_per_turn = [[(7, a_rows + b_rows)], [(7, a_rows), (11, b_rows)], [(7, a_rows)], [(11, a_rows)]]

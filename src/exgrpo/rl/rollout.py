@@ -313,15 +313,18 @@ class VLLMSampler:
         budgets = budgets if budgets is not None else [self.budgets.probe] * len(contexts)
         if len(budgets) != len(contexts):
             raise ValueError(f"{len(budgets)} turn budgets for {len(contexts)} contexts")
-        # Server generation (and tensor parallelism) is collective: every process makes the same calls, one per
-        # budget the sampler has, even with no context of its own for one; a lone colocated vLLM skips those.
-        collective = generation.mode == "server" or getattr(generation, "tensor_parallel_size", 1) > 1
+        needed = sorted(set(budgets))
+        if generation.mode == "server" or getattr(generation, "tensor_parallel_size", 1) > 1:
+            # Collective generation: every process makes the same calls, one per budget some process needs,
+            # even with no context of its own for it.
+            from accelerate.utils import gather_object
+
+            needed = sorted(set(gather_object(needed)))
         sampled: list[tuple[list[int], list[float]]] = [([], [])] * len(contexts)
-        for budget in sorted(set(budgets) | (set(self.budgets.distinct()) if collective else set())):
+        for budget in needed:
             rows = [row for row, row_budget in enumerate(budgets) if row_budget == budget]
-            if rows or collective:
-                for row, turn in zip(rows, self._generate([contexts[row] for row in rows], budget), strict=True):
-                    sampled[row] = turn
+            for row, turn in zip(rows, self._generate([contexts[row] for row in rows], budget), strict=True):
+                sampled[row] = turn
         return sampled
 
     def _generate(self, contexts: list[list[int]], budget: int) -> list[tuple[list[int], list[float]]]:
