@@ -61,7 +61,7 @@ class RecordingSampler:
     replay (whether the sampler decodes whole dialogues or turn by turn)."""
 
     def __init__(self, inner: Any, record: Recording) -> None:
-        self.inner, self.record, self.eos_ids = inner, record, inner.eos_ids
+        self.inner, self.record, self.eos_ids, self.budgets = inner, record, inner.eos_ids, inner.budgets
 
     @property
     def decodes_dialogues(self) -> bool:
@@ -74,14 +74,15 @@ class RecordingSampler:
             self.record.attention = self.inner.model.config._attn_implementation
             yield self
 
-    def sample(self, contexts: list[list[int]], keys: list[int] | None = None) -> list[tuple[list[int], list[float]]]:
+    def sample(self, contexts: list[list[int]], keys: list[int] | None = None,
+               budgets: list[int] | None = None) -> list[tuple[list[int], list[float]]]:
         start = time.perf_counter()
-        result = self.inner.sample(contexts, keys=keys)
+        result = self.inner.sample(contexts, keys=keys, budgets=budgets)
         self.record.add(time.perf_counter() - start, sum(len(tokens) for tokens, _ in result))
         self.record.turns.append(contexts)
         return result
 
-    def sample_dialogues(self, contexts: list[list[int]], end_turn: Any) -> None:
+    def sample_dialogues(self, contexts: list[list[int]], end_turn: Any, turn_budget: Any = None) -> None:
         so_far = [list(c) for c in contexts]
         turn_of = [0] * len(contexts)
         generated = 0
@@ -99,7 +100,7 @@ class RecordingSampler:
             return injected
 
         start = time.perf_counter()
-        self.inner.sample_dialogues(contexts, recording_end_turn)
+        self.inner.sample_dialogues(contexts, recording_end_turn, turn_budget)
         self.record.add(time.perf_counter() - start, generated)
 
 

@@ -173,3 +173,22 @@ def test_tokens_are_counted_with_the_tokenizer_given_or_approximated(tiny_model_
     assert TokenCounter().messages([{"role": "user", "content": text}]) == TokenCounter().text(text) + 4
     with pytest.raises(ConfigError, match="estimate.tokenizer: cannot load"):
         TokenCounter(str(tiny_model_path / "missing"))
+
+
+def test_the_rl_estimate_counts_probe_turns_and_final_answers_under_their_own_budgets(tmp_path: Path) -> None:
+    from exgrpo.config import TrainConfig
+    from exgrpo.runner.estimate.student_tokens import train_load
+
+    # Teacher answers: 200-token rationales, 40-token probe answers, 2 kept probes a question.
+    forecast = ProbeForecast(rows={}, questions=10, rules=["R1"], kept_questions=10, consistent_probes=20,
+                             prompt_tokens={"cot": 50, "probe_answer": 30}, completion_tokens={"cot": 200, "probe_answer": 40},
+                             calibration=1.0, counter="counted")
+
+    def generated(**budgets: Any) -> float:
+        config = TrainConfig(model="m", ei_data=tmp_path, output_dir=tmp_path, max_steps=1, questions_per_step=1,
+                             exgrpo={"k": 2, "k_partial": 1, "rollouts_full": 1, "rollouts_partial": 1}, **budgets)
+        return train_load(config, forecast).generated
+
+    assert generated(max_new_tokens=32) == (2 * 32 + 32) + (32 + 32)  # A: 2 probes and Q, B: 1 probe and Q
+    assert generated(max_new_tokens=32, max_answer_tokens=100) == (2 * 32 + 100) + (32 + 100)
+    assert generated(max_new_tokens="auto") == (2 * 40 + 200) + (40 + 200)  # auto cuts no teacher-length answer

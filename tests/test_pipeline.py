@@ -172,7 +172,7 @@ def statuses_until(config: RunConfig, until: str) -> dict[str, str]:
 
 def test_an_invalid_section_stops_the_run_before_any_stage(tmp_path: Path) -> None:
     config = build_config(RunConfig, micro_recipe(tmp_path / "run"), "test")
-    config.eval.max_new_tokens = 0  # only the eval stage's own config would notice
+    config.eval.batch_size = 0  # only the eval stage's own config would notice (eval.max_new_tokens: train's too)
     with pytest.raises(ConfigError, match="eval section"):
         run(config)
     assert not (tmp_path / "run").exists()
@@ -234,16 +234,34 @@ def test_a_section_left_out_takes_the_stage_configs_defaults(tmp_path: Path) -> 
     sft = sft_config(config)
     assert sft == SFTStageConfig(model="base/model", ei_data=sft.ei_data, output_dir=sft.output_dir)  # type: ignore[union-attr]
     train = train_config(config)
-    assert train == TrainConfig(model=train.model, ei_data=train.ei_data, output_dir=train.output_dir)  # type: ignore[union-attr]
+    # ... but one: the final answer's budget is the evaluation's (the reward judges answers under its cut).
+    assert train == TrainConfig(model=train.model, ei_data=train.ei_data, output_dir=train.output_dir,  # type: ignore[union-attr]
+                                max_answer_tokens=512)
+
+
+def test_rl_final_answers_get_the_evaluations_budget_and_never_less(tmp_path: Path) -> None:
+    config = build_config(RunConfig, run_values(tmp_path, train={"max_new_tokens": 64},
+                                                eval={"datasets": ["gsm8k"], "max_new_tokens": 200}), "x")
+    train = train_config(config)
+    assert (train.max_new_tokens, train.max_answer_tokens) == (64, 200)  # type: ignore[union-attr]
+    longer = run_values(tmp_path, train={"max_answer_tokens": 300}, eval={"datasets": ["gsm8k"], "max_new_tokens": 200})
+    assert train_config(build_config(RunConfig, longer, "x")).max_answer_tokens == 300  # type: ignore[union-attr]
+    tighter = run_values(tmp_path, train={"max_answer_tokens": 150}, eval={"datasets": ["gsm8k"], "max_new_tokens": 200})
+    with pytest.raises(ConfigError, match=r"train.max_answer_tokens \(150\) is below eval.max_new_tokens \(200\).*"
+                                          r"raise train.max_answer_tokens to at least 200"):
+        build_config(RunConfig, tighter, "x")
+    distill = run_values(tmp_path, train={"method": "distill", "teacher_model": "t", "max_new_tokens": 64})
+    assert train_config(build_config(RunConfig, distill, "x")).max_new_tokens == 64  # type: ignore[union-attr]
 
 
 # The quickstart recipes' stage hashes as exgrpo 0.x computed them (main at b94190b): a change of the run schema
-# that changed one would redo every finished quickstart run from that stage on.
+# that changed one would redo every finished quickstart run from that stage on. Changed on purpose since: from the
+# train stage on, when a run's final answers got the evaluation's budget (train.max_answer_tokens, issue 36).
 QUICKSTART_HASHES = {
     "quickstart.yaml": ["a61e76868abbe23c", "46fa306b295c65a0", "d2d0ac0518625034", "9a1377b702b4d269",
-                        "a8a6b8c2056a109d", "84ae92e1d0335427", "aceb81be2c73909d"],
+                        "6d943f0e863ea01c", "6f3b8e6c79a632a0", "7cb9c476a77be96f"],
     "quickstart_tiny.yaml": ["b86ee07a6e5e7b7f", "881be4c702255a6f", "050d4a5c4795176e", "e3d842c7ad034ddf",
-                             "9d7cc755e65d0bd9", "7a08d0c6634250f6", "cc7464b01897fa47"],
+                             "adbde2ecd7fd0c6c", "f4ffe7680e00a709", "4c3c8879f78f0420"],
 }
 
 

@@ -52,11 +52,11 @@ def test_step_record_reads_the_trainer_logs_and_measures_speeds() -> None:
 ])
 def test_warnings_fire_above_their_limits_only(cut: float, zero: float, kinds: list[str]) -> None:
     records = [step_record(trl_logs(cut=cut, zero_spread=zero), step) for step in range(1, 6)]
-    found = signal_warnings(records, window=5, max_new_tokens=8)
+    found = signal_warnings(records, window=5, max_new_tokens=8, max_answer_tokens=96)
     assert [w["kind"] for w in found] == kinds
     messages = " ".join(w["message"] for w in found)
-    if "cut_turns" in kinds:
-        assert "raise max_new_tokens (now 8)" in messages
+    if "cut_turns" in kinds:  # both budgets named: a probe turn's and the final answer's
+        assert "raise max_new_tokens (now 8)" in messages and "max_answer_tokens (now 96)" in messages
     if "zero_spread" in kinds:
         assert "more rollouts per question" in messages and "temperature" in messages
 
@@ -78,7 +78,7 @@ def test_callback_writes_the_file_and_warns_once_per_window(tmp_path: Path, capl
     assert document["schema_version"] == SCHEMA_VERSION
     assert [r["step"] for r in document["steps"]] == [1, 2, 3, 4, 5, 6]
     assert [w["step"] for w in document["warnings"]] == [1, 4]  # then every `window` steps, not at every log
-    assert sum("cut by the per-turn budget" in r.message for r in caplog.records) == 2
+    assert sum("cut by their budget" in r.message for r in caplog.records) == 2
     callback.on_train_end(None, state(6), None)
     assert (tmp_path / "diagnostics.png").read_bytes().startswith(b"\x89PNG")
 

@@ -14,6 +14,7 @@ from exgrpo.config import ExGRPOSettings
 from exgrpo.data.prompts import build_prompt
 from exgrpo.errors import DataError
 from exgrpo.models.tiny import END_OF_TURN
+from exgrpo.rl.budgets import TurnBudgets
 from exgrpo.rl.rewards import FULL, PARTIAL
 from exgrpo.rl.rollout import RolloutPlan, plan_rollouts, roll_out
 from exgrpo.training.dialogues import (
@@ -106,9 +107,10 @@ class ScriptedSampler:
     def __init__(self, tokenizer, texts: list[str], close: bool = True, stop_id: int | None = None) -> None:
         self.tokenizer, self.texts, self.close = tokenizer, texts, close
         self.eos_ids = [tokenizer.eos_token_id if stop_id is None else stop_id]
+        self.budgets = TurnBudgets(probe=64, answer=64)  # never reached by the scripted texts
         self.turn = 0
 
-    def sample(self, contexts, keys=None):
+    def sample(self, contexts, keys=None, budgets=None):
         text = self.texts[self.turn]
         self.turn += 1
         tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"] + ([self.eos_ids[0]] if self.close else [])
@@ -259,7 +261,9 @@ def test_rollouts_with_the_kv_cache_kept_between_turns_equal_fresh_generation(to
     plans = plan_rollouts(prompts, {q.prompt: q for q in questions}, ExGRPOSettings(**settings), group_offset=0, step=0)
     results = {}
     for keep_cache in (False, True):
-        sampler = TransformersSampler(trainer, max_turn_tokens=5, decoding="turns-cached" if keep_cache else "turns")
+        # A longer final answer: B rows' answers share turn 2 with A rows' probe turns, each cut at its own budget.
+        sampler = TransformersSampler(trainer, max_turn_tokens=5, max_answer_tokens=7,
+                                      decoding="turns-cached" if keep_cache else "turns")
         # Every toy answer is "The answer is yes/no.": stopping at "yes" too makes rows end at different times.
         sampler.eos_ids = [*sampler.eos_ids, yes]
         torch.manual_seed(0)  # the same draws both ways: the cache changes what is computed, not what is sampled

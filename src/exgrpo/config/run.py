@@ -88,6 +88,13 @@ class RunConfig(StrictModel):
         unavailable = set(self.eval.models or ()) - set(self.trained_models())
         if unavailable:
             raise ValueError(f"eval.models: this run has no {', '.join(sorted(unavailable))} model")
+        answer = self.train.max_answer_tokens if isinstance(self.train, TrainSettings) else None
+        if answer is not None and answer < self.eval.max_new_tokens:
+            # The reward would judge answers cut more tightly than evaluation cuts them: a different task.
+            raise ValueError(f"train.max_answer_tokens ({answer}) is below eval.max_new_tokens "
+                             f"({self.eval.max_new_tokens}): RL would cut final answers that evaluation lets finish; "
+                             f"raise train.max_answer_tokens to at least {self.eval.max_new_tokens} or leave it out "
+                             "(it then follows eval.max_new_tokens)")
         return self
 
     # ------------------------------------------- which models the run has (their paths: runner/stage_configs.py)

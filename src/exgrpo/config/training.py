@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -145,6 +145,12 @@ class TrainSettings(RLSettings):
     """ExGRPO's settings (a run's `train` section; its default method)."""
 
     method: Literal["exgrpo"] = Field("exgrpo", description="exgrpo (also vanilla GRPO: k=0, no B rollouts) or distill")
+    max_new_tokens: Annotated[int, Field(gt=0)] | Literal["auto"] = Field(
+        128, description="student tokens per probe turn; auto: from the teacher's responses in the EI data, in the "
+        "starting model's tokenizer (99th percentile + 25 %, a multiple of 16), resolved when training starts")
+    max_answer_tokens: int | None = Field(
+        None, gt=0, description="student tokens of the final answer (the turn the reward judges); null: the turn "
+        "budget (`exgrpo train`), a run's eval.max_new_tokens (`exgrpo run`); with auto never below either")
     exgrpo: ExGRPOSettings = Field(default_factory=ExGRPOSettings)
     questions_per_step: int = Field(2, gt=0, description="questions per device per step (x G_A + G_B rollouts)")
     update_batch_size: int | None = Field(None, gt=0, description="rollouts per forward and backward of the update "

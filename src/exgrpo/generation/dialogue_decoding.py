@@ -114,15 +114,21 @@ def prefill_shared(batch: Any, model: Any, contexts: Sequence[list[int]], pad_id
     return logits[rows]
 
 
-def decode_dialogues(model: Any, contexts: Sequence[list[int]], end_turn: EndTurn, max_new_tokens: int,
-                     stop_ids: Sequence[int], pad_id: int, sampling: DialogueSampling,
-                     with_logprobs: bool = False) -> None:
+def decode_dialogues(model: Any, contexts: Sequence[list[int]], end_turn: EndTurn,
+                     turn_budget: int | Callable[[int], int], stop_ids: Sequence[int], pad_id: int,
+                     sampling: DialogueSampling, with_logprobs: bool = False) -> None:
     """Sample every dialogue to its end. `contexts[i]` is dialogue i's first context (its first prompt,
-    rendered); each assistant turn ends at a stop token (kept) or after `max_new_tokens`, and goes to
+    rendered); each assistant turn ends at a stop token (kept) or after its budget, and goes to
     `end_turn(i, tokens, logprobs)` (log-probabilities of the warped distribution, as generate's
-    `compute_transition_scores(normalize_logits=True)`; zeros without `with_logprobs`)."""
+    `compute_transition_scores(normalize_logits=True)`; zeros without `with_logprobs`).
+
+    `turn_budget`: tokens per turn, or `turn_budget(i)`, the budget of dialogue i's current turn, asked when
+    the turn starts (after `end_turn` recorded the one before): a dialogue's final answer may get more
+    tokens than its probe turns."""
     import torch
 
+    budget_of = turn_budget if callable(turn_budget) else lambda _: turn_budget
+    limits = [budget_of(dialogue) for dialogue in range(len(contexts))]  # each dialogue's current turn
     stop = set(stop_ids)
     stop_index = torch.tensor(sorted(stop), dtype=torch.long, device=model.device)
     warpers = sampling.warpers()
@@ -157,14 +163,16 @@ def decode_dialogues(model: Any, contexts: Sequence[list[int]], end_turn: EndTur
             for row, (token, logprob) in enumerate(zip(tokens, batch.next_logprobs, strict=True)):
                 batch.generated[row].append(token)
                 batch.logprobs[row].append(logprob)
-                if token not in stop and len(batch.generated[row]) < max_new_tokens:
+                dialogue = batch.rows[row]
+                if token not in stop and len(batch.generated[row]) < limits[dialogue]:
                     continue
-                injected = end_turn(batch.rows[row], batch.generated[row], batch.logprobs[row])
+                injected = end_turn(dialogue, batch.generated[row], batch.logprobs[row])
                 batch.generated[row], batch.logprobs[row] = [], []
                 ended.append(row)
                 if injected is not None:
+                    limits[dialogue] = budget_of(dialogue)
                     # The turn's last token was sampled but not yet fed: it goes in first.
-                    feeds[batch.rows[row]] = [token, *injected]
+                    feeds[dialogue] = [token, *injected]
                     going_on.append(row)
             if ended:
                 if going_on:

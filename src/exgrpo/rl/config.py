@@ -1,11 +1,13 @@
 """ExGRPOConfig: TRL's GRPOConfig plus the method's knobs and the per-turn token budget, so that the trainer
 reads all its settings from one object (its `args`), as TRL's own trainers do.
 
-Two budgets, because a rollout is a dialogue of up to k + 1 student turns:
-- `max_turn_tokens`: tokens the student may generate in one assistant turn (every sampler cuts a turn there);
-- `max_completion_length` (TRL's): the student tokens of a whole dialogue, k + 1 turns of `max_turn_tokens`
-  by default. The injected user turns between them are not counted. TRL reads it as Dr. GRPO's constant
-  normaliser (`loss_type="dr_grpo"`); ExGRPO's samplers never use it as a generation limit.
+Three budgets, because a rollout is a dialogue of up to k probe turns and the final answer:
+- `max_turn_tokens`: tokens the student may generate in one probe turn (every sampler cuts a turn there);
+- `max_answer_tokens`: tokens of the final answer, the turn the outcome reward judges (a run sets it to its
+  evaluation's `max_new_tokens`, so that the reward judges answers under the evaluation's cut);
+- `max_completion_length` (TRL's): the student tokens of a whole dialogue, k x `max_turn_tokens` +
+  `max_answer_tokens` by default. The injected user turns between them are not counted. TRL reads it as
+  Dr. GRPO's constant normaliser (`loss_type="dr_grpo"`); ExGRPO's samplers never use it as a generation limit.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ class ExGRPOConfig(GRPOConfig):
         aux_weight (`float`, *optional*, defaults to `0.1`): lambda_aux, weight of the auxiliary SFT loss.
         format_reward (`float`, *optional*, defaults to `0.0`): reward for a parsable final answer.
         per_scenario_advantages (`bool`, *optional*, defaults to `False`): normalise A and B rollouts separately.
-        max_turn_tokens (`int`, *optional*, defaults to `128`): student tokens per assistant turn.
+        max_turn_tokens (`int`, *optional*, defaults to `128`): student tokens per probe turn.
+        max_answer_tokens (`int` or `None`, *optional*): student tokens of the final answer (the last turn);
+            `None` = `max_turn_tokens`.
         max_completion_length (`int` or `None`, *optional*): student tokens per dialogue; `None` =
-            `(k + 1) * max_turn_tokens`, and never less than that.
+            `k * max_turn_tokens + max_answer_tokens`, and never less than that.
     """
 
     k: int = field(default=5, metadata={"help": "Probes in scenario A (capped at the question's kept probes)."})
@@ -53,26 +57,34 @@ class ExGRPOConfig(GRPOConfig):
         default=False, metadata={"help": "Normalise the advantages of A and B rollouts separately."}
     )
     max_turn_tokens: int = field(
-        default=128, metadata={"help": "Student tokens per assistant turn: every sampler cuts a turn there."}
+        default=128, metadata={"help": "Student tokens per probe turn: every sampler cuts such a turn there."}
+    )
+    max_answer_tokens: int | None = field(
+        default=None, metadata={"help": "Student tokens of the final answer (the turn the outcome reward judges); "
+                                "None = max_turn_tokens."}
     )
     max_completion_length: int | None = field(
         default=None,
         metadata={"help": "Student tokens of a whole dialogue (injected user turns not counted); None = "
-                  "(k + 1) * max_turn_tokens. Dr. GRPO's normaliser; not a generation limit in ExGRPO."},
+                  "k * max_turn_tokens + max_answer_tokens. Dr. GRPO's normaliser; not a generation limit in ExGRPO."},
     )
 
     def __post_init__(self) -> None:
         # The same rules as a run's YAML (`train.exgrpo`), so a config built in code is checked alike.
         ExGRPOSettings(**self.method_settings())
-        if self.max_turn_tokens <= 0:
-            raise ValueError(f"max_turn_tokens must be positive, not {self.max_turn_tokens}")
-        dialogue = (self.k + 1) * self.max_turn_tokens
+        for name in ("max_turn_tokens", "max_answer_tokens"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ValueError(f"{name} must be a positive number of tokens, not {value!r}")
+        if self.max_answer_tokens is None:
+            self.max_answer_tokens = self.max_turn_tokens
+        dialogue = self.k * self.max_turn_tokens + self.max_answer_tokens
         if self.max_completion_length is None:
             self.max_completion_length = dialogue
         elif self.max_completion_length < dialogue:
             raise ValueError(f"max_completion_length ({self.max_completion_length}) bounds a whole dialogue's student "
-                             f"tokens: it must hold k + 1 = {self.k + 1} turns of max_turn_tokens "
-                             f"({self.max_turn_tokens}), at least {dialogue}")
+                             f"tokens: it must hold k = {self.k} probe turns of max_turn_tokens ({self.max_turn_tokens}) "
+                             f"and the answer's max_answer_tokens ({self.max_answer_tokens}), at least {dialogue}")
         if self.num_generations is not None and self.num_generations != self.rollouts_full + self.rollouts_partial:
             raise ValueError(f"num_generations ({self.num_generations}) must equal rollouts_full + rollouts_partial "
                              f"({self.rollouts_full} + {self.rollouts_partial})")

@@ -86,10 +86,10 @@ def _window_mean(records: Sequence[Mapping[str, Any]], field: str) -> float | No
     return sum(values) / len(values) if values else None
 
 
-def signal_warnings(records: Sequence[Mapping[str, Any]], window: int = WINDOW,
-                    max_new_tokens: int | None = None) -> list[dict[str, Any]]:
+def signal_warnings(records: Sequence[Mapping[str, Any]], window: int = WINDOW, max_new_tokens: int | None = None,
+                    max_answer_tokens: int | None = None) -> list[dict[str, Any]]:
     """The warnings the last `window` records call for (fewer records at the start of training), each with
-    its kind, the measured share and what to change."""
+    its kind, the measured share and what to change (the budgets now: a probe turn's, the final answer's)."""
     recent = records[-window:]
     if not recent:
         return []
@@ -97,10 +97,12 @@ def signal_warnings(records: Sequence[Mapping[str, Any]], window: int = WINDOW,
     found = []
     cut = _window_mean(recent, "cut_turns")
     if cut is not None and cut > CUT_TURNS_LIMIT:
-        budget = f" (now {max_new_tokens})" if max_new_tokens is not None else ""
+        turn = f" (now {max_new_tokens})" if max_new_tokens is not None else ""
+        answer = f" (now {max_answer_tokens})" if max_answer_tokens is not None else ""
         found.append({"step": step, "kind": "cut_turns", "share": cut, "message": (
-            f"{cut:.0%} of assistant turns were cut by the per-turn budget {span} (more than "
-            f"{CUT_TURNS_LIMIT:.0%}): the reward then judges unfinished answers; raise max_new_tokens{budget}")})
+            f"{cut:.0%} of assistant turns were cut by their budget {span} (more than {CUT_TURNS_LIMIT:.0%}): the "
+            f"reward then judges unfinished answers; raise max_new_tokens{turn}, the probe turns' budget (or set it "
+            f"to auto), or max_answer_tokens{answer}, the final answer's")})
     zero = _window_mean(recent, "zero_spread")
     if zero is not None and zero > ZERO_SPREAD_LIMIT:
         found.append({"step": step, "kind": "zero_spread", "share": zero, "message": (
@@ -194,11 +196,11 @@ class TrainingDiagnostics(TrainerCallback):
     """Keeps output_dir/diagnostics.json current at every log, warns on a window of steps, plots at the end."""
 
     def __init__(self, output_dir: Path, window: int = WINDOW, max_new_tokens: int | None = None,
-                 question_selection: Mapping[str, Any] | None = None) -> None:
+                 max_answer_tokens: int | None = None, question_selection: Mapping[str, Any] | None = None) -> None:
         self.path = Path(output_dir) / DIAGNOSTICS_FILE
         self.plot_path = Path(output_dir) / PLOT_FILE
         self.window = window
-        self.max_new_tokens = max_new_tokens
+        self.max_new_tokens, self.max_answer_tokens = max_new_tokens, max_answer_tokens
         self.question_selection = question_selection
         self.records: list[dict[str, Any]] = []
         self.warnings: list[dict[str, Any]] = []
@@ -219,7 +221,7 @@ class TrainingDiagnostics(TrainerCallback):
         if not self._resumed:
             self._resume(state.global_step)
         self.records.append(step_record(logs, state.global_step))
-        for warning in signal_warnings(self.records, self.window, self.max_new_tokens):
+        for warning in signal_warnings(self.records, self.window, self.max_new_tokens, self.max_answer_tokens):
             # Said once per window: a persistent problem repeats every `window` steps, not at every log.
             if not any(w["kind"] == warning["kind"] and warning["step"] - w["step"] < self.window
                        for w in self.warnings):

@@ -4,12 +4,13 @@ For each question, TRL hands us its prompt repeated G = G_A + G_B times. The fir
 group roll out scenario A (k probes, then Q), the others scenario B (the first k' of the same probes,
 then Q). The student generates every assistant turn; the user turns between them are injected tokens:
 in context, but `env_mask` = 0 keeps them out of the loss. The prompt (the first user turn) is TRL's
-`prompt_ids`; everything after it is the "completion".
+`prompt_ids`; everything after it is the "completion". A probe turn is cut at the per-turn budget, the
+final answer (the turn the outcome reward judges) at its own (`TurnBudgets`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,6 +21,7 @@ from exgrpo.generation.continuous import supports_continuous
 from exgrpo.generation.cpu_attention import cpu_decode_attention
 from exgrpo.generation.dialogue_decoding import DialogueSampling, decode_dialogues, dialogue_sampling
 from exgrpo.generation.turn_cache import TurnCache
+from exgrpo.rl.budgets import TurnBudgets
 from exgrpo.rl.rewards import FULL, PARTIAL
 from exgrpo.training.dialogues import ChatTokens, EIQuestion, sample_probes
 
@@ -84,27 +86,37 @@ def _last_user_text(prompt: Any) -> str:
 
 class TurnSampler(Protocol):
     eos_ids: list[int]
+    budgets: TurnBudgets
 
     def ready(self) -> AbstractContextManager[Any]:
         """Entered once around a whole rollout batch (all turns)."""
         ...
 
-    def sample(self, contexts: list[list[int]], keys: list[int] | None = None) -> list[tuple[list[int], list[float]]]:
+    def sample(self, contexts: list[list[int]], keys: list[int] | None = None,
+               budgets: list[int] | None = None) -> list[tuple[list[int], list[float]]]:
         """One sampled assistant turn per context (token ids, their log-probabilities), ending at EOS or the
-        budget. `keys` name the rollout of each context, the same from turn to turn (for a KV cache)."""
+        context's budget (`budgets`, one per context; None: `self.budgets.probe` for all). `keys` name the
+        rollout of each context, the same from turn to turn (for a KV cache)."""
         ...
 
     # A sampler may also decode whole dialogues at once: `decodes_dialogues` True (set in `ready()`) and
-    # `sample_dialogues(first_contexts, end_turn)`, see `exgrpo.generation.dialogue_decoding.decode_dialogues`.
+    # `sample_dialogues(first_contexts, end_turn, turn_budget)`, see
+    # `exgrpo.generation.dialogue_decoding.decode_dialogues`.
 
 
 def roll_out(plans: list[RolloutPlan], chat: ChatTokens, sampler: TurnSampler, max_turns: int) -> list[Rollout]:
     """Generate the dialogues, all rollouts of the batch together: each dialogue continuously when the sampler
-    decodes whole dialogues (`sample_dialogues`), else turn by turn.
+    decodes whole dialogues (`sample_dialogues`), else turn by turn. Each turn gets its budget from
+    `sampler.budgets`: a probe turn the per-turn budget, the last (the answer to Q) the answer budget.
 
     `max_turns` is the same on every process (k + 1), because vLLM server generation is collective.
     """
     rollouts = [Rollout(plan, chat.first_turn_ids(plan.user_turns[0])) for plan in plans]
+
+    def current_budget(index: int) -> int:
+        """The budget of rollout `index`'s next turn (the turns it has answered so far come before it)."""
+        rollout = rollouts[index]
+        return sampler.budgets.of_turn(len(rollout.answers), len(rollout.plan.user_turns))
 
     def end_turn(index: int, tokens: list[int], logprobs: list[float]) -> list[int] | None:
         """Record rollout `index`'s turn; the tokens injected after it, or None when its dialogue is over."""
@@ -123,11 +135,12 @@ def roll_out(plans: list[RolloutPlan], chat: ChatTokens, sampler: TurnSampler, m
         return injected if more else None
 
     if getattr(sampler, "decodes_dialogues", False):
-        sampler.sample_dialogues([r.prompt_ids for r in rollouts], end_turn)
+        sampler.sample_dialogues([r.prompt_ids for r in rollouts], end_turn, current_budget)
         return rollouts
     for turn in range(max_turns):
         active = [i for i, r in enumerate(rollouts) if turn < len(r.plan.user_turns)]
-        sampled = sampler.sample([rollouts[i].prompt_ids + rollouts[i].completion_ids for i in active], keys=active)
+        sampled = sampler.sample([rollouts[i].prompt_ids + rollouts[i].completion_ids for i in active], keys=active,
+                                 budgets=[current_budget(i) for i in active])
         for index, (tokens, logprobs) in zip(active, sampled, strict=True):
             end_turn(index, tokens, logprobs)
     return rollouts
@@ -158,12 +171,16 @@ def bf16_copy_for_cpu(model: Any) -> Any:
     return plain
 
 
-def turn_budget(trainer: Any, max_turn_tokens: int | None) -> int:
-    """Tokens per assistant turn: `max_turn_tokens` if given, else the trainer's `args.max_turn_tokens`."""
-    budget = max_turn_tokens if max_turn_tokens is not None else getattr(trainer.args, "max_turn_tokens", None)
-    if not isinstance(budget, int) or budget <= 0:
-        raise ValueError(f"a sampler needs a positive per-turn budget (ExGRPOConfig.max_turn_tokens), not {budget!r}")
-    return budget
+def turn_budgets(trainer: Any, max_turn_tokens: int | None = None, max_answer_tokens: int | None = None) -> TurnBudgets:
+    """A sampler's budgets: the trainer's `args.max_turn_tokens` and `args.max_answer_tokens`, unless given
+    (benchmarks, tests). A per-turn budget given alone is every turn's, the final answer's too."""
+    args = trainer.args
+    probe = max_turn_tokens if max_turn_tokens is not None else getattr(args, "max_turn_tokens", None)
+    if not isinstance(probe, int) or probe <= 0:
+        raise ValueError(f"a sampler needs a positive per-turn budget (ExGRPOConfig.max_turn_tokens), not {probe!r}")
+    if max_answer_tokens is None and max_turn_tokens is None:
+        max_answer_tokens = getattr(args, "max_answer_tokens", None)
+    return TurnBudgets(probe, probe if max_answer_tokens is None else max_answer_tokens)
 
 
 class TransformersSampler:
@@ -176,12 +193,13 @@ class TransformersSampler:
     ZeRO-3 its parameters gathered) once for all k + 1 turns, not once per turn, with TRL's own arguments.
     """
 
-    def __init__(self, trainer: Any, max_turn_tokens: int | None = None, decoding: str = "dialogues") -> None:
+    def __init__(self, trainer: Any, max_turn_tokens: int | None = None, decoding: str = "dialogues",
+                 max_answer_tokens: int | None = None) -> None:
         if decoding not in ("dialogues", "turns-cached", "turns"):
             raise ValueError(f"decoding must be 'dialogues', 'turns-cached' or 'turns', not {decoding!r}")
         self.trainer = trainer
-        # The per-turn budget: the trainer's `args.max_turn_tokens` unless given (benchmarks, tests).
-        self.max_turn_tokens = turn_budget(trainer, max_turn_tokens)
+        # The trainer's `args.max_turn_tokens` / `max_answer_tokens` unless given (benchmarks, tests).
+        self.budgets = turn_budgets(trainer, max_turn_tokens, max_answer_tokens)
         self.decoding = decoding
         self.pad_id = trainer.processing_class.pad_token_id
         generation_config = trainer.model.generation_config
@@ -221,19 +239,27 @@ class TransformersSampler:
             finally:
                 self.model, self.turn_cache, self.decodes_dialogues = None, None, False
 
-    def sample_dialogues(self, contexts: list[list[int]], end_turn: Any) -> None:
+    def sample_dialogues(self, contexts: list[list[int]], end_turn: Any,
+                         turn_budget: Callable[[int], int] | None = None) -> None:
+        """`turn_budget(i)`: the budget of dialogue i's current turn (None: the probe budget for every turn)."""
         if not self.decodes_dialogues or self.dialogue_sampling is None:
             raise RuntimeError("TransformersSampler.sample_dialogues outside `with sampler.ready():` or unsupported here")
-        decode_dialogues(self.model, contexts, end_turn, self.max_turn_tokens, self.eos_ids, self.pad_id,
+        decode_dialogues(self.model, contexts, end_turn, turn_budget or self.budgets.probe, self.eos_ids, self.pad_id,
                          self.dialogue_sampling, with_logprobs=self.with_logprobs)
 
-    def sample(self, contexts: list[list[int]], keys: list[int] | None = None) -> list[tuple[list[int], list[float]]]:
+    def sample(self, contexts: list[list[int]], keys: list[int] | None = None,
+               budgets: list[int] | None = None) -> list[tuple[list[int], list[float]]]:
+        """One `generate` call for all contexts, up to the largest of their budgets; each row is then cut at its
+        own (sampling the first n tokens of a longer draw is sampling n tokens; the KV cache keeps only those)."""
         import torch
 
         if not contexts:
             return []
         if self.model is None:
             raise RuntimeError("TransformersSampler.sample outside `with sampler.ready():`")
+        budgets = budgets if budgets is not None else [self.budgets.probe] * len(contexts)
+        if len(budgets) != len(contexts):
+            raise ValueError(f"{len(budgets)} turn budgets for {len(contexts)} contexts")
         args = self.trainer.args
         cache = self.turn_cache if keys is not None else None
         if cache is not None:
@@ -249,13 +275,14 @@ class TransformersSampler:
             output = self.model.generate(
                 **inputs, do_sample=True,
                 temperature=args.temperature, top_p=args.top_p, top_k=args.top_k or 0, min_p=args.min_p,
-                repetition_penalty=args.repetition_penalty, max_new_tokens=self.max_turn_tokens,
+                repetition_penalty=args.repetition_penalty, max_new_tokens=max(budgets),
                 eos_token_id=self.eos_ids, pad_token_id=self.pad_id, return_dict_in_generate=True,
                 output_scores=self.with_logprobs, **(args.generation_kwargs or {}))
             new_tokens = output.sequences[:, width:].tolist()
             scores = (self.model.compute_transition_scores(output.sequences, output.scores, normalize_logits=True).tolist()
                       if self.with_logprobs else [[0.0] * len(tokens) for tokens in new_tokens])
-        lengths = [next((i + 1 for i, t in enumerate(tokens) if t in self.eos_ids), len(tokens)) for tokens in new_tokens]
+        lengths = [min(next((i + 1 for i, t in enumerate(tokens) if t in self.eos_ids), len(tokens)), budget)
+                   for tokens, budget in zip(new_tokens, budgets, strict=True)]
         if cache is not None:
             cache.update(output.sequences, lengths)
         return [(tokens[:length], token_logprobs[:length])
@@ -266,11 +293,12 @@ class VLLMSampler:
     """Sampling with TRL's vLLM integration (colocate or server); TRL keeps its weights in sync.
 
     TRL's `VLLMGeneration.generate` sets vLLM's `max_tokens` from its `max_completion_length` (a whole
-    dialogue's budget here): each call, one turn, runs with it set to the per-turn budget instead."""
+    dialogue's budget here): each call runs with it set to a turn's budget instead, one call per distinct
+    budget of a turn's contexts (probe turns and final answers)."""
 
-    def __init__(self, trainer: Any, max_turn_tokens: int | None = None) -> None:
+    def __init__(self, trainer: Any, max_turn_tokens: int | None = None, max_answer_tokens: int | None = None) -> None:
         self.trainer = trainer
-        self.max_turn_tokens = turn_budget(trainer, max_turn_tokens)
+        self.budgets = turn_budgets(trainer, max_turn_tokens, max_answer_tokens)
         generation_config = getattr(trainer.model, "generation_config", None)
         self.eos_ids = trainer.chat.stop_ids(generation_config.eos_token_id if generation_config else None)
         # The same stop set as the transformers path: TRL hands generation_kwargs to vLLM's SamplingParams.
@@ -279,10 +307,30 @@ class VLLMSampler:
     def ready(self) -> AbstractContextManager[VLLMSampler]:
         return nullcontext(self)  # TRL keeps vLLM's weights in sync itself
 
-    def sample(self, contexts: list[list[int]], keys: list[int] | None = None) -> list[tuple[list[int], list[float]]]:
+    def sample(self, contexts: list[list[int]], keys: list[int] | None = None,
+               budgets: list[int] | None = None) -> list[tuple[list[int], list[float]]]:
+        generation = self.trainer.vllm_generation
+        budgets = budgets if budgets is not None else [self.budgets.probe] * len(contexts)
+        if len(budgets) != len(contexts):
+            raise ValueError(f"{len(budgets)} turn budgets for {len(contexts)} contexts")
+        needed = sorted(set(budgets))
+        if generation.mode == "server" or getattr(generation, "tensor_parallel_size", 1) > 1:
+            # Collective generation: every process makes the same calls, one per budget some process needs,
+            # even with no context of its own for it.
+            from accelerate.utils import gather_object
+
+            needed = sorted(set(gather_object(needed)))
+        sampled: list[tuple[list[int], list[float]]] = [([], [])] * len(contexts)
+        for budget in needed:
+            rows = [row for row, row_budget in enumerate(budgets) if row_budget == budget]
+            for row, turn in zip(rows, self._generate([contexts[row] for row in rows], budget), strict=True):
+                sampled[row] = turn
+        return sampled
+
+    def _generate(self, contexts: list[list[int]], budget: int) -> list[tuple[list[int], list[float]]]:
         generation = self.trainer.vllm_generation
         dialogue_budget = generation.max_completion_length
-        generation.max_completion_length = self.max_turn_tokens
+        generation.max_completion_length = budget
         try:
             _, completion_ids, logprobs, _ = generation.generate(prompts=contexts, images=None, num_generations=1)
         finally:

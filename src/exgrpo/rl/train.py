@@ -19,13 +19,17 @@ from exgrpo.training.sft_data import training_questions
 
 
 def grpo_arguments(config: TrainConfig) -> Any:
-    """The trainer's one config (an ExGRPOConfig): TRL's arguments, the method's knobs and the per-turn budget.
+    """The trainer's one config (an ExGRPOConfig): TRL's arguments, the method's knobs and the turn budgets.
 
-    `max_new_tokens` (YAML: student tokens per turn) is `max_turn_tokens`; TRL's `max_completion_length` is
-    left to ExGRPOConfig, which makes it a whole dialogue's k + 1 turns."""
+    `max_new_tokens` (YAML: student tokens per probe turn) is `max_turn_tokens`, `max_answer_tokens` the final
+    answer's; TRL's `max_completion_length` is left to ExGRPOConfig, which makes it a whole dialogue's turns.
+    An `auto` turn budget must have been resolved (`resolve_turn_budgets`, as `run_train` does)."""
     # ExGRPOConfig subclasses TRL's GRPOConfig: importing it loads TRL (seconds), which `exgrpo --help` must not pay.
     from exgrpo.rl.config import ExGRPOConfig
 
+    if config.max_new_tokens == "auto":
+        raise ValueError("max_new_tokens: auto is measured from the EI data before training: resolve it first "
+                         "(exgrpo.rl.budgets.resolve_turn_budgets, as `exgrpo train` does)")
     group = config.rollouts_per_question()
     rows = config.questions_per_step * group  # a step's rollouts on one device, whole groups
     micro_batch = config.update_batch_size or group
@@ -39,6 +43,7 @@ def grpo_arguments(config: TrainConfig) -> Any:
     }
     return ExGRPOConfig(
         **arguments, **config.exgrpo.model_dump(), num_generations=group, max_turn_tokens=config.max_new_tokens,
+        max_answer_tokens=config.max_answer_tokens,
         temperature=config.temperature, beta=config.beta, epsilon=config.epsilon, loss_type=config.loss_type,
         scale_rewards="group",
         use_vllm=config.use_vllm, vllm_mode=config.vllm_mode, remove_unused_columns=False, log_completions=False,
@@ -87,12 +92,18 @@ def build_trainer(config: TrainConfig, callbacks: list[Any] | None = None,
 
 
 def run_train(config: TrainConfig, callbacks: list[Any] | None = None) -> Path:
+    from exgrpo.rl.budgets import resolve_turn_budgets, write_turn_budgets
     from exgrpo.rl.diagnostics import TrainingDiagnostics, use_compact_console
     from exgrpo.training.wall_time import budget_callbacks
 
-    questions, selection = rl_questions(config)
-    diagnostics = TrainingDiagnostics(config.output_dir, max_new_tokens=config.max_new_tokens,
-                                      question_selection=selection)
+    budgets = resolve_turn_budgets(config)  # before anything loads: an auto budget is measured on the EI data
+    for line in budgets.lines():
+        print(line, flush=True)
+    write_turn_budgets(config.output_dir, budgets)
+    config = config.model_copy(update={"max_new_tokens": budgets.probe, "max_answer_tokens": budgets.answer})
+    questions, selection = rl_questions(config)  # the pass-rate pre-pass samples at the resolved answer budget
+    diagnostics = TrainingDiagnostics(config.output_dir, max_new_tokens=budgets.probe,
+                                      max_answer_tokens=budgets.answer, question_selection=selection)
     trainer = build_trainer(config, budget_callbacks(config.max_seconds, [diagnostics, *(callbacks or [])]),
                             questions)
     use_compact_console(trainer)

@@ -59,8 +59,12 @@ def train_config(config: RunConfig) -> TrainConfig | DistillStageConfig | None:
         return None
     layout = RunLayout(config.run_dir)
     stage = DistillStageConfig if isinstance(config.train, DistillSettings) else TrainConfig
-    return build_config(stage, {**config.train.model_dump(exclude_unset=True), "model": model_paths(config)["sft"],
-                                "output_dir": layout.stage_dir("train"), "ei_data": layout.ei_data}, "train section")
+    values = config.train.model_dump(exclude_unset=True)
+    if stage is TrainConfig and config.train.max_answer_tokens is None:
+        # The reward judges final answers under the evaluation's cut, not a probe turn's.
+        values["max_answer_tokens"] = config.eval.max_new_tokens
+    return build_config(stage, {**values, "model": model_paths(config)["sft"], "output_dir": layout.stage_dir("train"),
+                                "ei_data": layout.ei_data}, "train section")
 
 
 def eval_config(config: RunConfig, model: str, registry: DatasetRegistry | None = None) -> EvalConfig:

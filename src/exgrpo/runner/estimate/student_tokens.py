@@ -96,13 +96,17 @@ def _sft_size(config: SFTStageConfig, forecast: ProbeForecast) -> tuple[int, flo
 
 def train_load(config: TrainConfig | DistillStageConfig, forecast: ProbeForecast) -> StudentLoad:
     n = Lengths.of(forecast)
-    answer, final = min(config.max_new_tokens, n.probe_answer), min(config.max_new_tokens, n.rationale)
     if isinstance(config, DistillStageConfig):
+        final = min(config.max_new_tokens, n.rationale)
         samples = config.max_steps * config.per_device_batch_size * config.gradient_accumulation_steps
         generated = samples * final
         return StudentLoad("train (on-policy distillation)", config.max_steps, generated, generated,
                            "exgrpo_tokens_per_s", notes=["timed at the ExGRPO step rate (teacher-model passes "
                                                           "in place of the reference)"])
+    # An auto turn budget is set above the teacher's answers: they run uncut.
+    auto = config.max_new_tokens == "auto"
+    answer = n.probe_answer if auto else min(config.max_new_tokens, n.probe_answer)
+    final = n.rationale if auto else min(config.max_answer_tokens or config.max_new_tokens, n.rationale)
     settings = config.exgrpo
     questions = config.max_steps * config.questions_per_step * config.gradient_accumulation_steps
     full, partial = min(settings.k, n.probes_per_question), min(settings.partial_probes(), n.probes_per_question)
