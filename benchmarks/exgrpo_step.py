@@ -134,6 +134,32 @@ def run_vanilla(config: TrainConfig, batch: int) -> tuple[float, float]:
     return statistics.mean(timer.times[1:]), trained_tokens_per_step(trainer, batch)
 
 
+def sft_tokens_per_s(config: TrainConfig, sequences: list[tuple[list[int], list[int]]], batch: int, steps: int,
+                     output_dir: Path) -> float:
+    """TRL's SFT trainer, set up as `exgrpo sft` sets it (precision, the CPU loss paths), on the rollouts' own
+    sequences (prompt + whole dialogue, loss on the dialogue), in micro-batches of the update's size: sequence
+    tokens per second of its steps, the first left out."""
+    import datasets
+    from trl import SFTConfig, SFTTrainer
+
+    from exgrpo.training.common import fast_cpu_losses, trainer_arguments
+
+    fast_cpu_losses()
+    rows = [{"input_ids": prompt + completion, "completion_mask": [0] * len(prompt) + [1] * len(completion)}
+            for prompt, completion in sequences[: batch * steps]]
+    arguments = trainer_arguments(config.model_copy(update={"output_dir": output_dir})) | {
+        "per_device_train_batch_size": batch, "gradient_accumulation_steps": 1, "max_steps": steps}
+    timer = step_timer()
+    trainer = SFTTrainer(model=config.model, args=SFTConfig(**arguments, max_length=None, completion_only_loss=True,
+                                                            train_sampling_strategy="group_by_length"),
+                         train_dataset=datasets.Dataset.from_list(rows), callbacks=[timer],
+                         processing_class=AutoTokenizer.from_pretrained(config.model))
+    trainer.train()
+    tokens = [sum(len(r["input_ids"]) for r in rows[i * batch : (i + 1) * batch]) for i in range(steps)]
+    # group_by_length reorders rows, so a step's tokens are not known one by one: the mean over the timed steps.
+    return statistics.mean(tokens) / statistics.mean(timer.times[1:])
+
+
 def plain_generate_seconds(model: Any, tokenizer: Any, contexts: list[list[int]], tokens: int) -> float:
     width = max(len(c) for c in contexts)
     input_ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(c)) + c for c in contexts])
@@ -165,8 +191,12 @@ def main() -> None:
                       else build_tiny_model(root / "tiny", hidden_size=256, num_layers=4, num_heads=4))
         common = {"model": str(model_path), "ei_data": write_ei(root / "ei.jsonl", args.questions * 2),
                   "max_steps": args.steps, "questions_per_step": args.questions, "report_to": ["none"],
-                  "logging_steps": 1, "save_steps": 10_000, "beta": 0.0}
+                  "logging_steps": 1, "save_steps": 10_000, "beta": 0.04}
         method = {"k": args.k, "k_partial": k_partial, "rollouts_full": 4, "rollouts_partial": 4}
+
+        update_rows: dict[str, int] = {}
+        sequences: list[tuple[list[int], list[int]]] = []  # the full run's rollouts: prompt, whole dialogue
+        aux_tokens: list[int] = []  # tokens of the aux loss's teacher-forced dialogues, per step
 
         def exgrpo_run(name: str, aux: float) -> tuple[float, float, list, list[dict]]:
             config = TrainConfig(**common, output_dir=root / name, max_new_tokens=args.tokens,
@@ -180,10 +210,14 @@ def main() -> None:
             def recording_rollout(prompts: Any, owner: Any) -> dict:
                 output = rollout(prompts, owner)
                 lengths.extend(len(ids) for ids in output["completion_ids"])  # generated + injected tokens
+                if aux > 0:
+                    sequences.extend(zip(output["prompt_ids"], output["completion_ids"], strict=True))
+                    aux_tokens.append(sum(len(ids) for ids, _ in trainer.generation.aux_examples))
                 return output
 
             trainer.rollout_func = recording_rollout
             trainer.train()
+            update_rows[name] = trainer.args.per_device_train_batch_size
             return statistics.mean(timer.times[1:]), trained_tokens_per_step(trainer, batch), record, lengths
 
         def vanilla_run(name: str, tokens: int) -> tuple[float, float]:
@@ -192,6 +226,16 @@ def main() -> None:
                                            exgrpo={"k": 0, "rollouts_full": 8, "rollouts_partial": 0}), batch)
 
         full_step, full_tokens, record, _ = exgrpo_run("exgrpo", aux=0.1)
+        calls = len(record.batches) // args.steps
+        update_seconds = [full_step - sum(s for s, _ in record.batches[i * calls : (i + 1) * calls])
+                          for i in range(1, args.steps)]  # step minus its rollouts, the warm-up step left out
+        step_sequences = [sequences[i * batch : (i + 1) * batch] for i in range(1, args.steps)]
+        update_tokens = statistics.mean(sum(len(p) + len(c) for p, c in rows) + aux
+                                        for rows, aux in zip(step_sequences, aux_tokens[1:], strict=True))
+        update_rate = update_tokens / statistics.mean(update_seconds)
+        sft_rate = sft_tokens_per_s(TrainConfig(**common, output_dir=root / "sft", max_new_tokens=args.tokens),
+                                    sequences, update_rows["exgrpo"], min(args.steps, len(sequences) // update_rows["exgrpo"]),
+                                    root / "sft")
         lean_step, _, _, lean_lengths = exgrpo_run("exgrpo-aux-off", aux=0.0)
         same_length = round(statistics.mean(lean_lengths))  # generated + injected tokens per completion
         vanilla_same_length = vanilla_run("vanilla-same-length", same_length)
@@ -243,6 +287,10 @@ def main() -> None:
     print(f"full ExGRPO {full_step:.2f} s/step for {full_tokens:.0f} generated tokens ({full_step / full_tokens * 1e3:.2f} ms"
           f"/token); vanilla GRPO {v_step:.2f} s/step for {v_tokens:.0f} ({v_step / v_tokens * 1e3:.2f} ms/token)")
     print(f"full step per generated token ratio (report): {(full_step / full_tokens) / (v_step / v_tokens):.2f}")
+    print(f"update (reference forward, policy loss, KL, aux loss) {update_rate:.0f} sequence tok/s (the rollouts' "
+          f"{update_tokens:.0f} tokens a step, aux dialogues included, in micro-batches of {update_rows['exgrpo']}); "
+          f"TRL's SFT trainer on the same sequences and micro-batches {sft_rate:.0f} tok/s")
+    print(f"update vs SFT tokens/s ratio (goal >= 0.65): {update_rate / sft_rate:.2f}")
     rollout_per_step = rollout_seconds / (args.steps - 1)
     print(f"full ExGRPO step: rollout {rollout_per_step:.2f} s; scoring, policy loss, aux loss {full_step - rollout_per_step:.2f}"
           f" s; aux loss alone ~{full_step - lean_step:.2f} s (the method's own costs: the injected probe turns in "

@@ -18,7 +18,7 @@ from exgrpo.data.answers import check_answer
 from exgrpo.rl.rewards import FULL, PARTIAL
 from exgrpo.rl.rollout import TransformersSampler
 from exgrpo.rl.train import build_trainer, run_train
-from exgrpo.rl.trainer import questions_dataset
+from exgrpo.rl.trainer import Generation, questions_dataset
 from exgrpo.training.dialogues import load_ei_questions
 
 
@@ -135,7 +135,8 @@ def test_trl_batch_trains_only_the_students_turns(toy_sft_model: tuple[Path, Pat
     scenario_a = torch.tensor([True, True, False, False] * 2)
     assert (trained[scenario_a] < in_context[scenario_a]).all()  # A: a probe answer, then injected Q turn
     assert (trained > 0).all()
-    assert trainer._aux_examples and all(any(label != -100 for label in labels) for _, labels in trainer._aux_examples)
+    examples = trainer.generation.aux_examples
+    assert examples and all(any(label != -100 for label in labels) for _, labels in examples)
 
 
 class RewardLog(TrainerCallback):
@@ -216,7 +217,7 @@ def test_aux_loss_is_lambda_times_the_teacher_nll_scaled_for_accumulation(toy_sf
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 2
     batch = _sampled(trainer, 0)
-    examples = list(trainer._aux_examples)
+    examples = list(trainer.generation.aux_examples)
     assert examples and trainer.args.steps_per_generation == 1  # one micro-step takes every aux example
     # The NLL by hand: labelled tokens only, each predicted from the tokens before it.
     nll, count = 0.0, 0
@@ -240,10 +241,10 @@ def test_aux_batches_cycle_through_the_generations_examples(toy_sft_model: tuple
     model, ei = toy_sft_model
     trainer = build_trainer(train_config(model, ei, tmp_path, gradient_accumulation_steps=3, update_batch_size=8))
     assert trainer.args.steps_per_generation == 3
-    trainer._aux_examples, trainer._aux_cursor = [([i], [i]) for i in range(7)], 0
-    batches = [trainer._next_aux_batch() for _ in range(4)]
+    generation = Generation(aux_examples=[([i], [i]) for i in range(7)])
+    batches = [generation.next_aux_batch(trainer.args.steps_per_generation) for _ in range(4)]
     assert [len(b) for b in batches] == [3, 3, 1, 3]  # ceil(7 / 3) per micro-step, then around again
-    assert [x for b in batches[:3] for x in b] == trainer._aux_examples and batches[3] == trainer._aux_examples[:3]
+    assert [x for b in batches[:3] for x in b] == generation.aux_examples and batches[3] == generation.aux_examples[:3]
 
 
 class GradientCapture(TrainerCallback):
@@ -289,3 +290,27 @@ def test_turns_cut_by_the_budget_are_logged(toy_sft_model: tuple[Path, Path], tm
     trainer.model.train()
     _sampled(trainer, 0)
     assert trainer._metrics["train"]["exgrpo/truncated_turns"][-1] > 0.5  # one token: almost no turn ends in time
+
+
+def test_scoring_without_gradients_by_length_gives_trls_values(toy_sft_model: tuple[Path, Path],
+                                                              tmp_path: Path) -> None:
+    """The reference model's log-probabilities, scored in chunks of rows of similar length cut to their own
+    columns, equal TRL's (every chunk padded to the longest row) on every completion token."""
+    model, ei = toy_sft_model
+    trainer = build_trainer(train_config(model, ei, tmp_path, exgrpo={"k": 2, "k_partial": 1, "rollouts_full": 2,
+                                                                       "rollouts_partial": 2}))
+    trainer.model.train()
+    batch = _sampled(trainer, 0)
+    ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+    mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+    keep = batch["completion_ids"].size(1)
+    lengths = mask.sum(dim=1)
+    assert lengths.min() < lengths.max()  # rows of different lengths: there is padding to cut
+    with torch.no_grad():
+        ours, our_entropy, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, keep, batch_size=3,
+                                                                          compute_entropy=True)
+        trls, trl_entropy, _ = GRPOTrainer._get_per_token_logps_and_entropies(trainer, trainer.model, ids, mask, keep,
+                                                                               batch_size=3, compute_entropy=True)
+    used = batch["completion_mask"].bool()
+    assert ours.shape == trls.shape and torch.allclose(ours[used], trls[used], atol=1e-4)
+    assert torch.allclose(our_entropy[used], trl_entropy[used], atol=1e-4)

@@ -74,3 +74,13 @@ def test_per_scenario_advantages_centre_a_and_b_apart_and_scale_by_the_group() -
     assert advantages[:2] == pytest.approx([0.75 / (spread + 1e-4), -0.75 / (spread + 1e-4)])
     assert advantages[2:4] == [0.0, 0.0]  # B all equal: no signal, whatever A did
     assert advantages[4:6] == [0.0, 0.0] and advantages[6] == pytest.approx(-advantages[7]) and advantages[6] > 0
+
+
+def test_dsu_column_scores_each_group_on_its_own() -> None:
+    from exgrpo.rl.rewards import dsu_column
+
+    outcomes = [1, 1, 0, 0] + [1, 0, 1, 1]
+    scenarios = [FULL, FULL, PARTIAL, PARTIAL] * 2
+    bonus, groups = dsu_column(outcomes, scenarios, [2, 2, 1, 1] * 2, group_size=4, delta=0.5, nu=1.0)
+    assert bonus == [0.5, 0.5, 0.0, 0.0] + [0.0] * 4  # group 2: P_full 0.5 is not above P_partial 1.0
+    assert [g.fired for g in groups] == [True, False] and groups[1].p_partial == 1.0

@@ -63,6 +63,19 @@ def dsu_bonus(outcomes: Sequence[float], scenarios: Sequence[str], delta: float,
     return bonus, GroupDSU(p_full, p_partial, fired)
 
 
+def dsu_column(outcomes: Sequence[float], scenarios: Sequence[str], probes: Sequence[int], group_size: int,
+               delta: float, nu: float) -> tuple[list[float], list[GroupDSU]]:
+    """The DSU bonus of every rollout of a gathered batch (whole groups of `group_size`, a question's rollouts
+    together), and each group's P_full, P_partial and whether the bonus fired."""
+    bonus, groups = [], []
+    for start in range(0, len(outcomes), group_size):
+        rows = slice(start, start + group_size)
+        group_bonus, group = dsu_bonus(outcomes[rows], scenarios[rows], delta, nu, probes[rows])
+        bonus += group_bonus
+        groups.append(group)
+    return bonus, groups
+
+
 def per_scenario_advantages(rewards: Sequence[float], scenarios: Sequence[str], group_size: int) -> list[float]:
     """(ours, an option) Advantages centred on each question's A mean and, apart, its B mean, scaled by the
     std of the whole group: (reward - scenario mean) / (group std + 1e-4).

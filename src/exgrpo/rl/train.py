@@ -32,7 +32,7 @@ def grpo_arguments(config: TrainConfig) -> Any:
                          "(exgrpo.rl.budgets.resolve_turn_budgets, as `exgrpo train` does)")
     group = config.rollouts_per_question()
     rows = config.questions_per_step * group  # a step's rollouts on one device, whole groups
-    micro_batch = config.update_batch_size or group
+    micro_batch = config.update_rows()
     # All rows of an optimizer step are rolled out together (one generation: large decoding batches, whole groups
     # for the DSU bonus and the advantages), and the update runs over them in micro-batches of `update_batch_size`
     # accumulated into that one step: the memory of a forward and backward stays bounded by the micro-batch.

@@ -1,12 +1,19 @@
 """The ExGRPO trainer: TRL's GRPOTrainer with probe-dialogue rollouts, the DSU bonus and an auxiliary SFT loss.
 
-What TRL does unchanged: the clipped surrogate over the tokens the student generated (TRL's `env_mask`
-keeps injected probe turns out of the loss), group-normalised advantages over all G_A + G_B rollouts
-of a question, the KL penalty to the reference model (the starting SFT checkpoint), logging,
-checkpoints, accelerate/DeepSpeed, vLLM. What this class adds, in three overrides:
-- `_rollout` (TRL's `rollout_func`): multi-turn probe dialogues, scenario A and B (rollout.py);
-- `_calculate_rewards`: fills the DSU bonus column once every rollout of a question is gathered;
-- `compute_loss`: + lambda_aux x NLL of the teacher's probe responses in the teacher-forced dialogue.
+One optimizer step, top to bottom (TRL calls each part as an override; a `Generation` carries what passes):
+1. `_prepare_inputs`, once per step: TRL's `_generate_and_score_completions` on the step's questions, which calls
+   a. `_rollout` (TRL's `rollout_func`): scenario A and B probe dialogues (rollout.py), all rows together;
+      starts the step's `Generation` with the teacher-forced probe dialogues of the aux loss;
+   b. `_calculate_rewards`: the outcome reward, then the DSU bonus on the gathered groups (rewards.dsu_column,
+      a pure function), into the `Generation`;
+   c. TRL: group-normalised advantages over all G_A + G_B rollouts of a question (or, as an option, per
+      scenario: `_generate_and_score_completions`), and the reference model's log-probabilities;
+   then cuts the step's rollouts into length-sorted micro-batches (micro_batches.py).
+2. `compute_loss`, once per micro-batch: TRL's clipped surrogate over the student's own tokens (`env_mask` keeps
+   injected probe turns out) and the KL to the reference (the starting SFT model), + lambda_aux x the NLL of the
+   teacher's probe responses (this micro-batch's share of the Generation's aux examples); the micro-batches'
+   gradients add up to the step's.
+What TRL does unchanged: the surrogate, KL, advantages, logging, checkpoints, accelerate/DeepSpeed, vLLM.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import logging
 import os
 import time
 from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -26,8 +34,9 @@ from exgrpo.rl.micro_batches import micro_batches
 from exgrpo.rl.rewards import (
     FULL,
     PARTIAL,
-    dsu_bonus,
+    GroupDSU,
     dsu_bonus_reward,
+    dsu_column,
     format_reward,
     outcome_reward,
     per_scenario_advantages,
@@ -80,6 +89,34 @@ class DSUWatch:
         return mean(late, 0) - mean(early, 0) >= self.rise and mean(late, 1) <= mean(early, 1)
 
 
+AuxExample = tuple[list[int], list[int]]  # token ids, labels (-100 but on the teacher's probe responses)
+
+
+@dataclass
+class Generation:
+    """What one generation (a step's rollouts) hands from the rollout to the rewards, the advantages and the
+    loss, which TRL calls as separate overrides."""
+
+    aux_examples: list[AuxExample] = field(default_factory=list)  # set by the rollout
+    rewards: torch.Tensor | None = None  # the gathered reward table, DSU column filled (set with the rewards)
+    scenarios: list[str] = field(default_factory=list)
+    groups: list[GroupDSU] = field(default_factory=list)
+    aux_cursor: int = 0
+
+    def next_aux_batch(self, micro_steps: int) -> list[AuxExample]:
+        """This micro-step's share of the aux examples: ceil(n / micro_steps) of them, in order."""
+        if not self.aux_examples:
+            return []
+        per_step = -(-len(self.aux_examples) // max(micro_steps, 1))
+        batch = self.aux_examples[self.aux_cursor : self.aux_cursor + per_step]
+        # Past the end, start again from the first chunk (num_iterations > 1 reuses a generation): every pass
+        # over the generation's micro-steps then sees the same chunks, each example once.
+        self.aux_cursor += per_step
+        if self.aux_cursor >= len(self.aux_examples):
+            self.aux_cursor = 0
+        return batch
+
+
 class ExGRPOTrainer(GRPOTrainer):
     """All settings come from `args` (an ExGRPOConfig): TRL's, the method's knobs and the per-turn budget."""
 
@@ -97,8 +134,7 @@ class ExGRPOTrainer(GRPOTrainer):
             reward_funcs.append(format_reward)
             weights.append(args.format_reward)
         args.reward_weights = weights
-        self._aux_examples: list[tuple[list[int], list[int]]] = []
-        self._aux_cursor = 0
+        self.generation = Generation()
         self._aux_losses: list[torch.Tensor] = []
         self.dsu_watch = DSUWatch()
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=questions_dataset(questions),
@@ -117,7 +153,7 @@ class ExGRPOTrainer(GRPOTrainer):
         with sampler.ready():
             rollouts = roll_out(plans, self.chat, sampler, max_turns=self.args.k + 1)
         self._log_rollout_speed(rollouts, time.perf_counter() - started)
-        self._prepare_aux_examples(rollouts)
+        self.generation = Generation(aux_examples=self.aux_examples(rollouts))
         self._log_turn_lengths(rollouts)
         return {
             "prompt_ids": [r.prompt_ids for r in rollouts], "completion_ids": [r.completion_ids for r in rollouts],
@@ -154,17 +190,11 @@ class ExGRPOTrainer(GRPOTrainer):
         scenarios = gather_object([x["scenario"] for x in inputs])
         probes = gather_object([x["num_probes"] for x in inputs])
         outcome = self.reward_func_names.index(outcome_reward.__name__)
-        bonus_column = self.reward_func_names.index(dsu_bonus_reward.__name__)
-        size = self.num_generations
-        groups = []
-        for start in range(0, rewards.shape[0], size):
-            outcomes = rewards[start : start + size, outcome].nan_to_num(0.0).tolist()
-            bonus, group = dsu_bonus(outcomes, scenarios[start : start + size], self.args.dsu_delta, self.args.dsu_nu,
-                                     probes[start : start + size])
-            rewards[start : start + size, bonus_column] = torch.tensor(bonus, dtype=rewards.dtype)
-            groups.append(group)
+        bonus, groups = dsu_column(rewards[:, outcome].nan_to_num(0.0).tolist(), scenarios, probes,
+                                   self.num_generations, self.args.dsu_delta, self.args.dsu_nu)
+        rewards[:, self.reward_func_names.index(dsu_bonus_reward.__name__)] = torch.tensor(bonus, dtype=rewards.dtype)
         self._log_dsu(groups, rewards[:, outcome], scenarios)
-        self._gathered = (rewards.clone(), scenarios)  # for per-scenario advantages, if asked for
+        self.generation.rewards, self.generation.scenarios, self.generation.groups = rewards.clone(), scenarios, groups
         return rewards
 
     def _prepare_inputs(self, generation_batch: Any) -> dict[str, Any]:
@@ -178,10 +208,38 @@ class ExGRPOTrainer(GRPOTrainer):
             self._buffered_inputs = micro_batches(scored, self.args.steps_per_generation)
         return self._buffered_inputs[self._step % self.args.steps_per_generation]
 
+    def _get_per_token_logps_and_entropies(self, model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                                           logits_to_keep: int, batch_size: int | None = None,
+                                           compute_entropy: bool = False, compute_aux_loss: bool = False,
+                                           **multimodal: Any) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
+        """TRL's scoring; a whole generation scored without gradients (the reference model's log-probabilities)
+        goes by chunks of rows of similar length, each cut to the columns its rows use (TRL pads every chunk to
+        the generation's longest dialogue). The same values, at the same positions."""
+        if torch.is_grad_enabled() or compute_aux_loss or any(v is not None for v in multimodal.values()):
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
+                compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **multimodal)
+        rows, width = input_ids.shape
+        logps = torch.zeros(rows, logits_to_keep, device=input_ids.device)
+        entropies = torch.zeros(rows, logits_to_keep, device=input_ids.device) if compute_entropy else None
+        order = torch.argsort(attention_mask.sum(dim=1), descending=True, stable=True)
+        for chunk in order.split(batch_size or rows):
+            used = attention_mask[chunk].any(dim=0).nonzero()
+            first = min(int(used[0]), width - logits_to_keep)  # prompts are left-padded, completions right-padded
+            last = max(int(used[-1]) + 1, width - logits_to_keep + 1)
+            keep = logits_to_keep - (width - last)
+            chunk_logps, chunk_entropies, _ = super()._get_per_token_logps_and_entropies(
+                model, input_ids[chunk, first:last], attention_mask[chunk, first:last], keep,
+                compute_entropy=compute_entropy)
+            logps[chunk, :keep] = chunk_logps.float()
+            if entropies is not None:
+                entropies[chunk, :keep] = chunk_entropies.float()
+        return logps, entropies, None
+
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         output = super()._generate_and_score_completions(inputs)
         if self.args.per_scenario_advantages:
-            rewards, scenarios = self._gathered
+            rewards, scenarios = self.generation.rewards, self.generation.scenarios
             total = (rewards * self.reward_weights.to(rewards.device).unsqueeze(0)).nansum(dim=1).tolist()
             advantages = per_scenario_advantages(total, scenarios, self.num_generations)
             start = self.accelerator.process_index * len(inputs)
@@ -207,11 +265,11 @@ class ExGRPOTrainer(GRPOTrainer):
 
     # ------------------------------------------------------------ the auxiliary SFT loss
 
-    def _prepare_aux_examples(self, rollouts: list[Rollout]) -> None:
+    def aux_examples(self, rollouts: list[Rollout]) -> list[AuxExample]:
         """Teacher-forced dialogues of this generation's questions (their A probes), labels on the teacher's
         probe responses only; consumed in chunks by the micro-steps that train on this generation."""
         if self.args.aux_weight <= 0:
-            return
+            return []
         seen, examples = set(), []
         for rollout in rollouts:
             plan = rollout.plan
@@ -222,21 +280,9 @@ class ExGRPOTrainer(GRPOTrainer):
             # cannot change the loss of the turns before it; forwarding it would only cost time.
             messages = dialogue_messages(plan.probes, plan.question)[: 2 * len(plan.probes)]
             examples.append(self.chat.teacher_forced(messages, train_turns=range(len(plan.probes))))
-        self._aux_examples, self._aux_cursor = examples, 0
+        return examples
 
-    def _next_aux_batch(self) -> list[tuple[list[int], list[int]]]:
-        if not self._aux_examples:
-            return []
-        per_step = -(-len(self._aux_examples) // max(self.args.steps_per_generation, 1))
-        batch = self._aux_examples[self._aux_cursor : self._aux_cursor + per_step]
-        # Past the end, start again from the first chunk (num_iterations > 1 reuses a generation): every pass
-        # over the generation's micro-steps then sees the same chunks, each example once.
-        self._aux_cursor += per_step
-        if self._aux_cursor >= len(self._aux_examples):
-            self._aux_cursor = 0
-        return batch
-
-    def aux_sft_loss(self, model: Any, examples: list[tuple[list[int], list[int]]]) -> torch.Tensor:
+    def aux_sft_loss(self, model: Any, examples: list[AuxExample]) -> torch.Tensor:
         """Mean NLL of the teacher's probe responses (token-level, over the batch of dialogues)."""
         width = max(len(ids) for ids, _ in examples)
         pad = self.processing_class.pad_token_id
@@ -254,7 +300,7 @@ class ExGRPOTrainer(GRPOTrainer):
                      num_items_in_batch: Any = None) -> torch.Tensor:
         loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         if self.args.aux_weight > 0 and model.training:
-            examples = self._next_aux_batch()
+            examples = self.generation.next_aux_batch(self.args.steps_per_generation)
             if examples:
                 aux = self.aux_sft_loss(model, examples)
                 # The policy loss is already scaled for gradient accumulation (TRL), so the aux term is too.
