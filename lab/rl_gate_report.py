@@ -1,0 +1,280 @@
+"""The RL gate's page (issue 36 item 9), written from the gate's run folders: verdicts, curves, diagnostics.
+
+    python lab/rl_gate_report.py [--runs runs/rl-gate] [--page docs/rl.md]
+
+Reads each arm's evaluation and training diagnostics (lab/rl_gate.sh makes them) and its start's evaluation, and
+writes every number on the page from them. An arm is met when:
+- held-in validation (world_val) rises over its SFT start: the paired 95 % CI of the difference excludes 0;
+- its outcome reward rises: last fifth of the steps minus the first fifth, bootstrap CI over steps excluding 0;
+- unseen-format held-out (more steps, new surface: a format no arm trains on) does not fall: the paired CI's
+  upper end is not below 0.
+Arms of one start share their question order, so their reward series are also compared with each other (a rise
+that every arm shares step for step is the order of the questions, not learning).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exgrpo.evaluation.metrics import bootstrap_mean_of_means
+from exgrpo.files import atomic_write_text
+from exgrpo.rl.diagnostics import DIAGNOSTICS_FILE
+from exgrpo.runner.layout import RunLayout
+from exgrpo.runner.results import RunResults
+
+HELD_IN = ["world_val"]
+UNSEEN = ["world_ood_steps", "world_ood_surface"]
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    title: str
+    start: str  # the run folder (under --runs) whose SFT model it starts from
+    start_title: str
+
+
+ARMS = [
+    Arm("grpo", "outcome-only GRPO", "ei", "EI-SFT"),
+    Arm("exgrpo", "full ExGRPO", "ei", "EI-SFT"),
+    Arm("skd_grpo", "SKD + GRPO", "skd", "SKD"),
+]
+
+
+def paired(arm: RunResults, start: RunResults, datasets: list[str]) -> dict[str, Any] | None:
+    """The arm's final model minus its start (percentage points), mean over datasets of each one's paired
+    difference on the same questions, with a paired bootstrap CI."""
+    groups = []
+    for name in datasets:
+        ours, theirs = arm.verdicts("exgrpo", name), start.verdicts("sft", name)
+        if ours is None or theirs is None:
+            return None
+        shared = sorted(ours.keys() & theirs.keys())
+        groups.append([float(ours[i]) - float(theirs[i]) for i in shared])
+    estimate = bootstrap_mean_of_means(groups).as_percent()
+    return {**estimate, "questions": sum(len(g) for g in groups)}
+
+
+def outcome_series(records: list[dict[str, Any]]) -> list[float]:
+    """Each step's outcome reward (the DSU bonus left out): scenarios A and B averaged, as 4 + 4 rollouts weigh."""
+    series = []
+    for record in records:
+        full, partial = record.get("reward_full"), record.get("reward_partial")
+        value = (full + partial) / 2 if full is not None and partial is not None else full
+        series.append(value if value is not None else record.get("reward"))
+    return [v for v in series if v is not None]
+
+
+def reward_rise(series: list[float], resamples: int = 2000, seed: int = 0) -> dict[str, float] | None:
+    """Mean outcome reward of the last fifth of the steps minus the first fifth, with a bootstrap CI (the steps
+    of each fifth resampled)."""
+    fifth = len(series) // 5
+    if fifth < 2:
+        return None
+    first, last = np.asarray(series[:fifth]), np.asarray(series[-fifth:])
+    rng = np.random.default_rng(seed)
+    draws = (last[rng.integers(0, fifth, (resamples, fifth))].mean(1)
+             - first[rng.integers(0, fifth, (resamples, fifth))].mean(1))
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return {"first": float(first.mean()), "last": float(last.mean()), "value": float(last.mean() - first.mean()),
+            "low": float(low), "high": float(high)}
+
+
+def diagnostics(run_dir: Path) -> dict[str, Any] | None:
+    path = RunLayout(run_dir).stage_dir("train") / DIAGNOSTICS_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def mean_of(records: list[dict[str, Any]], field: str) -> float | None:
+    values = [r[field] for r in records if r.get(field) is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _pp(estimate: dict[str, float] | None) -> str:
+    if estimate is None:
+        return "n/a"
+    return f"{estimate['value']:+.1f} [{estimate['low']:+.1f}, {estimate['high']:+.1f}]"
+
+
+def _acc(evaluation: Any, datasets: list[str]) -> str:
+    if evaluation is None:
+        return "n/a"
+    rows = [evaluation.accuracy(name) for name in datasets]
+    if any(row is None for row in rows):
+        return "n/a"
+    return " / ".join(f"{row['value']:.1f}" for row in rows)
+
+
+def _shown(value: float | None, form: str) -> str:
+    return "n/a" if value is None else format(value, form)
+
+
+def arm_summary(runs: Path, arm: Arm) -> dict[str, Any]:
+    results, start = RunResults.of(runs / arm.name), RunResults.of(runs / arm.start)
+    document = diagnostics(runs / arm.name)
+    records = document["steps"] if document else []
+    series = outcome_series(records)
+    held_in, unseen = paired(results, start, HELD_IN), paired(results, start, UNSEEN)
+    rise = reward_rise(series)
+    verdicts = {
+        "held-in validation rises": None if held_in is None else held_in["low"] > 0,
+        "reward rises": None if rise is None else rise["low"] > 0,
+        "unseen-format held-out does not fall": None if unseen is None else unseen["high"] >= 0,
+    }
+    finished = all(v is not None for v in verdicts.values())
+    return {"arm": arm, "held_in": held_in, "unseen": unseen, "rise": rise, "series": series, "records": records,
+            "verdicts": verdicts, "met": finished and all(verdicts.values()), "finished": finished,
+            "selection": document.get("question_selection") if document else None,
+            "train_seconds": sum(r["step_seconds"] for r in records if r.get("step_seconds") is not None),
+            "evaluation": results.evaluation("exgrpo"), "start_evaluation": start.evaluation("sft"),
+            "stage_seconds": results.stage_seconds()}
+
+
+def lockstep(summaries: list[dict[str, Any]]) -> list[str]:
+    """Correlation of the per-step outcome rewards of arms that share a start (and so a question order)."""
+    lines = []
+    for i, one in enumerate(summaries):
+        for other in summaries[i + 1 :]:
+            if one["arm"].start != other["arm"].start:
+                continue
+            length = min(len(one["series"]), len(other["series"]))
+            a, b = np.asarray(one["series"][:length]), np.asarray(other["series"][:length])
+            if length < 5 or a.std() == 0 or b.std() == 0:  # a flat series has no correlation to speak of
+                continue
+            r = float(np.corrcoef(a, b)[0, 1])
+            lines.append(f"- {one['arm'].title} and {other['arm'].title} (both from {one['arm'].start_title}, the same "
+                         f"question order): correlation of their per-step outcome rewards over {length} steps "
+                         f"r = {r:.2f}{' (moving in lockstep: the rise may be question order)' if r > 0.8 else ''}")
+    return lines
+
+
+def why_not(summary: dict[str, Any]) -> str:
+    """What the diagnostics say about an arm that did not meet its gate."""
+    records = summary["records"]
+    if not records:
+        return "no training steps recorded"
+    facts = [f"{len(records)} steps in {summary['train_seconds'] / 60:.0f} min"]
+    for field, label, form in (("zero_spread", "groups without reward spread", ".0%"),
+                               ("cut_turns", "turns cut by the budget", ".0%"), ("kl", "KL to the start", ".4f"),
+                               ("entropy", "entropy", ".3f")):
+        value = mean_of(records, field)
+        if value is not None:
+            facts.append(f"{label} {format(value, form)} on average")
+    return "; ".join(facts)
+
+
+def plot(summaries: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fields = [("outcome", "outcome reward (5-step mean)"), ("zero_spread", "groups without spread"),
+              ("cut_turns", "turns cut by the budget"), ("kl", "KL to the start")]
+    figure, axes = plt.subplots(1, len(fields), figsize=(4 * len(fields), 3.2))
+    for axis, (field, title) in zip(axes, fields, strict=True):
+        for summary in summaries:
+            if field == "outcome":
+                values = np.convolve(summary["series"], np.ones(5) / 5, mode="valid") if len(summary["series"]) >= 5 \
+                    else np.asarray(summary["series"])
+                axis.plot(np.arange(len(values)) + 1, values, label=summary["arm"].title)
+            else:
+                points = [(r["step"], r[field]) for r in summary["records"] if r.get(field) is not None]
+                if points:
+                    axis.plot(*zip(*points, strict=True), label=summary["arm"].title)
+        axis.set_title(title, fontsize=9)
+        axis.set_xlabel("step")
+    axes[0].legend(fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def page(runs: Path, summaries: list[dict[str, Any]], image: str) -> str:
+    lines = ["# The RL gate: does ExGRPO train on the real student?", "",
+             "Written by `python lab/rl_gate_report.py` from the runs of `bash lab/rl_gate.sh` (configs in "
+             "`lab/configs/rl_gate/`): the synthetic world with its exact teacher, SmolLM2-135M-Instruct on 2 CPU "
+             "cores, each RL arm at most 2 hours of training from its SFT start. Every number below is read from "
+             f"`{runs}` by code.", "",
+             "An arm meets the gate when held-in validation (world_val) rises over its start (paired 95 % CI above "
+             "0), its outcome reward rises (last fifth of the steps minus the first, CI above 0), and the unseen-format "
+             "held-out splits (world_ood_steps, world_ood_surface: a question format no arm trained on) do not fall "
+             "(the paired CI's upper end not below 0).", "",
+             "| arm | start | gate | held-in validation: arm - start (pp) | outcome reward: first -> last fifth | "
+             "unseen-format held-out: arm - start (pp) |", "|---|---|---|---|---|---|"]
+    for s in summaries:
+        verdict = "**met**" if s["met"] else ("not finished" if not s["finished"] else "**not met**")
+        rise = s["rise"]
+        rise_text = "n/a" if rise is None else (f"{rise['first']:.2f} -> {rise['last']:.2f} ({_pp(rise)})")
+        lines.append(f"| {s['arm'].title} | {s['arm'].start_title} | {verdict} | {_pp(s['held_in'])} | {rise_text} | "
+                     f"{_pp(s['unseen'])} |")
+    lines += ["", "Accuracy (%), world_val / world_ood_steps / world_ood_surface, and each split's guessing floor:", "",
+              "| model | accuracy | questions |", "|---|---|---|"]
+    shown_starts = set()
+    datasets = HELD_IN + UNSEEN
+    for s in summaries:
+        if s["arm"].start not in shown_starts and s["start_evaluation"] is not None:
+            shown_starts.add(s["arm"].start)
+            counts = [row["num_examples"] for row in s["start_evaluation"].report["datasets"] if row["name"] in datasets]
+            lines.append(f"| {s['arm'].start_title} (start) | {_acc(s['start_evaluation'], datasets)} | "
+                         f"{' / '.join(map(str, counts))} |")
+        lines.append(f"| {s['arm'].title} | {_acc(s['evaluation'], datasets)} | |")
+    floor_source = next((s["start_evaluation"] for s in summaries if s["start_evaluation"] is not None), None)
+    if floor_source is not None:
+        floors = [floor_source.floors(name) for name in datasets]
+        if all(floors):
+            lines.append("| *guessing floor: random / majority* | "
+                         + " / ".join(f"{f['random']:.1f}:{f['majority']:.1f}" for f in floors) + " | |")
+    lines += ["", f"![curves]({image})", "", "## Diagnostics of each run", "",
+              "| arm | steps | training min | questions (pass-rate filter) | groups without spread | cut turns | "
+              "KL (last 5 steps) | entropy first -> last | DSU fired | rollout / update tok/s |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for s in summaries:
+        records = s["records"]
+        selection = s["selection"]
+        kept = (f"{selection.get('kept')} of {selection.get('questions')}" if isinstance(selection, dict) else "all")
+        entropy = [r["entropy"] for r in records if r.get("entropy") is not None]
+        lines.append(
+            f"| {s['arm'].title} | {len(records)} | {s['train_seconds'] / 60:.0f} | {kept} | "
+            f"{_shown(mean_of(records, 'zero_spread'), '.0%')} | {_shown(mean_of(records, 'cut_turns'), '.1%')} | "
+            f"{_shown(mean_of(records[-5:], 'kl'), '.4f')} | "
+            f"{(f'{entropy[0]:.3f} -> {entropy[-1]:.3f}' if entropy else 'n/a')} | "
+            f"{_shown(mean_of(records, 'dsu_fired'), '.0%')} | {_shown(mean_of(records, 'rollout_tokens_per_s'), '.0f')} / "
+            f"{_shown(mean_of(records, 'update_tokens_per_s'), '.0f')} |")
+    lines += ["", *lockstep(summaries), ""]
+    not_met = [s for s in summaries if s["finished"] and not s["met"]]
+    if not_met:
+        lines += ["## Where a gate was not met", ""]
+        lines += [f"- {s['arm'].title}: " + ", ".join(k for k, v in s["verdicts"].items() if not v)
+                  + f" not met; {why_not(s)}." for s in not_met]
+        lines.append("")
+    lines += ["## Wall time per stage (s)", "", "| run | " + " | ".join(("world", "probe", "sft", "train", "eval"))
+              + " |", "|---|---|---|---|---|---|"]
+    for name in sorted({s["arm"].start for s in summaries} | {s["arm"].name for s in summaries}):
+        seconds = RunResults.of(runs / name).stage_seconds()
+        lines.append(f"| {name} | " + " | ".join(_shown(seconds.get(stage), ".0f")
+                                                  for stage in ("world", "probe", "sft", "train", "eval")) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=Path, default=Path("runs/rl-gate"))
+    parser.add_argument("--page", type=Path, default=Path("docs/rl.md"))
+    args = parser.parse_args()
+    summaries = [arm_summary(args.runs, arm) for arm in ARMS]
+    image = args.page.with_suffix(".png")
+    plot(summaries, image)
+    atomic_write_text(args.page, page(args.runs, summaries, image.name))
+    print(f"wrote {args.page} and {image}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The RL gate's page: verdicts from paired CIs and reward curves, read from run folders."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import rl_gate_report as gate  # noqa: E402
+
+from exgrpo.runner.layout import RunLayout  # noqa: E402
+
+
+def write_evaluation(run_dir: Path, model: str, correct: dict[str, list[bool]]) -> None:
+    folder = RunLayout(run_dir).evaluation(model)
+    folder.predictions_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for dataset, answers in correct.items():
+        folder.predictions(dataset).write_text("".join(json.dumps({"id": f"{dataset}-{i}", "correct": c}) + "\n"
+                                                       for i, c in enumerate(answers)))
+        value = 100 * sum(answers) / len(answers)
+        rows.append({"name": dataset, "num_examples": len(answers), "num_correct": sum(answers),
+                     "accuracy": {"value": value, "low": value, "high": value},
+                     "floors": {"random": 20.0, "majority": 30.0}})
+    folder.report.write_text(json.dumps({"datasets": rows, "averages": {}, "seconds": 1.0}))
+
+
+def write_steps(run_dir: Path, rewards: list[float]) -> None:
+    train = RunLayout(run_dir).stage_dir("train")
+    train.mkdir(parents=True, exist_ok=True)
+    steps = [{"step": i + 1, "reward": r, "reward_full": r, "reward_partial": None, "zero_spread": 0.1,
+              "cut_turns": 0.0, "kl": 0.01, "entropy": 0.5, "step_seconds": 60.0} for i, r in enumerate(rewards)]
+    (train / "diagnostics.json").write_text(json.dumps({"schema_version": 1, "steps": steps, "warnings": []}))
+
+
+def test_reward_rise_is_read_from_the_first_and_last_fifth() -> None:
+    rise = gate.reward_rise([0.2] * 10 + [0.5] * 30 + [0.8] * 10)
+    assert rise["first"] == pytest.approx(0.2) and rise["last"] == pytest.approx(0.8)
+    assert rise["low"] == pytest.approx(0.6) and rise["high"] == pytest.approx(0.6)
+    assert gate.reward_rise([0.1] * 9) is None  # too few steps for two fifths of two
+
+
+def test_outcome_leaves_the_dsu_bonus_out() -> None:
+    records = [{"reward": 1.4, "reward_full": 0.8, "reward_partial": 0.4}, {"reward": 0.5, "reward_full": 0.5}]
+    assert gate.outcome_series(records) == pytest.approx([0.6, 0.5])
+
+
+def test_an_arm_that_learns_meets_the_gate_and_one_that_does_not_is_explained(tmp_path: Path) -> None:
+    held_in_start = [i % 2 == 0 for i in range(200)]
+    unseen = [i % 3 == 0 for i in range(100)]
+    write_evaluation(tmp_path / "ei", "sft", {"world_val": held_in_start, "world_ood_steps": unseen,
+                                             "world_ood_surface": unseen})
+    better = [c or i % 4 == 1 for i, c in enumerate(held_in_start)]  # +25 points on the same questions
+    write_evaluation(tmp_path / "grpo", "exgrpo", {"world_val": better, "world_ood_steps": unseen,
+                                                   "world_ood_surface": unseen})
+    write_steps(tmp_path / "grpo", [0.2 + 0.01 * i for i in range(40)])
+    write_evaluation(tmp_path / "exgrpo", "exgrpo", {"world_val": held_in_start, "world_ood_steps": unseen,
+                                                     "world_ood_surface": unseen})
+    write_steps(tmp_path / "exgrpo", [0.3] * 40)
+    summaries = [gate.arm_summary(tmp_path, arm) for arm in gate.ARMS[:2]]
+    assert summaries[0]["met"] and summaries[0]["held_in"]["value"] == pytest.approx(25.0)
+    assert summaries[1]["finished"] and not summaries[1]["met"]
+    assert not summaries[1]["verdicts"]["held-in validation rises"]
+    text = gate.page(tmp_path, summaries, "rl.png")
+    assert "| outcome-only GRPO | EI-SFT | **met** | +25.0" in text
+    assert "| full ExGRPO | EI-SFT | **not met** |" in text
+    assert "full ExGRPO: held-in validation rises, reward rises not met; 40 steps in 40 min" in text
+    gate.plot(summaries, tmp_path / "rl.png")
+    assert (tmp_path / "rl.png").stat().st_size > 0
