@@ -55,3 +55,35 @@ def test_goal_line_needs_separate_cis_and_a_paired_win() -> None:
     assert "**not met**" in overlapping and "CIs overlap" in overlapping
     assert "**not met**" in goal_line(results((40, 31, 49), (14, 7, 21), "not resolved"))
     assert "not measured" in goal_line({"models": {}, "comparisons": []})
+
+
+def test_the_page_gives_measured_speeds_and_what_the_rl_stage_did(tmp_path: Path) -> None:
+    from exgrpo.runner.report import markdown, rl_section
+    from exgrpo.runner.speeds import speeds_line
+
+    layout = RunLayout(tmp_path)
+    (tmp_path / "sft").mkdir()
+    layout.log_history("sft").write_text(json.dumps([{"step": 1, "loss": 2.0, "num_tokens": 4000},
+                                                     {"step": 2, "num_tokens": 8000, "train_runtime": 40.0}]))
+    folder = layout.evaluation("sft")
+    folder.path.mkdir(parents=True)
+    folder.report.write_text(json.dumps({"seconds": 10.0, "averages": {}, "datasets": [
+        {"name": "world_test", "generated_tokens": 3000}]}))
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "diagnostics.json").write_text(json.dumps({"steps": [
+        {"step": 1, "reward": 0.25, "zero_spread": 0.5, "cut_turns": 0.0, "kl": 0.001, "rollout_tokens_per_s": 300.0,
+         "update_tokens_per_s": 500.0},
+        {"step": 2, "reward": 0.5, "zero_spread": 0.0, "cut_turns": 0.1, "kl": 0.003, "rollout_tokens_per_s": 100.0,
+         "update_tokens_per_s": 300.0}]}))
+    line = speeds_line(layout)
+    assert "SFT training 200 tokens/s" in line and "evaluation (SFT model) 300 generated tokens/s" in line
+    assert "RL rollouts 200 generated tokens/s" in line and "RL update 400 sequence tokens/s" in line
+    section = "\n".join(rl_section(layout, tmp_path / "page.md"))
+    assert ("2 steps; reward per step 0.25, 0.50; groups without reward spread 25%; turns cut by the budget 5%; "
+            "KL to the SFT model 0.0020") in section
+    assert "cannot show: learning" in section and "(rl.md)" in section
+    # A run without held-out splits has no held-out column.
+    row = {"held_in": {"value": 50.0, "low": 40.0, "high": 60.0}, "held_out": None, "ei_test": None,
+           "datasets": {}, "floors": {"held_in": {"random": 20.0, "majority": 25.0}}}
+    table = markdown({"sft": row}, {"sft": 1.0}, {"sft": "SFT"})
+    assert table.splitlines()[0] == "| model | held-in |" and "| SFT | 50.0 [40.0, 60.0] |" in table

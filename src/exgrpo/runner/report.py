@@ -13,6 +13,7 @@ from exgrpo.files import atomic_write_json, atomic_write_text
 from exgrpo.models.precision import cpu_has_native_bf16
 from exgrpo.runner.layout import STAGES, RunLayout
 from exgrpo.runner.results import RunResults
+from exgrpo.runner.speeds import rl_stage_summary, speeds_line
 
 
 def _cell(estimate: dict[str, float] | None) -> str:
@@ -85,6 +86,9 @@ CURVES = (("sft", "loss", "SFT loss"), ("train", "rewards/outcome_reward/mean", 
           ("train", "exgrpo/dsu_fired", "DSU bonus fired"))  # (stage, log key, title)
 
 
+GROUPS = (("held_in", "held-in"), ("held_out", "held-out"), ("ei_test", "EI-Test"))
+
+
 def training_curves(config: RunConfig) -> dict[str, list[tuple[int, float]]]:
     run = RunResults.of(config.run_dir)
     curves = {}
@@ -107,13 +111,15 @@ def _difference(estimate: dict[str, Any] | None) -> str:
 
 def markdown(results: dict[str, dict[str, Any]], seconds: dict[str, float], titles: dict[str, str],
              pairs: list[dict[str, Any]] | None = None) -> str:
-    lines = ["| model | held-in | held-out | EI-Test |", "|---|---|---|---|"]
+    # A group no model was evaluated on (e.g. a run without held-out splits) has no column.
+    groups = [(key, title) for key, title in GROUPS if any(results[model][key] for model in titles)]
+    lines = ["| model | " + " | ".join(title for _, title in groups) + " |", "|---|" + "---|" * len(groups)]
     for model, title in titles.items():
         row = results[model]
-        lines.append(f"| {title} | {_cell(row['held_in'])} | {_cell(row['held_out'])} | {_cell(row['ei_test'])} |")
+        lines.append(f"| {title} | " + " | ".join(_cell(row[key]) for key, _ in groups) + " |")
     floors = next(iter(results.values())).get("floors", {})
     lines.append("| *guessing floor: random / majority answer* | "
-                 + " | ".join(_floor(floors.get(key)) for key in ("held_in", "held_out", "ei_test")) + " |")
+                 + " | ".join(_floor(floors.get(key)) for key, _ in groups) + " |")
     datasets = list(next(iter(results.values()))["datasets"])
     lines += ["", "| dataset | " + " | ".join(titles.values()) + " | floor: random / majority |",
               "|---|" + "---|" * (len(titles) + 1)]
@@ -123,10 +129,9 @@ def markdown(results: dict[str, dict[str, Any]], seconds: dict[str, float], titl
     if pairs:
         lines += ["", "Paired differences (percentage points, the same questions; 95% paired bootstrap CI; "
                   "above / below: the CI excludes 0):", "",
-                  "| comparison | held-in | held-out | EI-Test |", "|---|---|---|---|"]
+                  "| comparison | " + " | ".join(title for _, title in groups) + " |", "|---|" + "---|" * len(groups)]
         lines += [f"| {titles[p['model']]} - {titles[p['baseline']]} | "
-                  + " | ".join(_difference(p.get(key)) for key in ("held_in", "held_out", "ei_test")) + " |"
-                  for p in pairs]
+                  + " | ".join(_difference(p.get(key)) for key, _ in groups) + " |" for p in pairs]
     total = sum(seconds.values())
     lines += ["", "Wall time per stage: " + ", ".join(f"{stage} {s:.0f} s" for stage, s in seconds.items())
               + f"; total {total:.0f} s ({total / 60:.1f} min)."]
@@ -215,5 +220,30 @@ def write_docs_page(run_dir: Path, page: Path, seconds: float, recipe: str, stud
         "Accuracy (%) with 95% bootstrap CIs. Held-in: the training families (arith, date, logic, choice) on new",
         "problems. Held-out: 4-5 steps, unseen names and templates, reversed arithmetic, and the budget family",
         "never trained on. EI-Test: the probes of the held-in test questions (all ten rules).", "",
-        goal_line(results), "", layout.report_markdown.read_text(), f"![results]({image.name})", ""])
+        goal_line(results), "", layout.report_markdown.read_text(), f"![results]({image.name})", "",
+        speeds_line(layout), "", *rl_section(layout, page)])
     atomic_write_text(page, text)
+
+
+def rl_section(layout: RunLayout, page: Path) -> list[str]:
+    """The quickstart's RL stage on its page: what it did (from its diagnostics and their plot), and plainly what
+    a stage this short can and cannot show."""
+    import shutil
+
+    from exgrpo.rl.diagnostics import PLOT_FILE  # loads transformers: not at `exgrpo --help`
+
+    summary = rl_stage_summary(layout)
+    if not summary:
+        return []
+    lines = ["## The RL stage", "", f"What it did: {summary}.", "",
+             "What it can show in this budget: that the whole ExGRPO step runs on this student (probe dialogues "
+             "rolled out, outcome reward, DSU bonus, aux loss, KL to the SFT model) and what its diagnostics look "
+             "like. What it cannot show: learning. A few steps of a few questions move the policy by sampling noise, "
+             "so the EI + ExGRPO row above is the SFT model plus that noise; on this student RL needs hours of "
+             "steps on 2 cores. Whether it then learns, and how much, is measured in [rl.md](rl.md) (the RL gate).", ""]
+    plot = layout.stage_dir("train") / PLOT_FILE
+    if plot.exists():
+        image = page.with_name(page.stem + "-rl.png")
+        shutil.copyfile(plot, image)
+        lines += [f"![RL diagnostics]({image.name})", ""]
+    return lines
