@@ -32,11 +32,17 @@ for path in sys.argv[1:]:
     rows.append((ratio(text, r"multi-turn rollout ratio \(goal >= 0.85\): ([0-9.]+)"),
                  ratio(text, r"like-for-like ratio ([0-9.]+)"),
                  ratio(text, r"step ratio, aux off, same sequence length \(goal <= 1.15\): ([0-9.]+)"),
-                 ratio(text, r"full step per generated token ratio \(report\): ([0-9.]+)")))
-for rollout, like, step, full in rows:
-    print(f"run: rollout {rollout:.2f}" + (f", like-for-like {like:.2f}" if like else "") + f", step {step:.2f}, full {full:.2f}")
-rollouts, steps = [r[0] for r in rows], [r[2] for r in rows]
+                 ratio(text, r"full step per generated token ratio \(goal <= 3\): ([0-9.]+)"),
+                 ratio(text, r"update vs SFT tokens/s ratio \(goal >= 0.65\): ([0-9.]+)")))
+for rollout, like, step, full, update in rows:
+    print(f"run: rollout {rollout:.2f}" + (f", like-for-like {like:.2f}" if like else "") + f", step {step:.2f}, full {full:.2f}"
+          + (f", update vs SFT {update:.2f}" if update else ""))
+rollouts, steps, fulls = [r[0] for r in rows], [r[2] for r in rows], [r[3] for r in rows]
+updates = [r[4] for r in rows if r[4] is not None]
 print(f"median rollout ratio {statistics.median(rollouts):.2f} (goal >= 0.85; range {min(rollouts):.2f}-{max(rollouts):.2f}); "
-      f"median step ratio {statistics.median(steps):.2f} (goal <= 1.15; range {min(steps):.2f}-{max(steps):.2f})")
+      f"median step ratio {statistics.median(steps):.2f} (goal <= 1.15; range {min(steps):.2f}-{max(steps):.2f}); "
+      f"median full step per generated token ratio {statistics.median(fulls):.2f} (goal <= 3; range {min(fulls):.2f}-{max(fulls):.2f})"
+      + (f"; median update vs SFT tokens/s ratio {statistics.median(updates):.2f} (goal >= 0.65; range "
+         f"{min(updates):.2f}-{max(updates):.2f})" if updates else ""))
 PY
 } > "$out"

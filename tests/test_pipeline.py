@@ -256,10 +256,12 @@ def test_rl_final_answers_get_the_evaluations_budget_and_never_less(tmp_path: Pa
 
 # The quickstart recipes' stage hashes as exgrpo 0.x computed them (main at b94190b): a change of the run schema
 # that changed one would redo every finished quickstart run from that stage on. Changed on purpose since: from the
-# train stage on, when a run's final answers got the evaluation's budget (train.max_answer_tokens, issue 36).
+# train stage on, when a run's final answers got the evaluation's budget (train.max_answer_tokens, issue 36); the
+# quickstart from the world on, when its SFT made one whole pass over smaller EI data with probe dialogues and its
+# RL stage became a real one (issue 36).
 QUICKSTART_HASHES = {
-    "quickstart.yaml": ["a61e76868abbe23c", "46fa306b295c65a0", "d2d0ac0518625034", "9a1377b702b4d269",
-                        "6d943f0e863ea01c", "6f3b8e6c79a632a0", "7cb9c476a77be96f"],
+    "quickstart.yaml": ["ced952a5e4164bd4", "d72bf3136055f917", "e98619709fc25af4", "23e057b518683a90",
+                        "9b41fc3f408f30e2", "17be691fc36c3587", "801b1071108706da"],
     "quickstart_tiny.yaml": ["b86ee07a6e5e7b7f", "881be4c702255a6f", "050d4a5c4795176e", "e3d842c7ad034ddf",
                              "adbde2ecd7fd0c6c", "f4ffe7680e00a709", "4c3c8879f78f0420"],
 }
