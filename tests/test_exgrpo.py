@@ -242,9 +242,12 @@ def test_aux_batches_cycle_through_the_generations_examples(toy_sft_model: tuple
     trainer = build_trainer(train_config(model, ei, tmp_path, gradient_accumulation_steps=3, update_batch_size=8))
     assert trainer.args.steps_per_generation == 3
     generation = Generation(aux_examples=[([i], [i]) for i in range(7)])
-    batches = [generation.next_aux_batch(trainer.args.steps_per_generation) for _ in range(4)]
+    batches = [generation.aux_chunk(step, trainer.args.steps_per_generation) for step in range(4)]
     assert [len(b) for b in batches] == [3, 3, 1, 3]  # ceil(7 / 3) per micro-step, then around again
     assert [x for b in batches[:3] for x in b] == generation.aux_examples and batches[3] == generation.aux_examples[:3]
+    # More micro-steps than examples: each example once per pass, the later micro-steps without any.
+    few = Generation(aux_examples=[([i], [i]) for i in range(3)])
+    assert [len(few.aux_chunk(step, 8)) for step in range(8)] == [1, 1, 1, 0, 0, 0, 0, 0]
 
 
 class GradientCapture(TrainerCallback):

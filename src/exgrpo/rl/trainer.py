@@ -101,20 +101,14 @@ class Generation:
     rewards: torch.Tensor | None = None  # the gathered reward table, DSU column filled (set with the rewards)
     scenarios: list[str] = field(default_factory=list)
     groups: list[GroupDSU] = field(default_factory=list)
-    aux_cursor: int = 0
 
-    def next_aux_batch(self, micro_steps: int) -> list[AuxExample]:
-        """This micro-step's share of the aux examples: ceil(n / micro_steps) of them, in order."""
-        if not self.aux_examples:
-            return []
+    def aux_chunk(self, micro_step: int, micro_steps: int) -> list[AuxExample]:
+        """Micro-step `micro_step`'s share of the aux examples: ceil(n / micro_steps) of them, in order; a later
+        micro-step may get none. Each pass over the generation's micro-steps (num_iterations > 1 reuses a
+        generation) sees every example once."""
         per_step = -(-len(self.aux_examples) // max(micro_steps, 1))
-        batch = self.aux_examples[self.aux_cursor : self.aux_cursor + per_step]
-        # Past the end, start again from the first chunk (num_iterations > 1 reuses a generation): every pass
-        # over the generation's micro-steps then sees the same chunks, each example once.
-        self.aux_cursor += per_step
-        if self.aux_cursor >= len(self.aux_examples):
-            self.aux_cursor = 0
-        return batch
+        index = micro_step % max(micro_steps, 1)
+        return self.aux_examples[index * per_step : (index + 1) * per_step]
 
 
 class ExGRPOTrainer(GRPOTrainer):
@@ -300,11 +294,15 @@ class ExGRPOTrainer(GRPOTrainer):
                      num_items_in_batch: Any = None) -> torch.Tensor:
         loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         if self.args.aux_weight > 0 and model.training:
-            examples = self.generation.next_aux_batch(self.args.steps_per_generation)
+            micro_steps = self.args.steps_per_generation
+            examples = self.generation.aux_chunk(self._step, micro_steps)
             if examples:
                 aux = self.aux_sft_loss(model, examples)
-                # The policy loss is already scaled for gradient accumulation (TRL), so the aux term is too.
-                loss = loss + self.args.aux_weight * aux / self.current_gradient_accumulation_steps
+                # Weighted so that an optimizer step adds lambda_aux x the mean of its generations' chunk losses,
+                # each chunk by its share of the generation's examples, however they fall into micro-steps (TRL
+                # scales the policy loss for accumulation the same way: a step is the sum of its micro-steps).
+                share = len(examples) / len(self.generation.aux_examples)
+                loss = loss + self.args.aux_weight * aux * share * micro_steps / self.current_gradient_accumulation_steps
                 # Kept on the device, detached: an .item() per micro-step would wait for the GPU every time.
                 self._aux_losses.append(aux.detach())
         return loss
