@@ -3,13 +3,14 @@
 # most 2 hours of training, each evaluated on held-in validation and the unseen-format held-out splits.
 # Every step is an `exgrpo run` (resumable stage by stage; training from its last checkpoint): rerun this script at
 # the start of each sitting until it prints "gate: all runs done". Runs one after another (2 CPU cores).
-#   bash lab/rl_gate.sh [ARM ...]        (default: ei skd grpo exgrpo skd_grpo)
+#   bash lab/rl_gate.sh [RUN ...]        (default: ei skd ei_nodialogue grpo exgrpo skd_grpo; ei_nodialogue is item 6:
+#   EI-SFT without probe dialogues, read on validation against ei)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export EXGRPO_DATA_DIR="${EXGRPO_DATA_DIR:-../shared/datasets}"
 EXGRPO="${EXGRPO:-.venv/bin/exgrpo}"
 mkdir -p runs/rl-gate
-for arm in "${@:-ei skd grpo exgrpo skd_grpo}"; do
+for arm in "${@:-ei skd ei_nodialogue grpo exgrpo skd_grpo}"; do
   for name in $arm; do
     echo "gate: $name started $(date -u +%FT%TZ)" | tee -a runs/rl-gate/progress.log
     "$EXGRPO" run "lab/configs/rl_gate/$name.yaml" > "runs/rl-gate/$name.log" 2>&1

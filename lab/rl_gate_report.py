@@ -197,6 +197,26 @@ def plot(summaries: list[dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
+def dialogue_section(runs: Path) -> list[str]:
+    """Issue 36 item 6: EI-SFT with probe dialogues in its data (the gate's start) against without, on validation."""
+    with_dialogues, without = RunResults.of(runs / "ei"), RunResults.of(runs / "ei_nodialogue")
+    groups = []
+    for name in HELD_IN:
+        ours, theirs = with_dialogues.verdicts("sft", name), without.verdicts("sft", name)
+        if ours is None or theirs is None:
+            return ["## Probe dialogues in the SFT data", "", "EI-SFT without probe dialogues (ei_nodialogue): not "
+                    "finished.", ""]
+        shared = sorted(ours.keys() & theirs.keys())
+        groups.append([float(ours[i]) - float(theirs[i]) for i in shared])
+    estimate = bootstrap_mean_of_means(groups).as_percent()
+    keep = "keeps them" if estimate["low"] > 0 else "gains nothing resolved from them" if estimate["high"] >= 0 \
+        else "loses with them"
+    return ["## Probe dialogues in the SFT data", "",
+            f"EI-SFT with one probe dialogue per question (the format the RL rolls out) minus EI-SFT without, on "
+            f"held-in validation, same questions: {_pp(estimate)} pp ({sum(map(len, groups))} questions): the warm-up "
+            f"{keep} on validation. (Both one pass over their own data.)", ""]
+
+
 def page(runs: Path, summaries: list[dict[str, Any]], image: str) -> str:
     lines = ["# The RL gate: does ExGRPO train on the real student?", "",
              "Written by `python lab/rl_gate_report.py` from the runs of `bash lab/rl_gate.sh` (configs in "
@@ -255,6 +275,7 @@ def page(runs: Path, summaries: list[dict[str, Any]], image: str) -> str:
         lines += [f"- {s['arm'].title}: " + ", ".join(k for k, v in s["verdicts"].items() if not v)
                   + f" not met; {why_not(s)}." for s in not_met]
         lines.append("")
+    lines += dialogue_section(runs)
     lines += ["## Wall time per stage (s)", "", "| run | " + " | ".join(("world", "probe", "sft", "train", "eval"))
               + " |", "|---|---|---|---|---|---|"]
     for name in sorted({s["arm"].start for s in summaries} | {s["arm"].name for s in summaries}):

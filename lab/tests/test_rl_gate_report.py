@@ -70,3 +70,11 @@ def test_an_arm_that_learns_meets_the_gate_and_one_that_does_not_is_explained(tm
     assert "full ExGRPO: held-in validation rises, reward rises not met; 40 steps in 40 min" in text
     gate.plot(summaries, tmp_path / "rl.png")
     assert (tmp_path / "rl.png").stat().st_size > 0
+
+
+def test_the_dialogue_warm_up_is_read_on_validation(tmp_path: Path) -> None:
+    assert "not finished" in "\n".join(gate.dialogue_section(tmp_path))
+    write_evaluation(tmp_path / "ei", "sft", {"world_val": [i % 2 == 0 for i in range(200)]})
+    write_evaluation(tmp_path / "ei_nodialogue", "sft", {"world_val": [i % 4 == 0 for i in range(200)]})
+    text = "\n".join(gate.dialogue_section(tmp_path))
+    assert "+25.0 [" in text and "the warm-up keeps them on validation" in text
