@@ -1,6 +1,6 @@
 """The RL gate's page (issue 36 item 9), written from the gate's run folders: verdicts, curves, diagnostics.
 
-    python lab/rl_gate_report.py [--runs runs/rl-gate] [--page docs/rl.md]
+    python lab/rl_gate_report.py [page|record|restore] [--runs runs/rl-gate] [--page docs/rl.md]
 
 Reads each arm's evaluation and training diagnostics (lab/rl_gate.sh makes them) and its start's evaluation, and
 writes every number on the page from them. An arm is met when:
@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from exgrpo.evaluation.metrics import bootstrap_mean_of_means
-from exgrpo.files import atomic_write_text
-from exgrpo.rl.diagnostics import DIAGNOSTICS_FILE
-from exgrpo.runner.layout import RunLayout
-from exgrpo.runner.results import RunResults
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `lab` as a package
+
+from exgrpo.evaluation.metrics import bootstrap_mean_of_means  # noqa: E402
+from exgrpo.files import atomic_write_text  # noqa: E402
+from exgrpo.rl.diagnostics import DIAGNOSTICS_FILE  # noqa: E402
+from exgrpo.runner.layout import RunLayout  # noqa: E402
+from exgrpo.runner.results import RunResults  # noqa: E402
+from lab.study.record import record_tree, restore_tree  # noqa: E402
 
 HELD_IN = ["world_val"]
 UNSEEN = ["world_ood_steps", "world_ood_surface"]
@@ -289,7 +293,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, default=Path("runs/rl-gate"))
     parser.add_argument("--page", type=Path, default=Path("docs/rl.md"))
+    parser.add_argument("--record", type=Path, default=Path("lab/records/rl-gate"),
+                        help="the gate's compact record (committed): what the page reads, one gzip'd JSON per run")
+    parser.add_argument("action", nargs="?", default="page", choices=["page", "record", "restore"],
+                        help="page: write the page (after restoring what the runs folder lacks from the record); "
+                        "record: keep the runs' finished results in the record; restore: only that restoring")
     args = parser.parse_args()
+    if args.action == "record":
+        print(f"record: {record_tree(args.runs, args.record, folders=('*',))} files changed in {args.record}")
+        return
+    print(f"restore: {restore_tree(args.record, args.runs) if args.record.exists() else 0} files written to {args.runs}")
+    if args.action == "restore":
+        return
     summaries = [arm_summary(args.runs, arm) for arm in ARMS]
     image = args.page.with_suffix(".png")
     plot(summaries, image)

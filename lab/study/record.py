@@ -37,7 +37,8 @@ SCHEMA = 1
 SUFFIX = ".json.gz"  # one per run folder
 TEXT_FIELDS = ("prompt", "output")  # never recorded: most of the bytes, and the page reads none of them
 ANSWER_FIELDS = ("id", "gold", "extracted", "correct")  # what a run's recorded predictions keep
-TRAINING_LOGS = ("log_history.json",)
+TRAINING_LOGS = ("log_history.json", "diagnostics.json", "budgets.json")  # what a training stage logged
+RUN_FOLDERS = ("seed*/*", "tuning/*/*")  # the study's run folders under its run root
 RUN_FILES = ("config.yaml", "teacher_tokens.json")
 
 Unit = dict[str, Any]  # {"schema", "files": {path: text}, "predictions": {path: {"columns", "rows"}}}
@@ -74,10 +75,11 @@ def _base_evaluation_files(base_eval: Path) -> Iterator[Path]:
         yield from sorted(base_eval.glob("predictions/*.jsonl"))
 
 
-def _units(root: Path) -> Iterator[tuple[Path, list[Path]]]:
+def _units(root: Path, folders: tuple[str, ...] = RUN_FOLDERS) -> Iterator[tuple[Path, list[Path]]]:
     """The folders of a run root that the record keeps one file for, with their recorded files: the run folders
-    (<root>/seed<S>/<method>, <root>/tuning/<method>/<candidate>) and the kept base-student evaluation."""
-    run_dirs = [path for pattern in ("seed*/*", "tuning/*/*") for path in sorted(root.glob(pattern)) if path.is_dir()]
+    (`folders`, glob patterns: the study's <root>/seed<S>/<method> and <root>/tuning/<method>/<candidate>) and
+    the kept base-student evaluation."""
+    run_dirs = [path for pattern in folders for path in sorted(root.glob(pattern)) if path.is_dir()]
     for folder in run_dirs:
         yield folder, list(_finished_stage_files(folder))
     base_eval = kept_base_evaluation(root)
@@ -118,11 +120,11 @@ def _write_unit(path: Path, unit: Unit) -> None:
     atomic_write_bytes(path, gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0))
 
 
-def record_tree(run_root: Path, record_root: Path) -> int:
-    """Record the finished work of `run_root` into `record_root`, keeping what the record held of files the run
-    root lacks; returns how many run-folder files changed in the record."""
+def record_tree(run_root: Path, record_root: Path, folders: tuple[str, ...] = RUN_FOLDERS) -> int:
+    """Record the finished work of `run_root`'s run folders (`folders`, glob patterns) into `record_root`, keeping
+    what the record held of files the run root lacks; returns how many run-folder files changed in the record."""
     changed = 0
-    for unit_dir, files in _units(run_root):
+    for unit_dir, files in _units(run_root, folders):
         if not files:
             continue
         target = record_root / (unit_dir.relative_to(run_root).as_posix() + SUFFIX)

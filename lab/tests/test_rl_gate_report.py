@@ -19,7 +19,8 @@ def write_evaluation(run_dir: Path, model: str, correct: dict[str, list[bool]]) 
     folder.predictions_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for dataset, answers in correct.items():
-        folder.predictions(dataset).write_text("".join(json.dumps({"id": f"{dataset}-{i}", "correct": c}) + "\n"
+        folder.predictions(dataset).write_text("".join(json.dumps({"id": f"{dataset}-{i}", "correct": c, "gold": "1",
+                                                                   "extracted": "1" if c else "2"}) + "\n"
                                                        for i, c in enumerate(answers)))
         value = 100 * sum(answers) / len(answers)
         rows.append({"name": dataset, "num_examples": len(answers), "num_correct": sum(answers),
@@ -78,3 +79,25 @@ def test_the_dialogue_warm_up_is_read_on_validation(tmp_path: Path) -> None:
     write_evaluation(tmp_path / "ei_nodialogue", "sft", {"world_val": [i % 4 == 0 for i in range(200)]})
     text = "\n".join(gate.dialogue_section(tmp_path))
     assert "+25.0 [" in text and "the warm-up keeps them on validation" in text
+
+
+def test_the_record_keeps_what_the_page_reads(tmp_path: Path) -> None:
+    from lab.study.record import record_tree, restore_tree
+
+    runs, record, restored = tmp_path / "runs", tmp_path / "record", tmp_path / "restored"
+    held_in = [i % 2 == 0 for i in range(50)]
+    write_evaluation(runs / "ei", "sft", {"world_val": held_in, "world_ood_steps": held_in[:20],
+                                         "world_ood_surface": held_in[:20]})
+    write_evaluation(runs / "grpo", "exgrpo", {"world_val": [not c for c in held_in], "world_ood_steps": held_in[:20],
+                                               "world_ood_surface": held_in[:20]})
+    write_steps(runs / "grpo", [0.1 * i for i in range(20)])
+    for run, stages in (("ei", ("eval",)), ("grpo", ("train", "eval"))):
+        for stage in stages:
+            (runs / run / stage / "manifest.json").write_text(json.dumps({"stage": stage, "seconds": 1.0}))
+    assert record_tree(runs, record, folders=("*",)) > 0
+    assert sorted(p.name for p in record.iterdir()) == ["ei.json.gz", "grpo.json.gz"]
+    assert restore_tree(record, restored) > 0
+    arm = gate.ARMS[0]
+    original, again = gate.arm_summary(runs, arm), gate.arm_summary(restored, arm)
+    assert again["held_in"] == original["held_in"] and again["series"] == original["series"]
+    assert again["rise"] == original["rise"]
