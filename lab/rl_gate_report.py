@@ -30,6 +30,7 @@ from exgrpo.files import atomic_write_text  # noqa: E402
 from exgrpo.rl.diagnostics import DIAGNOSTICS_FILE  # noqa: E402
 from exgrpo.runner.layout import RunLayout  # noqa: E402
 from exgrpo.runner.results import RunResults  # noqa: E402
+from exgrpo.runner.speeds import mean_of  # noqa: E402
 from lab.study.record import record_tree, restore_tree  # noqa: E402
 
 HELD_IN = ["world_val"]
@@ -51,12 +52,13 @@ ARMS = [
 ]
 
 
-def paired(arm: RunResults, start: RunResults, datasets: list[str]) -> dict[str, Any] | None:
-    """The arm's final model minus its start (percentage points), mean over datasets of each one's paired
-    difference on the same questions, with a paired bootstrap CI."""
+def paired(arm: RunResults, start: RunResults, datasets: list[str], model: str = "exgrpo",
+           baseline: str = "sft") -> dict[str, Any] | None:
+    """`arm`'s model minus `start`'s baseline (percentage points; by default an arm's final model minus its SFT
+    start), mean over datasets of each one's paired difference on the same questions, with a paired bootstrap CI."""
     groups = []
     for name in datasets:
-        ours, theirs = arm.verdicts("exgrpo", name), start.verdicts("sft", name)
+        ours, theirs = arm.verdicts(model, name), start.verdicts(baseline, name)
         if ours is None or theirs is None:
             return None
         shared = sorted(ours.keys() & theirs.keys())
@@ -93,11 +95,6 @@ def reward_rise(series: list[float], resamples: int = 2000, seed: int = 0) -> di
 def diagnostics(run_dir: Path) -> dict[str, Any] | None:
     path = RunLayout(run_dir).stage_dir("train") / DIAGNOSTICS_FILE
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def mean_of(records: list[dict[str, Any]], field: str) -> float | None:
-    values = [r[field] for r in records if r.get(field) is not None]
-    return sum(values) / len(values) if values else None
 
 
 def _pp(estimate: dict[str, float] | None) -> str:
@@ -203,21 +200,15 @@ def plot(summaries: list[dict[str, Any]], path: Path) -> None:
 
 def dialogue_section(runs: Path) -> list[str]:
     """Issue 36 item 6: EI-SFT with probe dialogues in its data (the gate's start) against without, on validation."""
-    with_dialogues, without = RunResults.of(runs / "ei"), RunResults.of(runs / "ei_nodialogue")
-    groups = []
-    for name in HELD_IN:
-        ours, theirs = with_dialogues.verdicts("sft", name), without.verdicts("sft", name)
-        if ours is None or theirs is None:
-            return ["## Probe dialogues in the SFT data", "", "EI-SFT without probe dialogues (ei_nodialogue): not "
-                    "finished.", ""]
-        shared = sorted(ours.keys() & theirs.keys())
-        groups.append([float(ours[i]) - float(theirs[i]) for i in shared])
-    estimate = bootstrap_mean_of_means(groups).as_percent()
+    estimate = paired(RunResults.of(runs / "ei"), RunResults.of(runs / "ei_nodialogue"), HELD_IN, model="sft")
+    if estimate is None:
+        return ["## Probe dialogues in the SFT data", "", "EI-SFT without probe dialogues (ei_nodialogue): not "
+                "finished.", ""]
     keep = "keeps them" if estimate["low"] > 0 else "gains nothing resolved from them" if estimate["high"] >= 0 \
         else "loses with them"
     return ["## Probe dialogues in the SFT data", "",
             f"EI-SFT with one probe dialogue per question (the format the RL rolls out) minus EI-SFT without, on "
-            f"held-in validation, same questions: {_pp(estimate)} pp ({sum(map(len, groups))} questions): the warm-up "
+            f"held-in validation, same questions: {_pp(estimate)} pp ({estimate['questions']} questions): the warm-up "
             f"{keep} on validation. (Both one pass over their own data.)", ""]
 
 

@@ -36,7 +36,8 @@ def rl_steps(layout: RunLayout) -> list[dict[str, Any]]:
     return json.loads(path.read_text())["steps"] if path.exists() else []
 
 
-def _mean(records: list[dict[str, Any]], field: str) -> float | None:
+def mean_of(records: list[dict[str, Any]], field: str) -> float | None:
+    """The mean of a field over the records that have it; None when none has."""
     values = [r[field] for r in records if r.get(field) is not None]
     return sum(values) / len(values) if values else None
 
@@ -47,8 +48,8 @@ def speeds_line(layout: RunLayout) -> str:
     steps = rl_steps(layout)
     parts = [("SFT training", sft_tokens_per_s(run), "tokens/s"),
              ("evaluation (SFT model)", eval_tokens_per_s(run, "sft"), "generated tokens/s"),
-             ("RL rollouts", _mean(steps, "rollout_tokens_per_s"), "generated tokens/s"),
-             ("RL update", _mean(steps, "update_tokens_per_s"), "sequence tokens/s")]
+             ("RL rollouts", mean_of(steps, "rollout_tokens_per_s"), "generated tokens/s"),
+             ("RL update", mean_of(steps, "update_tokens_per_s"), "sequence tokens/s")]
     shown = [f"{name} {value:.0f} {unit}" for name, value, unit in parts if value is not None]
     return ("Speeds measured in this run (compare them with another machine's before comparing wall times): "
             + "; ".join(shown) + ".") if shown else ""
@@ -63,7 +64,7 @@ def rl_stage_summary(layout: RunLayout) -> str:
     facts = [f"{len(steps)} steps", f"reward per step {rewards}"]
     for field, label, form in (("zero_spread", "groups without reward spread", ".0%"),
                                ("cut_turns", "turns cut by the budget", ".0%"), ("kl", "KL to the SFT model", ".4f")):
-        value = _mean(steps, field)
+        value = mean_of(steps, field)
         if value is not None:
             facts.append(f"{label} {format(value, form)}")
     return "; ".join(facts)
