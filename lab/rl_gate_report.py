@@ -25,10 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `lab` as a package
 
-from exgrpo.evaluation.metrics import bootstrap_mean_of_means  # noqa: E402
 from exgrpo.files import atomic_write_text  # noqa: E402
 from exgrpo.rl.diagnostics import DIAGNOSTICS_FILE  # noqa: E402
 from exgrpo.runner.layout import RunLayout  # noqa: E402
+from exgrpo.runner.report import paired_difference  # noqa: E402
 from exgrpo.runner.results import RunResults  # noqa: E402
 from exgrpo.runner.speeds import mean_of  # noqa: E402
 from lab.study.record import record_tree, restore_tree  # noqa: E402
@@ -55,16 +55,8 @@ ARMS = [
 def paired(arm: RunResults, start: RunResults, datasets: list[str], model: str = "exgrpo",
            baseline: str = "sft") -> dict[str, Any] | None:
     """`arm`'s model minus `start`'s baseline (percentage points; by default an arm's final model minus its SFT
-    start), mean over datasets of each one's paired difference on the same questions, with a paired bootstrap CI."""
-    groups = []
-    for name in datasets:
-        ours, theirs = arm.verdicts(model, name), start.verdicts(baseline, name)
-        if ours is None or theirs is None:
-            return None
-        shared = sorted(ours.keys() & theirs.keys())
-        groups.append([float(ours[i]) - float(theirs[i]) for i in shared])
-    estimate = bootstrap_mean_of_means(groups).as_percent()
-    return {**estimate, "questions": sum(len(g) for g in groups)}
+    start) on the same questions, with a paired bootstrap CI and the number of questions."""
+    return paired_difference(arm, model, baseline, datasets, baseline_run=start)
 
 
 def outcome_series(records: list[dict[str, Any]]) -> list[float]:

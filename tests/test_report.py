@@ -26,7 +26,7 @@ def test_paired_difference_is_above_below_or_not_resolved(tmp_path: Path) -> Non
     below = paired_difference(RunResults.of(tmp_path), "base", "sft", ["test"])
     assert below is not None and below["value"] == -75.0 and below["verdict"] == "below"
     same = paired_difference(RunResults.of(tmp_path), "sft", "same", ["test"])
-    assert same == {"value": 0.0, "low": 0.0, "high": 0.0, "verdict": "not resolved"}
+    assert same == {"value": 0.0, "low": 0.0, "high": 0.0, "verdict": "not resolved", "questions": 40}
     assert paired_difference(RunResults.of(tmp_path), "sft", "missing", ["test"]) is None
 
 

@@ -22,13 +22,15 @@ def _cell(estimate: dict[str, float] | None) -> str:
     return f"{estimate['value']:.1f} [{estimate['low']:.1f}, {estimate['high']:.1f}]"
 
 
-def paired_difference(run: RunResults, model: str, baseline: str, datasets: list[str]) -> dict[str, Any] | None:
+def paired_difference(run: RunResults, model: str, baseline: str, datasets: list[str],
+                      baseline_run: RunResults | None = None) -> dict[str, Any] | None:
     """`model` minus `baseline` on the same questions (percentage points): the mean over `datasets` of each
     dataset's mean difference, with a paired bootstrap CI (each dataset's questions resampled on their own);
-    "above" / "below" when the CI excludes 0, else "not resolved"."""
+    "above" / "below" when the CI excludes 0, else "not resolved". `baseline_run` reads the baseline from another
+    run folder evaluated on the same questions (an RL run against the SFT run it started from); default `run`."""
     groups = []
     for name in datasets:
-        ours, theirs = run.verdicts(model, name), run.verdicts(baseline, name)
+        ours, theirs = run.verdicts(model, name), (baseline_run or run).verdicts(baseline, name)
         if ours is None or theirs is None:
             return None
         shared = sorted(ours.keys() & theirs.keys())
@@ -39,7 +41,7 @@ def paired_difference(run: RunResults, model: str, baseline: str, datasets: list
         return None
     estimate = bootstrap_mean_of_means(groups).as_percent()
     verdict = "above" if estimate["low"] > 0 else "below" if estimate["high"] < 0 else "not resolved"
-    return {**estimate, "verdict": verdict}
+    return {**estimate, "verdict": verdict, "questions": sum(len(g) for g in groups)}
 
 
 def comparisons(config: RunConfig, results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
