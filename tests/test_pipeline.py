@@ -27,6 +27,7 @@ from exgrpo.errors import ConfigError
 from exgrpo.runner.layout import STAGES, RunLayout
 from exgrpo.runner.plan import plan
 from exgrpo.runner.registry import run_registry
+from exgrpo.runner.report import write_docs_page
 from exgrpo.runner.run import run
 from exgrpo.runner.stage_configs import (
     base_path,
@@ -94,6 +95,11 @@ def test_stages_run_once_skip_on_rerun_and_redo_from_a_stage(tmp_path: Path) -> 
     assert 0 < sft["cpu_seconds"] <= sft["seconds"] * (os.cpu_count() or 1) + 1  # CPU time of every thread
     assert sft["machine"]["cores"] == os.cpu_count() and isinstance(sft["machine"]["native_bf16"], bool)
     assert set(statuses(config).values()) == {"skipped (done)"}
+    # The quickstart page gives the stages' own times, so a page rewritten after a rerun that skipped all says
+    # what the run cost, not the seconds the rerun took.
+    page = tmp_path / "page.md"
+    write_docs_page(config.run_dir, page, recipe="configs/quickstart_tiny.yaml", student="a tiny student")
+    assert f"sft {sft['seconds']:.0f} s" in page.read_text() and (tmp_path / "page.png").exists()
     redo = statuses(config, from_stage="train")
     assert [redo[s] for s in ("world", "base", "probe", "sft")] == ["skipped (done)"] * 4
     assert all(redo[s].startswith("done") for s in ("train", "eval", "report"))

@@ -283,12 +283,11 @@ def quickstart_command(
         recipe["run_dir"] = str(run_dir)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
         yaml.safe_dump(recipe, handle)
-    started = time.time()
     run_command(Path(handle.name), from_stage=None, dry_run=False)
     if docs is not None:
         student = (f"the pretrained student `{recipe['base_model']}`" if recipe.get("base_model")
                    else "a tiny Llama student trained from scratch")
-        write_docs_page(Path(recipe["run_dir"]), docs, seconds=time.time() - started, recipe=f"configs/{name}",
+        write_docs_page(Path(recipe["run_dir"]), docs, recipe=f"configs/{name}",
                         student=student)
         console.print(f"Results page written to {docs}")
 
