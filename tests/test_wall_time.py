@@ -28,6 +28,7 @@ def test_a_spent_budget_stops_sft_cleanly_and_its_checkpoint_becomes_a_model(tin
     state = json.loads((tmp_path / "out" / "checkpoint-1" / "trainer_state.json").read_text())
     assert state["global_step"] == 1 and not (tmp_path / "out" / "checkpoint-2").exists()  # stopped after step 1
     assert (tmp_path / "out" / "checkpoint-1" / "adapter_config.json").exists()
+    assert state["stateful_callbacks"]["WallTimeBudget"]["attributes"]["spent"] > 0  # what a resumed run counts on
 
     result = CliRunner().invoke(app, ["checkpoint-to-model", str(tmp_path / "out" / "checkpoint-1")])
     assert result.exit_code == 0, result.output
@@ -35,6 +36,28 @@ def test_a_spent_budget_stops_sft_cleanly_and_its_checkpoint_becomes_a_model(tin
     assert not (exported / "adapter_config.json").exists()  # merged: a plain model, like final/
     merged, finished = AutoModelForCausalLM.from_pretrained(exported), AutoModelForCausalLM.from_pretrained(final)
     assert all(torch.equal(p, q) for p, q in zip(merged.parameters(), finished.parameters(), strict=True))
+
+
+def test_a_resumed_run_gets_only_the_budget_its_checkpoint_left() -> None:
+    from transformers import TrainerControl, TrainerState
+
+    from exgrpo.training.wall_time import WallTimeBudget
+
+    def resumed(seconds: float, stored: dict | None) -> tuple[WallTimeBudget, TrainerState, TrainerControl]:
+        state, control = TrainerState(global_step=10, max_steps=100), TrainerControl()
+        state.stateful_callbacks = {"WallTimeBudget": stored} if stored is not None else {}
+        budget = WallTimeBudget(seconds)
+        budget.on_train_begin(None, state, control)
+        return budget, state, control
+
+    budget, state, control = resumed(150.0, {"args": {"seconds": 150.0}, "attributes": {"spent": 100.0}})
+    assert 100.0 <= budget.spent() < 110.0 and not budget.on_step_end(None, state, control).should_training_stop
+    assert state.stateful_callbacks["WallTimeBudget"]["attributes"]["spent"] >= 100.0
+    budget, state, control = resumed(50.0, {"args": {"seconds": 150.0}, "attributes": {"spent": 100.0}})
+    assert budget.on_step_end(None, state, control).should_training_stop and budget.stopped_at_step == 10
+    # A checkpoint written before the budget existed: nothing spent before, and the entry transformers' save updates
+    budget, state, control = resumed(150.0, None)
+    assert budget.spent() < 10.0 and "WallTimeBudget" in state.stateful_callbacks
 
 
 def test_a_folder_that_is_no_checkpoint_is_refused_by_name(tmp_path: Path) -> None:

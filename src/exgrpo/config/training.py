@@ -36,7 +36,8 @@ class TrainingSettings(StrictModel):
     report_to: list[str] = Field(default_factory=lambda: ["tensorboard"], description="tensorboard, wandb, none")
     resume: bool = Field(True, description="continue from the newest checkpoint in output_dir if there is one")
     max_steps: int = Field(-1, description="optimizer steps; -1 = by epochs (SFT)")
-    max_seconds: float | None = Field(None, gt=0, description="wall-time budget of one invocation: training stops "
+    max_seconds: float | None = Field(None, gt=0, description="wall-time budget of the run's training, over all its "
+                                      "sittings (a resumed run gets what its last checkpoint left): training stops "
                                       "after the step that spends it and saves a checkpoint and final/ as usual")
     data_fraction: float = Field(1.0, gt=0, le=1, description="train on this fraction of the EI questions "
                                  "(a fixed, nested subset: the data-efficiency study)")

@@ -8,26 +8,45 @@ import time
 from typing import Any
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 
 logger = logging.getLogger(__name__)
 
 
-class WallTimeBudget(TrainerCallback):
-    """Stops training once `seconds` have passed since this invocation's training began (a resumed run gets
-    the whole budget again: it counts the time of this process, which is what a scheduler limits)."""
+class WallTimeBudget(TrainerCallback, ExportableState):
+    """Stops training once the run has trained for `seconds` of wall time, counted over all its sittings: the
+    seconds spent up to a checkpoint are saved in it (transformers' stateful callbacks, in trainer_state.json) and a
+    run resumed from it gets only what is left. Why the run's and not the invocation's: a config then fixes how long
+    its run trains, whatever killed and resumed it (a killed sitting's steps after its last checkpoint are lost and
+    not counted)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+        self.earlier = 0.0  # spent by earlier sittings, up to the checkpoint this one resumed from
         self.started: float | None = None
         self.stopped_at_step: int | None = None
 
+    def spent(self) -> float:
+        return self.earlier + (time.monotonic() - self.started if self.started is not None else 0.0)
+
+    def state(self) -> dict[str, Any]:
+        return {"args": {"seconds": self.seconds}, "attributes": {"spent": round(self.spent(), 3)}}
+
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        name = type(self).__name__
+        stored = (state.stateful_callbacks or {}).get(name)
+        self.earlier = float(stored.get("attributes", {}).get("spent", 0.0)) if isinstance(stored, dict) else 0.0
+        if self.earlier:
+            logger.warning("wall-time budget: %.0f s spent by earlier sittings up to step %d, %.0f s left",
+                           self.earlier, state.global_step, max(self.seconds - self.earlier, 0.0))
+        # A checkpoint from before this budget existed lacks the entry that transformers' save expects to update.
+        state.stateful_callbacks = {**(state.stateful_callbacks or {}), name: self.state()}
         self.started = time.monotonic()
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         if self.started is None or control.should_training_stop:
             return control
-        spent = time.monotonic() - self.started
+        spent = self.spent()
         if spent >= self.seconds:
             logger.warning("wall-time budget of %.0f s spent (%.0f s) after step %d of %d: stopping, saving a "
                            "checkpoint and the final model", self.seconds, spent, state.global_step, state.max_steps)
