@@ -379,6 +379,47 @@ def datasets_command(
     console.print(table)
 
 
+@app.command("overlap")
+def overlap_command(
+    train: Annotated[list[Path], typer.Option("--train", help="A training data file (EI data: questions and their probes; "
+                                              "chat records: user turns; or prompts); repeatable: one arm's data.")],
+    datasets: Annotated[str, typer.Option(help="Comma-separated evaluation datasets (registered names).")],
+    split: Annotated[str | None, typer.Option(help="Split of the datasets (default: each one's test split).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Read only the first N questions of each dataset.")] = None,
+    filler: Annotated[list[str] | None, typer.Option("--filler", help="A word that varies between questions of one "
+                                                     "template (an item, a label), masked like names; repeatable. "
+                                                     "A --world's own such words are added.")] = None,
+    probes: Annotated[bool, typer.Option(help="Count the EI probes of the training files (--no-probes: an arm that "
+                                         "trains on the questions alone, such as SKD).")] = True,
+    world: WorldOption = None,
+) -> None:
+    """How much of each evaluation split's question format the training data already shows.
+
+    Names, numbers and filler words masked, texts cut into sentences: the share of a split's sentences whose
+    pattern the training texts contain, and of its questions whose whole pattern they contain. A split is
+    held-out in format only where both are near 0 (more steps of known sentences: high sentences, low questions).
+    """
+    from exgrpo.evaluation.format_overlap import format_overlap, training_texts
+    from exgrpo.world.generate import FILLER_WORDS
+
+    try:
+        registry = _dataset_registry(world)
+        texts = [text for path in train for text in training_texts(path, probes)]
+        fillers = [*(filler or []), *(FILLER_WORDS if world else [])]
+        table = Table(title=f"Format overlap with {', '.join(str(p) for p in train)} ({len(texts)} training texts)")
+        for column in ("dataset", "questions", "sentences seen", "whole questions seen"):
+            table.add_column(column)
+        for name in [n.strip() for n in datasets.split(",") if n.strip()]:
+            questions = [example.question for example in registry.load(name, split, limit)]
+            overlap = format_overlap(texts, questions, fillers)
+            table.add_row(name, str(overlap.questions),
+                          f"{overlap.sentences:.0%} ({overlap.sentence_patterns[0]}/{overlap.sentence_patterns[1]})",
+                          f"{overlap.whole_questions:.0%} ({overlap.question_patterns[0]}/{overlap.question_patterns[1]})")
+    except ExgrpoError as error:
+        _fail(error)
+    console.print(table)
+
+
 @app.command("checkpoint-to-model")
 def checkpoint_to_model_command(
     checkpoint: Annotated[Path, typer.Argument(help="A stage's OUTPUT_DIR/checkpoint-N folder.")],

@@ -24,6 +24,9 @@ ITEMS = {  # per kind: (training words, held-out words)
     "bool": (["wug", "blicket", "dax", "fep"], ["zorp", "trell"]),
 }
 PROPERTIES = (["blue", "heavy", "round", "loud", "soft", "warm", "fast"], ["shiny", "tall", "sour", "quiet"])
+# The words a world's templates vary besides names and numbers: what a format-overlap check masks
+# (exgrpo.evaluation.format_overlap), so that a template with other items counts as the same format.
+FILLER_WORDS = sorted({word for pair in (*ITEMS.values(), PROPERTIES) for side in pair for word in side})
 
 SPLITS = {  # split -> (families, step range, surface variant, reversed, held_out_words, group)
     "train": (["arith", "date", "logic", "choice"], (1, 3), 0, False, False, "train"),
