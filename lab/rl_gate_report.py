@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `lab` as a package
 
@@ -33,6 +34,7 @@ from exgrpo.runner.results import RunResults  # noqa: E402
 from exgrpo.runner.speeds import mean_of  # noqa: E402
 from lab.study.record import record_tree, restore_tree  # noqa: E402
 
+CONFIGS = Path(__file__).resolve().parent / "configs" / "rl_gate"
 HELD_IN = ["world_val"]
 UNSEEN = ["world_ood_steps", "world_ood_surface"]
 
@@ -57,6 +59,67 @@ def paired(arm: RunResults, start: RunResults, datasets: list[str], model: str =
     """`arm`'s model minus `start`'s baseline (percentage points; by default an arm's final model minus its SFT
     start) on the same questions, with a paired bootstrap CI and the number of questions."""
     return paired_difference(arm, model, baseline, datasets, baseline_run=start)
+
+
+def changed_answers(arm: RunResults, start: RunResults, datasets: list[str], model: str = "exgrpo",
+                    baseline: str = "sft") -> dict[str, int] | None:
+    """How many answers the arm changed against its start, each way, on the same questions: a paired difference
+    near 0 can hide many changes that cancel."""
+    counts = {"fixed": 0, "broken": 0, "questions": 0}
+    for name in datasets:
+        ours, theirs = arm.verdicts(model, name), start.verdicts(baseline, name)
+        if ours is None or theirs is None:
+            return None
+        for question in ours.keys() & theirs.keys():
+            counts["questions"] += 1
+            counts["fixed"] += bool(ours[question]) and not theirs[question]
+            counts["broken"] += bool(theirs[question]) and not ours[question]
+    return counts
+
+
+# What each start trained on: EI-SFT (and ExGRPO's probe turns) the questions with their probes, SKD (and the GRPO
+# rollouts) the questions alone.
+TRAINING_DATA = {"ei": ("EI data: questions and their probes", True), "skd": ("the questions alone (SKD, GRPO)", False)}
+OVERLAP_FILE = "overlap.json"
+
+
+def format_overlaps(runs: Path) -> dict[str, dict[str, Any]]:
+    """How much of each evaluated split's question format each start's training data shows (the product's
+    format-overlap check): what backs calling world_ood_steps and world_ood_surface unseen-format."""
+    from exgrpo.evaluation.format_overlap import format_overlap, training_texts
+    from exgrpo.runner.registry import registry_with_worlds, world_datasets_file
+    from exgrpo.world.generate import FILLER_WORDS
+
+    table: dict[str, dict[str, Any]] = {}
+    for start, (label, probes) in TRAINING_DATA.items():
+        data = RunLayout(runs / start).ei_data
+        if not data.exists():
+            continue
+        texts = training_texts(data, probes)
+        registry = registry_with_worlds([world_datasets_file(runs / start)])
+        table[label] = {name: format_overlap(texts, [e.question for e in registry.load(name)], FILLER_WORDS).line()
+                        for name in HELD_IN + UNSEEN}
+    return table
+
+
+def overlap_section(record: Path) -> list[str]:
+    path = record / OVERLAP_FILE
+    if not path.exists():
+        return []
+    table = json.loads(path.read_text())
+    lines = ["## Which formats the training data shows", "",
+             "Measured by `exgrpo overlap` (names, numbers and the world's filler words masked): the share of each "
+             "split's sentences, and of its whole questions, found among the training texts. Unseen-format means "
+             "whole questions near 0 %.", "", "| training data | " + " | ".join(HELD_IN + UNSEEN) + " |",
+             "|---|" + "---|" * len(HELD_IN + UNSEEN)]
+    lines += [f"| {label} | " + " | ".join(row.get(name, "n/a") for name in HELD_IN + UNSEEN) + " |"
+              for label, row in table.items()]
+    return [*lines, ""]
+
+
+def learning_rate(arm: str) -> float | None:
+    config = yaml.safe_load((CONFIGS / f"{arm}.yaml").read_text())
+    return (config.get("train") or {}).get("learning_rate")
 
 
 def outcome_series(records: list[dict[str, Any]]) -> list[float]:
@@ -123,6 +186,7 @@ def arm_summary(runs: Path, arm: Arm) -> dict[str, Any]:
     finished = all(v is not None for v in verdicts.values())
     return {"arm": arm, "held_in": held_in, "unseen": unseen, "rise": rise, "series": series, "records": records,
             "verdicts": verdicts, "met": finished and all(verdicts.values()), "finished": finished,
+            "changed": changed_answers(results, start, HELD_IN), "learning_rate": learning_rate(arm.name),
             "selection": document.get("question_selection") if document else None,
             "train_seconds": sum(r["step_seconds"] for r in records if r.get("step_seconds") is not None),
             "evaluation": results.evaluation("exgrpo"), "start_evaluation": start.evaluation("sft"),
@@ -204,7 +268,7 @@ def dialogue_section(runs: Path) -> list[str]:
             f"{keep} on validation. (Both one pass over their own data.)", ""]
 
 
-def page(runs: Path, summaries: list[dict[str, Any]], image: str) -> str:
+def page(runs: Path, summaries: list[dict[str, Any]], image: str, record: Path | None = None) -> str:
     lines = ["# The RL gate: does ExGRPO train on the real student?", "",
              "Written by `python lab/rl_gate_report.py` from the runs of `bash lab/rl_gate.sh` (configs in "
              "`lab/configs/rl_gate/`): the synthetic world with its exact teacher, SmolLM2-135M-Instruct on 2 CPU "
@@ -213,15 +277,19 @@ def page(runs: Path, summaries: list[dict[str, Any]], image: str) -> str:
              "An arm meets the gate when held-in validation (world_val) rises over its start (paired 95 % CI above "
              "0), its outcome reward rises (last fifth of the steps minus the first, CI above 0), and the unseen-format "
              "held-out splits (world_ood_steps, world_ood_surface: a question format no arm trained on) do not fall "
-             "(the paired CI's upper end not below 0).", "",
-             "| arm | start | gate | held-in validation: arm - start (pp) | outcome reward: first -> last fifth | "
-             "unseen-format held-out: arm - start (pp) |", "|---|---|---|---|---|---|"]
+             "(the paired CI's upper end not below 0). The learning rates were not tuned (one for every arm); "
+             "only validation may tune them, never the held-out splits.", "",
+             "| arm | start | learning rate | gate | held-in validation: arm - start (pp) | validation answers "
+             "changed: wrong -> right / right -> wrong | outcome reward: first -> last fifth | "
+             "unseen-format held-out: arm - start (pp) |", "|---|---|---|---|---|---|---|---|"]
     for s in summaries:
         verdict = "**met**" if s["met"] else ("not finished" if not s["finished"] else "**not met**")
         rise = s["rise"]
         rise_text = "n/a" if rise is None else (f"{rise['first']:.2f} -> {rise['last']:.2f} ({_pp(rise)})")
-        lines.append(f"| {s['arm'].title} | {s['arm'].start_title} | {verdict} | {_pp(s['held_in'])} | {rise_text} | "
-                     f"{_pp(s['unseen'])} |")
+        changed = s["changed"]
+        changed_text = "n/a" if changed is None else f"{changed['fixed']} / {changed['broken']} of {changed['questions']}"
+        lines.append(f"| {s['arm'].title} | {s['arm'].start_title} | {_shown(s['learning_rate'], 'g')} | {verdict} | "
+                     f"{_pp(s['held_in'])} | {changed_text} | {rise_text} | {_pp(s['unseen'])} |")
     lines += ["", "Accuracy (%), world_val / world_ood_steps / world_ood_surface, and each split's guessing floor:", "",
               "| model | accuracy | questions |", "|---|---|---|"]
     shown_starts = set()
@@ -262,6 +330,7 @@ def page(runs: Path, summaries: list[dict[str, Any]], image: str) -> str:
         lines += [f"- {s['arm'].title}: " + ", ".join(k for k, v in s["verdicts"].items() if not v)
                   + f" not met; {why_not(s)}." for s in not_met]
         lines.append("")
+    lines += overlap_section(record) if record is not None else []
     lines += dialogue_section(runs)
     lines += ["## Wall time per stage (s)", "", "| run | " + " | ".join(("world", "probe", "sft", "train", "eval"))
               + " |", "|---|---|---|---|---|---|"]
@@ -284,6 +353,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.action == "record":
         print(f"record: {record_tree(args.runs, args.record, folders=('*',))} files changed in {args.record}")
+        if overlaps := format_overlaps(args.runs):
+            atomic_write_text(args.record / OVERLAP_FILE, json.dumps(overlaps, indent=1) + "\n")
         return
     print(f"restore: {restore_tree(args.record, args.runs) if args.record.exists() else 0} files written to {args.runs}")
     if args.action == "restore":
@@ -291,7 +362,7 @@ def main() -> None:
     summaries = [arm_summary(args.runs, arm) for arm in ARMS]
     image = args.page.with_suffix(".png")
     plot(summaries, image)
-    atomic_write_text(args.page, page(args.runs, summaries, image.name))
+    atomic_write_text(args.page, page(args.runs, summaries, image.name, args.record))
     print(f"wrote {args.page} and {image}")
 
 

@@ -66,8 +66,10 @@ def test_an_arm_that_learns_meets_the_gate_and_one_that_does_not_is_explained(tm
     assert summaries[1]["finished"] and not summaries[1]["met"]
     assert not summaries[1]["verdicts"]["held-in validation rises"]
     text = gate.page(tmp_path, summaries, "rl.png")
-    assert "| outcome-only GRPO | EI-SFT | **met** | +25.0" in text
-    assert "| full ExGRPO | EI-SFT | **not met** |" in text
+    assert "| outcome-only GRPO | EI-SFT | 1e-05 | **met** | +25.0" in text
+    assert summaries[0]["changed"] == {"fixed": 50, "broken": 0, "questions": 200}  # i % 4 == 1: 50 of 200
+    assert "| 50 / 0 of 200 |" in text
+    assert "| full ExGRPO | EI-SFT | 1e-05 | **not met** |" in text
     assert "full ExGRPO: held-in validation rises, reward rises not met; 40 steps in 40 min" in text
     gate.plot(summaries, tmp_path / "rl.png")
     assert (tmp_path / "rl.png").stat().st_size > 0
@@ -101,3 +103,20 @@ def test_the_record_keeps_what_the_page_reads(tmp_path: Path) -> None:
     original, again = gate.arm_summary(runs, arm), gate.arm_summary(restored, arm)
     assert again["held_in"] == original["held_in"] and again["series"] == original["series"]
     assert again["rise"] == original["rise"]
+
+
+def test_the_page_shows_which_formats_each_start_trained_on(tmp_path: Path) -> None:
+    from exgrpo.world.datasets import write_world
+
+    runs = tmp_path / "runs"
+    write_world(runs / "ei" / "world", seed=0, train_size=8, test_size=4, ood_size=4, val_size=4)
+    layout = RunLayout(runs / "ei")
+    layout.ei_data.parent.mkdir(parents=True)
+    layout.ei_data.write_text((runs / "ei" / "world" / "train.jsonl").read_text())
+    overlaps = gate.format_overlaps(runs)
+    assert list(overlaps) == ["EI data: questions and their probes"]  # no skd run here
+    row = overlaps["EI data: questions and their probes"]
+    assert "whole questions 0%" in row["world_ood_steps"] and row["world_ood_surface"].startswith("sentences 0%")
+    (tmp_path / gate.OVERLAP_FILE).write_text(json.dumps(overlaps))
+    text = "\n".join(gate.overlap_section(tmp_path))
+    assert "| EI data: questions and their probes | sentences 100%" in text
