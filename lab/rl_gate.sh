@@ -5,14 +5,14 @@
 # the start of each sitting until it prints "gate: all runs done". Runs one after another (2 CPU cores). A sitting
 # on a fresh machine first restores what the committed record holds: `python lab/rl_gate_report.py restore`. The
 # page: `python lab/rl_gate_report.py` (docs/rl.md).
-#   bash lab/rl_gate.sh [RUN ...]        (default: ei skd ei_nodialogue grpo exgrpo skd_grpo; ei_nodialogue is item 6:
+#   bash lab/rl_gate.sh [RUN ...]        (default: ei skd exgrpo grpo skd_grpo ei_nodialogue; ei_nodialogue is item 6:
 #   EI-SFT without probe dialogues, read on validation against ei)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export EXGRPO_DATA_DIR="${EXGRPO_DATA_DIR:-../shared/datasets}"
 EXGRPO="${EXGRPO:-.venv/bin/exgrpo}"
 mkdir -p runs/rl-gate
-for arm in "${@:-ei skd ei_nodialogue grpo exgrpo skd_grpo}"; do
+for arm in "${@:-ei skd exgrpo grpo skd_grpo ei_nodialogue}"; do
   for name in $arm; do
     echo "gate: $name started $(date -u +%FT%TZ)" | tee -a runs/rl-gate/progress.log
     "$EXGRPO" run "lab/configs/rl_gate/$name.yaml" > "runs/rl-gate/$name.log" 2>&1
