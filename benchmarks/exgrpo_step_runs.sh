@@ -18,7 +18,7 @@ fi
 set -- $LOGS
 {
   echo "# python benchmarks/exgrpo_step.py ${BENCH_ARGS:-}  ($(date +%F), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; Trainer log lines left out)"
-  grep -v "train_runtime\|^{'\|Loading\|it/s\]\|s/it\]\|warn\|^\s*$" "$1"
+  grep -v "train_runtime\|^{'\|Loading\|Building labels\|it/s\]\|s/it\]\|warn\|^\s*$" "$1"
   echo
   echo "# the same benchmark, $# runs of this code:"
   "$python" - "$@" <<'PY'

@@ -5,14 +5,17 @@
 # the start of each sitting until it prints "gate: all runs done". Runs one after another (2 CPU cores). A sitting
 # on a fresh machine first restores what the committed record holds: `python lab/rl_gate_report.py restore`. The
 # page: `python lab/rl_gate_report.py` (docs/rl.md).
-#   bash lab/rl_gate.sh [RUN ...]        (default: ei skd exgrpo grpo skd_grpo ei_nodialogue; ei_nodialogue is item 6:
+# The default runs stop at the learning-rate check (full ExGRPO at 1e-5 and 3e-5): the page names the rate with
+# the higher world_val; set it as train.learning_rate in grpo.yaml and skd_grpo.yaml (a commit says so), then
+#   bash lab/rl_gate.sh grpo skd_grpo ei_nodialogue
+#   bash lab/rl_gate.sh [RUN ...]        (default: ei skd exgrpo exgrpo_lr3e-5; ei_nodialogue is item 6:
 #   EI-SFT without probe dialogues, read on validation against ei)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export EXGRPO_DATA_DIR="${EXGRPO_DATA_DIR:-../shared/datasets}"
 EXGRPO="${EXGRPO:-.venv/bin/exgrpo}"
 mkdir -p runs/rl-gate
-for arm in "${@:-ei skd exgrpo grpo skd_grpo ei_nodialogue}"; do
+for arm in "${@:-ei skd exgrpo exgrpo_lr3e-5}"; do
   for name in $arm; do
     echo "gate: $name started $(date -u +%FT%TZ)" | tee -a runs/rl-gate/progress.log
     "$EXGRPO" run "lab/configs/rl_gate/$name.yaml" > "runs/rl-gate/$name.log" 2>&1

@@ -120,3 +120,14 @@ def test_the_page_shows_which_formats_each_start_trained_on(tmp_path: Path) -> N
     (tmp_path / gate.OVERLAP_FILE).write_text(json.dumps(overlaps))
     text = "\n".join(gate.overlap_section(tmp_path))
     assert "| EI data: questions and their probes | sentences 100%" in text
+
+
+def test_the_learning_rate_is_the_one_with_the_higher_validation_accuracy(tmp_path: Path) -> None:
+    chosen, lines = gate.learning_rate_check(tmp_path)
+    assert chosen == "exgrpo" and "not finished" in "\n".join(lines)  # nothing run yet: the default
+    write_evaluation(tmp_path / "exgrpo", "exgrpo", {"world_val": [i % 2 == 0 for i in range(100)]})
+    write_evaluation(tmp_path / "exgrpo_lr3e-5", "exgrpo", {"world_val": [i % 5 != 0 for i in range(100)]})
+    chosen, lines = gate.learning_rate_check(tmp_path)
+    text = "\n".join(lines)
+    assert chosen == "exgrpo_lr3e-5" and "**3e-05** (exgrpo_lr3e-5)" in text
+    assert "| 1e-05 | exgrpo | 50.0 |" in text and "| 3e-05 | exgrpo_lr3e-5 | 80.0 |" in text
