@@ -10,21 +10,18 @@ import numpy as np
 
 from exgrpo.files import atomic_write_text
 from exgrpo.runner.results import RunResults
+from lab.study.goals import RULE as SPEC_GOALS_RULE
+from lab.study.goals import goal_line, judge, spec_goals
 from lab.study.plots import plot_dsu, plot_fractions, plot_main
 from lab.study.projection import projection_lines
 from lab.study.spec import Study
 from lab.study.standing import progress_lines, tuning_lines
-from lab.study.tables import Page, Row, cell, every
+from lab.study.tables import Page, Row, cell, every, method_row
 from lab.study.verdicts import threshold_verdict, verdict
 
 ZERO_SHOT = Row("Zero-shot (base student)", "ei_exgrpo", "base")
 EI_SFT = Row("EI data, plain SFT (no RL)", "ei_exgrpo", "sft")
 OURS = Row("EI + ExGRPO (ours)", "ei_exgrpo", "exgrpo")
-
-
-def method_row(study: Study, method: str) -> Row:
-    config_train = study.methods[method].get("train", study.common.get("train"))
-    return Row(study.title(method), method, "exgrpo" if config_train is not None else "sft")
 
 
 def main_rows(study: Study) -> list[Row]:
@@ -211,6 +208,8 @@ def _all_rows(study: Study, *tables: list[Row]) -> list[Row]:
     return list(rows.values())
 
 
+GOALS_HEADING = ("Goals (paired 95% CIs; met only when the CI excludes 0 in the goal's favour, and for goals fixed in "
+                 "the spec its p-value, Holm-adjusted for a secondary goal, is below 0.05):")
 SUMMARY_BEGIN = "<!-- study summary: written by lab/scale_model.py report -->"
 SUMMARY_END = "<!-- end of study summary -->"
 
@@ -222,7 +221,7 @@ def summary_lines(study: Study, page_path: Path, gate: list[str], goal_lines: li
     progress = progress[:1]
     return [f"From [{page_path.as_posix()}]({page_path.as_posix()}) (`{command}`, spec "
             f"`{os.path.relpath(study.spec_path)}`), its verdict lines as the page prints them. The EI-SFT gate:", "",
-            *gate, "", "Goals (paired 95% CIs; met only when the CI excludes 0 in the goal's favour):", "", *goal_lines,
+            *gate, "", GOALS_HEADING, "", *goal_lines,
             *(["", *held_out] if held_out else []), *(["", *progress] if progress else [])]
 
 
@@ -244,7 +243,9 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
     teacher = Row(study.title("teacher_model"), "teacher_model", "sft") if "teacher_model" in study.methods else None
     compute_rows = [r for r in main if r.model != "base"] + [
         method_row(study, m) for m in ("skd_compute_matched",) if m in study.methods]
-    gate, goal_lines, progress = gate_lines(page), goals(page, study), progress_lines(study)
+    declared = spec_goals(study)  # the spec's primary and secondary goals; else the page's built-in ones
+    goal_lines = [goal_line(result) for result in judge(page, declared)] if declared else goals(page, study)
+    gate, progress = gate_lines(page), progress_lines(study)
     lines = [
         "# Results: EI + ExGRPO against distillation baselines (the scale-model study)", "",
         f"Written by `{command}` from the runs of `{os.path.relpath(study.spec_path)}` (reproduce: "
@@ -270,7 +271,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
            "anywhere, so the averages below are over all families and cannot tell the methods apart.", ""]
           if every_family else []),
         "## Does the student learn? (the EI-SFT gate)", "", *gate, "",
-        "## Goals (the paper's claims, scaled)", "", RULE, "", *goal_lines, "",
+        "## Goals (the paper's claims, scaled)", "", SPEC_GOALS_RULE if declared else RULE, "", *goal_lines, "",
         "## Degenerate outputs", "",
         # The policy comes first: it speaks of the runs "flagged below".
         *([f"Rerun policy (fixed in the spec before the runs): {study.report['rerun_policy']}", ""]

@@ -68,6 +68,7 @@ class Study:
         # never for results) and `outside` (real benchmarks, an outside check reported on their own).
         self.report: dict[str, Any] = spec.get("report", {})  # also rerun_policy, cut: sentences the page prints
         self.tuning: dict[str, Any] = spec.get("tuning", {})  # learning rates chosen on validation (study/tuning.py)
+        self.goals_spec: dict[str, Any] | None = spec.get("goals")  # primary and secondary goals (study/goals.py)
         self.first = next(iter(self.methods))
         # The device and precision its runs compute in (`machine`): checked before any training (check_machine).
         self.machine: dict[str, Any] = spec.get("machine") or {}

@@ -78,6 +78,12 @@ def pooled_bootstrap(groups: list[np.ndarray], seed: int = 0) -> Estimate | None
     return Estimate(float(np.mean([g.mean() for g in groups])), float(low), float(high))
 
 
+def method_row(study: Study, method: str) -> Row:
+    """A method's own final model: its RL model where it has an RL stage, else its SFT model."""
+    config_train = study.methods[method].get("train", study.common.get("train"))
+    return Row(study.title(method), method, "exgrpo" if config_train is not None else "sft")
+
+
 def every(question_id: str) -> bool:
     return True
 
