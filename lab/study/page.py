@@ -153,6 +153,24 @@ def seen_format_lines(page: Page, study: Study, rows: list[Row]) -> list[str]:
     return lines + [""]
 
 
+def overlap_section(page: Page) -> list[str]:
+    """The measured format overlap of every arm's training texts with every evaluated split (where the spec asks
+    for it): what decides which held-out splits are unseen-format."""
+    if page.overlaps is None:
+        return []
+    from lab.study.overlap import SEEN, overlap_lines
+
+    splits = page.held_in + page.every_held_out() + page.ei_test + page.validation + page.outside
+    titles = {method: f"{page.study.title(method)} (`{method}`)" for method in page.overlaps}
+    return ["## Which formats each arm trained on (measured)", "",
+            "Per arm and evaluated split: the share of the split's sentences / of its whole prompts whose pattern "
+            "(numbers, names and the world's filler words masked) occurs among the arm's training prompts (SFT user "
+            "turns, probes and dialogues included, and its RL prompts; lab/study/overlap.py, the product's "
+            f"`exgrpo overlap` check). A held-out split of which some arm's texts hold at least {SEEN:.0%} of the whole "
+            "prompts is in a format that arm trained on: it is in no held-out average and no goal.", "",
+            *overlap_lines(page.overlaps, titles, splits), ""]
+
+
 GATE_POINTS = 25.0  # EI-SFT must reach the guessing floor + this on held-in before methods are compared
 
 
@@ -270,6 +288,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         *(["**Every family is at the guessing floor for every method**: no method's CI rises above the larger floor "
            "anywhere, so the averages below are over all families and cannot tell the methods apart.", ""]
           if every_family else []),
+        *overlap_section(page),
         "## Does the student learn? (the EI-SFT gate)", "", *gate, "",
         "## Goals (the paper's claims, scaled)", "", SPEC_GOALS_RULE if declared else RULE, "", *goal_lines, "",
         "## Degenerate outputs", "",

@@ -108,12 +108,18 @@ class FormatSeen:
     methods: tuple[str, ...]
 
 
+MEASURED_FORMAT = "its questions' whole patterns (measured: lab/study/overlap.py)"
+
+
 def formats_seen(study: Study, evaluated: list[str]) -> dict[str, FormatSeen]:
     """The spec's report.format_seen_by: split -> the format and the methods that trained on it."""
     from exgrpo.errors import ConfigError
 
     seen = {}
-    for split, entry in (study.report.get("format_seen_by") or {}).items():
+    listed = study.report.get("format_seen_by") or {}
+    if not isinstance(listed, dict):
+        raise ConfigError(f"{study.spec_path}: report.format_seen_by: `measured`, or split -> format and methods")
+    for split, entry in listed.items():
         where = f"{study.spec_path}: report.format_seen_by.{split}"
         if split not in evaluated:
             raise ConfigError(f"{where}: not one of the evaluated datasets ({', '.join(evaluated)})")
@@ -140,11 +146,22 @@ class Page:
         set_apart = set(expand_dataset_names(study.report.get("outside", []) + study.report.get("validation", [])))
         self.names = names = [name for name in expand_dataset_names(config.eval.datasets) if name not in set_apart]
         self.ei_test = [config.eval.ei_test] if config.eval.ei_test else []
-        self.format_seen = formats_seen(study, expand_dataset_names(config.eval.datasets) + self.ei_test)
         self.held_in = [name for name in names if self.registry.get(name).group == "held_in"]
+        held_out = [name for name in names if self.registry.get(name).group == "held_out"]
+        # Which arms trained on which splits' formats: measured (lab/study/overlap.py) where the spec says
+        # `format_seen_by: measured`, else as the spec lists them.
+        self.overlaps: dict[str, dict[str, dict[str, Any]]] | None = None
+        if study.report.get("format_seen_by") == "measured":
+            from lab.study.overlap import measure, trained_formats
+
+            self.overlaps = measure(study)
+            self.format_seen = {split: FormatSeen(MEASURED_FORMAT, tuple(methods))
+                                for split, methods in trained_formats(self.overlaps).items()
+                                if split in held_out + self.ei_test}
+        else:
+            self.format_seen = formats_seen(study, expand_dataset_names(config.eval.datasets) + self.ei_test)
         # A held-out split in a format some method trained on measures that format, not transfer: every held-out
         # average, goal and plot reads the others only (held_out), and the page reports it apart (held_out_seen).
-        held_out = [name for name in names if self.registry.get(name).group == "held_out"]
         self.held_out = [name for name in held_out if name not in self.format_seen]
         self.held_out_seen = [name for name in held_out if name in self.format_seen]
         evaluated = set(expand_dataset_names(config.eval.datasets))
@@ -192,6 +209,12 @@ class Page:
     def seen_by(self, dataset: str) -> str:
         """The format of a split some methods trained on, and those methods, in words."""
         seen = self.format_seen[dataset]
+        if seen.format == MEASURED_FORMAT:
+            from lab.study.overlap import SEEN
+
+            return (f"in a format these methods' training texts show (at least {SEEN:.0%} of its whole-question "
+                    "patterns found among them, measured by lab/study/overlap.py): "
+                    + ", ".join(f"{self.study.title(method)} (`{method}`)" for method in seen.methods))
         return (f"in the format of {seen.format}, which these methods trained on: "
                 + ", ".join(f"{self.study.title(method)} (`{method}`)" for method in seen.methods))
 

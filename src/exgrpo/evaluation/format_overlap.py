@@ -103,14 +103,16 @@ def training_texts(path: str | Path, probes: bool = True) -> list[str]:
     these fields is an error naming its line."""
     texts = []
     for line, record in read_records(path):
-        found = _record_texts(record, probes)
+        found = record_texts(record, probes)
         if not found:
             raise DataError("no question, probes, messages or prompt to read", path, line)
         texts.extend(found)
     return texts
 
 
-def _record_texts(record: dict[str, Any], probes: bool) -> list[str]:
+def record_texts(record: dict[str, Any], probes: bool) -> list[str]:
+    """One training record's questions: its `question` (and its probes' questions, with `probes`), the user turns
+    of its `messages`, its `prompt`."""
     texts = [record["question"]] if isinstance(record.get("question"), str) else []
     texts += [probe["question"] for probe in (record.get("probes") or [] if probes else []) if isinstance(probe, dict)
               and isinstance(probe.get("question"), str)]
