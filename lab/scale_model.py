@@ -94,6 +94,9 @@ def main() -> int:
         from lab.study.projection import projection_lines
 
         print("\n".join(projection_lines(study)))
+        from lab.study.goals import pilot_power_lines
+
+        print("\n".join(pilot_power_lines(study)))
         return 0
     from exgrpo.files import replace_marked_section
     from lab.study.page import SUMMARY_BEGIN, SUMMARY_END, write_results_page

@@ -5,15 +5,15 @@ interval, its p-value, the minimum detectable difference of the design, and what
 In the spec:
 
     goals:
-      primary: {better: ei_exgrpo, worse: skd, on: held_out, detect: 3}
+      primary: {better: ei_exgrpo, worse: skd, splits: held_out, detect: 3}
       secondary:
-        - {better: ei_exgrpo, worse: revthink, on: held_out}
-        - {better: "ei_exgrpo:exgrpo", worse: "ei_exgrpo:sft", on: held_out, detect: 2}
+        - {better: ei_exgrpo, worse: revthink, splits: held_out}
+        - {better: "ei_exgrpo:exgrpo", worse: "ei_exgrpo:sft", splits: held_out, detect: 2}
 
-`better` / `worse`: a method (its own final model) or "method:model" (base, sft, exgrpo); `on`: held_out (the
+`better` / `worse`: a method (its own final model) or "method:model" (base, sft, exgrpo); `splits`: held_out (the
 held-out splits of a format no arm trained on), held_in, ei_test, or a list of datasets; `detect`: the difference
 (points) the design must be able to detect, printed against the minimum detectable difference; `text`: words for
-the goal (default: "<better> beats <worse> on <on>").
+the goal (default: "<better> beats <worse> on <splits>"). (Not `on`: YAML reads that key as true.)
 
 A goal is **met** only when both its paired bootstrap CI excludes 0 in its favour and its p-value (for a secondary
 goal, Holm-adjusted over all secondary goals) is below 0.05; **failed** when both say so against it; otherwise
@@ -22,6 +22,7 @@ goal, Holm-adjusted over all secondary goals) is below 0.05; **failed** when bot
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,7 @@ class Goal:
     name: str  # "primary" or "secondary N"
     better: Row
     worse: Row
-    on: tuple[str, ...]  # a split group (SPLIT_GROUPS) alone, or dataset names
+    splits: tuple[str, ...]  # a split group (SPLIT_GROUPS) alone, or dataset names
     text: str
     detect: float | None  # the difference (points) the design must detect, if the spec sets one
     primary: bool
@@ -88,20 +89,20 @@ def _row(study: Any, reference: Any, where: str) -> Row:
 
 
 def _goal(study: Any, entry: Any, name: str, where: str, primary: bool) -> Goal:
-    if not isinstance(entry, dict) or not {"better", "worse", "on"} <= set(entry):
-        raise ConfigError(f"{where}: a goal needs `better`, `worse` and `on` (and may set `detect`, `text`)")
-    unknown = set(entry) - {"better", "worse", "on", "detect", "text"}
+    if not isinstance(entry, dict) or not {"better", "worse", "splits"} <= set(entry):
+        raise ConfigError(f"{where}: a goal needs `better`, `worse` and `splits` (and may set `detect`, `text`)")
+    unknown = set(map(str, entry)) - {"better", "worse", "splits", "detect", "text"}
     if unknown:
         raise ConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
-    on = entry["on"]
-    on = (on,) if isinstance(on, str) else tuple(on)
-    if not on or (len(on) > 1 and any(group in SPLIT_GROUPS for group in on)):
-        raise ConfigError(f"{where}.on: one of {', '.join(SPLIT_GROUPS)}, or a list of dataset names")
+    splits = entry["splits"]
+    splits = (splits,) if isinstance(splits, str) else tuple(splits)
+    if not splits or (len(splits) > 1 and any(group in SPLIT_GROUPS for group in splits)):
+        raise ConfigError(f"{where}.splits: one of {', '.join(SPLIT_GROUPS)}, or a list of dataset names")
     better, worse = _row(study, entry["better"], f"{where}.better"), _row(study, entry["worse"], f"{where}.worse")
-    words = on[0].replace("_", "-") if len(on) == 1 else ", ".join(on)
+    words = splits[0].replace("_", "-") if splits[0] in SPLIT_GROUPS else ", ".join(splits)
     text = entry.get("text") or f"{better.title} beats {worse.title} on {words}"
     detect = entry.get("detect")
-    return Goal(name, better, worse, on, text, None if detect is None else float(detect), primary)
+    return Goal(name, better, worse, splits, text, None if detect is None else float(detect), primary)
 
 
 def spec_goals(study: Any) -> list[Goal]:
@@ -120,9 +121,9 @@ def spec_goals(study: Any) -> list[Goal]:
 
 
 def goal_datasets(page: Any, goal: Goal) -> list[str]:
-    if goal.on[0] in SPLIT_GROUPS:
-        return list(getattr(page, goal.on[0]))
-    return list(goal.on)
+    if goal.splits[0] in SPLIT_GROUPS:
+        return list(getattr(page, goal.splits[0]))
+    return list(goal.splits)
 
 
 def paired_differences(page: Any, goal: Goal) -> tuple[list[list[float]], list[float]]:
@@ -197,3 +198,55 @@ RULE = ("The goals were fixed in the spec before the runs: one primary goal, jud
         "resolved** (then the page says which gains the CI excludes). Beside each: the seed-level 95 % t-interval "
         "(one difference per seed), and the minimum detectable difference at 80 % power of this design (a "
         "secondary goal's at its strictest Holm level, 0.05 over their number) (lab/study/goals.py).")
+
+
+# How a paired standard error shrinks from 1 to 3 seeds on the same questions, measured on the second study's
+# record (lab/records/study-smollm2: 600 held-out questions, 4 goals): 0.44-0.69 times, not 1/sqrt(3) = 0.58 at
+# most: a question's difficulty stays with it across seeds. The projection spans "all training noise" (1/sqrt of
+# the seeds) to "all question noise" (no gain from seeds).
+def power_lines(results: list[GoalResult], pilot_seeds: int, planned_seeds: int) -> list[str]:
+    """Each goal's minimum detectable difference on the pilot's seeds, and projected to the planned seeds, against
+    what the design must detect: printed before the rest of the study runs."""
+    lines = [f"Minimum detectable difference of each goal (80 % power; a secondary goal at 0.05 over their number), "
+             f"from the paired spread of the pilot's {pilot_seeds} seed(s), and projected to {planned_seeds} seeds "
+             "(between no gain from more seeds and the 1/sqrt(seeds) of pure training noise):", "",
+             "The last column: the questions (at the pilot's mix of splits) that would bring the MDD down to what "
+             "the goal must detect, without counting on more seeds (a standard error falls as 1/sqrt(questions)).", "",
+             "| goal | questions | pilot value | MDD now | MDD projected | must detect | verdict on power | "
+             "questions needed |", "|---|---|---|---|---|---|---|---|"]
+    for result in results:
+        if result.mdd is None:
+            lines.append(f"| {result.goal.text} | | | not measured yet | | | |")
+            continue
+        best = result.mdd * (pilot_seeds / planned_seeds) ** 0.5
+        detect = result.goal.detect
+        power = ("—" if detect is None else "powered" if result.mdd <= detect else
+                 "underpowered" if best > detect else "powered only if seeds help")
+        questions = result.test.questions  # type: ignore[union-attr]
+        needed = "" if detect is None else f"{math.ceil(questions * (result.mdd / detect) ** 2):,}"
+        lines.append(f"| {result.goal.text} ({result.goal.name}) | {questions} | "
+                     f"{result.test.value:+.1f} | {result.mdd:.1f} | {best:.1f}-{result.mdd:.1f} | "  # type: ignore[union-attr]
+                     f"{'' if detect is None else f'{detect:g}'} | {power} | {needed} |")
+    return lines
+
+
+def pilot_power_lines(study: Any) -> list[str]:
+    """`project`'s power table: the spec's goals judged on the seeds finished so far (the pilot)."""
+    from pathlib import Path
+
+    from lab.study.spec import make_models
+    from lab.study.tables import Page
+
+    declared = spec_goals(study)
+    if not declared:
+        return []
+    make_models(study.run_config(study.first, study.seeds[0]), "probe")  # the page reads the first run's world
+    from lab.study.page import main_rows
+
+    page = Page(study, Path(study.report.get("page", "docs/results.md")))
+    page.exclude_floor_families(main_rows(study))  # the averages the page's goals read
+    results = judge(page, declared)
+    pilot = max((len(page.results.seeds(r.goal.better, r.goal.worse)) for r in results), default=0)
+    if pilot == 0:
+        return ["", "Power: no goal has a finished pair of runs yet (the pilot)."]
+    return ["", *power_lines(results, pilot, len(study.seeds))]

@@ -248,10 +248,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
     page = Page(study, page_path)
     page.images.mkdir(parents=True, exist_ok=True)
     main, ablation = main_rows(study), ablation_rows(study)
-    trained = [row for row in main if row.model != "base"]
-    at_floor = set(page.floor_families(main)) if any(page.estimate(r, page.held_in) for r in trained) else set()
-    every_family = at_floor and at_floor == page.families()
-    page.excluded = set() if every_family else at_floor  # before any average is computed
+    every_family = page.exclude_floor_families(main)  # before any average is computed
     curves = {"SKD": fraction_rows(study, "skd"), "EI + ExGRPO": fraction_rows(study, study.first)}
     fired, held_out = dsu_curves(page)
     plot_main(page, main, page.images / "main.png")

@@ -249,6 +249,15 @@ class Page:
         finally:
             self.excluded = kept
 
+    def exclude_floor_families(self, rows: list[Row]) -> bool:
+        """Leave the families at the guessing floor for every row out of the averages (once a trained row has
+        held-in results); True when that is every family: then none is left out."""
+        trained = [row for row in rows if row.model != "base"]
+        at_floor = set(self.floor_families(rows)) if any(self.estimate(r, self.held_in) for r in trained) else set()
+        every_family = bool(at_floor) and at_floor == self.families()
+        self.excluded = set() if every_family else at_floor
+        return every_family
+
     def floor_values(self, datasets: list[str], pooled: bool = False) -> tuple[float, float] | None:
         """The guessing floors (random valid answer, majority answer; %) of the evaluated questions: the mean over
         the datasets, or over their questions pooled."""

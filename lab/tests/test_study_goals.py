@@ -3,6 +3,7 @@ interval and minimum detectable difference; a goal met only when the bootstrap C
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 from typing import Any
 
@@ -54,9 +55,9 @@ def answers(share: float, questions: int = 300, seed: int = 0) -> np.ndarray:
     return (base ^ flips).astype(float)
 
 
-SPEC = {"primary": {"better": "ei_exgrpo", "worse": "skd", "on": "held_out", "detect": 3},
-        "secondary": [{"better": "ei_exgrpo", "worse": "revthink", "on": "held_out"},
-                      {"better": "ei_exgrpo:exgrpo", "worse": "ei_exgrpo:sft", "on": ["ood_a"], "detect": 2}]}
+SPEC = {"primary": {"better": "ei_exgrpo", "worse": "skd", "splits": "held_out", "detect": 3},
+        "secondary": [{"better": "ei_exgrpo", "worse": "revthink", "splits": "held_out"},
+                      {"better": "ei_exgrpo:exgrpo", "worse": "ei_exgrpo:sft", "splits": ["ood_a"], "detect": 2}]}
 
 
 def test_the_spec_names_one_primary_goal_and_its_secondary_goals() -> None:
@@ -64,18 +65,19 @@ def test_the_spec_names_one_primary_goal_and_its_secondary_goals() -> None:
     assert [goal.name for goal in goals] == ["primary", "secondary 1", "secondary 2"]
     assert goals[0].primary and not goals[1].primary
     assert goals[0].better == Row("EI_EXGRPO", "ei_exgrpo", "exgrpo") and goals[0].worse == Row("SKD", "skd", "sft")
-    assert goals[2].worse == Row("EI_EXGRPO's SFT model", "ei_exgrpo", "sft") and goals[2].on == ("ood_a",)
+    assert goals[2].worse == Row("EI_EXGRPO's SFT model", "ei_exgrpo", "sft") and goals[2].splits == ("ood_a",)
     assert goals[0].text == "EI_EXGRPO beats SKD on held-out" and goals[0].detect == 3.0
+    assert goals[2].text == "EI_EXGRPO beats EI_EXGRPO's SFT model on ood_a"  # dataset names as they are
     assert spec_goals(study(None)) == []
 
 
 @pytest.mark.parametrize(("goals", "message"), [
     ({"secondary": []}, "exactly one `primary`"),
-    ({"primary": {"better": "ei_exgrpo", "worse": "gkd", "on": "held_out"}}, "goals.primary.worse: no method 'gkd'"),
-    ({"primary": {"better": "ei_exgrpo:final", "worse": "skd", "on": "held_out"}}, "the model after ':'"),
-    ({"primary": {"better": "ei_exgrpo", "worse": "skd"}}, "needs `better`, `worse` and `on`"),
-    ({"primary": {"better": "ei_exgrpo", "worse": "skd", "on": "held_out", "power": 1}}, "unknown keys power"),
-    ({"primary": {"better": "ei_exgrpo", "worse": "skd", "on": ["held_out", "held_in"]}}, "goals.primary.on"),
+    ({"primary": {"better": "ei_exgrpo", "worse": "gkd", "splits": "held_out"}}, "goals.primary.worse: no method 'gkd'"),
+    ({"primary": {"better": "ei_exgrpo:final", "worse": "skd", "splits": "held_out"}}, "the model after ':'"),
+    ({"primary": {"better": "ei_exgrpo", "worse": "skd"}}, "needs `better`, `worse` and `splits`"),
+    ({"primary": {"better": "ei_exgrpo", "worse": "skd", "splits": "held_out", "power": 1}}, "unknown keys power"),
+    ({"primary": {"better": "ei_exgrpo", "worse": "skd", "splits": ["held_out", "held_in"]}}, "goals.primary.splits"),
 ])
 def test_a_malformed_goal_is_refused_naming_its_field(goals: Any, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("`", ".")):
@@ -126,3 +128,17 @@ def test_a_goal_whose_runs_have_not_finished_is_not_measured_yet() -> None:
     results = judge(fake_page(correct), spec_goals(study(SPEC)))
     assert results[0].verdict == "not measured yet" and goal_line(results[0]).startswith("- **not measured yet**")
     assert results[1].verdict in ("met", "not resolved")  # the others are still judged, Holm over those measured
+
+
+def test_the_power_table_projects_each_goals_mdd_to_the_planned_seeds() -> None:
+    from lab.study.goals import power_lines
+
+    results = judge(fake_page(correct_with(ours=0.6, skd=0.3, revthink=0.55, sft=0.58)), spec_goals(study(SPEC)))
+    lines = power_lines(results, pilot_seeds=1, planned_seeds=4)
+    primary, _, rl_step = results
+    rows = [line for line in lines if line.startswith("| EI_EXGRPO")]
+    assert rows[0].startswith("| EI_EXGRPO beats SKD on held-out (primary) | 600 | ")
+    assert f"| {primary.mdd:.1f} | {primary.mdd / 2:.1f}-{primary.mdd:.1f} | 3 |" in rows[0]
+    assert rows[0].endswith(f"| {math.ceil(600 * (primary.mdd / 3) ** 2):,} |")
+    expected = ("powered" if rl_step.mdd <= 2 else "underpowered" if rl_step.mdd / 2 > 2 else "powered only if seeds help")
+    assert f"| 2 | {expected} | " in rows[2] and rows[1].endswith("|  | — |  |")
