@@ -186,16 +186,23 @@ def learning_rate_check(runs: Path) -> tuple[str, list[str]]:
     for name in LR_CHECK:
         evaluation = RunResults.of(runs / name).evaluation("exgrpo")
         accuracy = evaluation.accuracy(HELD_IN[0]) if evaluation is not None else None
+        document = diagnostics(runs / name)
+        records = document["steps"] if document else []
+        kl = [r["kl"] for r in records[-5:] if r.get("kl") is not None]
+        rise = reward_rise(outcome_series(records))
+        reward = "n/a" if rise is None else f"{rise['first']:.2f} -> {rise['last']:.2f}"
         rows.append(f"| {_shown(learning_rate(name), 'g')} | {name} | "
-                    f"{'not finished' if accuracy is None else format(accuracy['value'], '.1f')} |")
+                    f"{'not finished' if accuracy is None else format(accuracy['value'], '.1f')} | {len(records)} | "
+                    f"{_shown(float(np.mean(kl)) if kl else None, '.4f')} | {reward} |")
         if accuracy is not None and accuracy["value"] > best[1]:
             best = (name, accuracy["value"])
     lines = ["## Learning rate, chosen on validation", "",
              f"Full ExGRPO at each rate tried (all else as in `exgrpo.yaml`); the gate's arms use the rate with the "
              f"higher world_val accuracy: **{learning_rate(best[0]):g}** ({best[0]}). The held-out splits are not read "
              "to choose it. The held-in verdicts above are read on the split the rate was chosen on; the "
-             "unseen-format held-out ones are not.", "", "| learning rate | run | world_val accuracy (%) |",
-             "|---|---|---|", *rows, ""]
+             "unseen-format held-out ones are not.", "",
+             "| learning rate | run | world_val accuracy (%) | steps | KL (last 5 steps) | outcome reward: first -> last "
+             "fifth |", "|---|---|---|---|---|---|", *rows, ""]
     return best[0], lines
 
 
