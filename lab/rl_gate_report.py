@@ -118,12 +118,28 @@ def overlap_section(record: Path) -> list[str]:
     return [*lines, ""]
 
 
-def learning_rate(arm: str) -> float | None:
+def train_setting(arm: str, key: str) -> Any:
+    """`train.<key>` of the arm's gate config (None when the config or the key is absent)."""
     path = CONFIGS / f"{arm}.yaml"
     if not path.exists():
         return None
     config = yaml.safe_load(path.read_text())
-    return (config.get("train") or {}).get("learning_rate")
+    return (config.get("train") or {}).get(key)
+
+
+def learning_rate(arm: str) -> float | None:
+    return train_setting(arm, "learning_rate")
+
+
+def step_matching(arms: list[Arm]) -> list[str]:
+    """The sentence saying which arms stop at a set step (stop_at_step) rather than at their wall-time budget."""
+    stops = {arm.title: train_setting(arm.name, "stop_at_step") for arm in arms}
+    matched = [f"{title} (step {step})" for title, step in stops.items() if step is not None]
+    if not matched:
+        return []
+    return [f"Matched on steps: {', '.join(matched)} stop at the step count full ExGRPO reached in its 2 hours, on "
+            "the same learning-rate schedule (`stop_at_step`: the first steps of the longer run): the same number of "
+            "updates and questions as full ExGRPO, with less compute per step (see the training minutes below).", ""]
 
 
 def outcome_series(records: list[dict[str, Any]]) -> list[float]:
@@ -314,7 +330,7 @@ def page(runs: Path, summaries: list[dict[str, Any]], image: str, record: Path |
              "0), its outcome reward rises (last fifth of the steps minus the first, CI above 0), and the unseen-format "
              "held-out splits (world_ood_steps, world_ood_surface: a question format no arm trained on) do not fall "
              "(the paired CI's upper end not below 0). One learning rate for every arm, chosen on validation (see "
-             "below), never on the held-out splits.", "",
+             "below), never on the held-out splits.", "", *step_matching([s["arm"] for s in summaries]),
              "| arm | start | learning rate | gate | held-in validation: arm - start (pp) | validation answers "
              "changed: wrong -> right / right -> wrong | outcome reward: first -> last fifth | "
              "unseen-format held-out: arm - start (pp) |", "|---|---|---|---|---|---|---|---|"]

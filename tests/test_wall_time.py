@@ -76,3 +76,18 @@ def test_a_spent_budget_stops_exgrpo_with_its_diagnostics(toy_sft_model: tuple[P
     assert [r["step"] for r in steps] == [1]
     assert (tmp_path / "checkpoint-1").is_dir() and (final / "model.safetensors").exists()
     assert (tmp_path / "diagnostics.png").exists()
+
+
+def test_stop_at_step_ends_exgrpo_on_that_step_on_the_long_runs_learning_rates(toy_sft_model: tuple[Path, Path],
+                                                                                tmp_path: Path) -> None:
+    from test_exgrpo import train_config
+
+    from exgrpo.rl.train import run_train
+
+    model, ei = toy_sft_model
+    final = run_train(train_config(model, ei, tmp_path, max_steps=20, stop_at_step=2, learning_rate=1e-4,
+                                   logging_steps=1))
+    state = json.loads((tmp_path / "checkpoint-2" / "trainer_state.json").read_text())
+    rates = [entry["learning_rate"] for entry in state["log_history"] if "learning_rate" in entry]
+    assert state["global_step"] == 2 and (final / "model.safetensors").exists()
+    assert rates[-1] == pytest.approx(1e-4 * (1 - 1 / 20))  # step 2 of a linear decay over 20 steps, not over 2

@@ -39,6 +39,9 @@ class TrainingSettings(StrictModel):
     max_seconds: float | None = Field(None, gt=0, description="wall-time budget of the run's training, over all its "
                                       "sittings (a resumed run gets what its last checkpoint left): training stops "
                                       "after the step that spends it and saves a checkpoint and final/ as usual")
+    stop_at_step: int | None = Field(None, gt=0, description="end the run after this optimizer step (checkpoint "
+                                     "and final/ as usual) while the learning-rate schedule runs over max_steps: "
+                                     "the first steps of the longer run, e.g. to match another run's steps")
     data_fraction: float = Field(1.0, gt=0, le=1, description="train on this fraction of the EI questions "
                                  "(a fixed, nested subset: the data-efficiency study)")
     probe_rules: list[str] | None = Field(None, description="train on probes of these rules only; default: the ten "

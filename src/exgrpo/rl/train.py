@@ -104,7 +104,7 @@ def run_train(config: TrainConfig, callbacks: list[Any] | None = None) -> Path:
     questions, selection = rl_questions(config)  # the pass-rate pre-pass samples at the resolved answer budget
     diagnostics = TrainingDiagnostics(config.output_dir, max_new_tokens=budgets.probe,
                                       max_answer_tokens=budgets.answer, question_selection=selection)
-    trainer = build_trainer(config, budget_callbacks(config.max_seconds, [diagnostics, *(callbacks or [])]),
+    trainer = build_trainer(config, budget_callbacks(config, [diagnostics, *(callbacks or [])]),
                             questions)
     use_compact_console(trainer)
     try:

@@ -40,6 +40,6 @@ def run_distill(config: DistillStageConfig, callbacks: list[Any] | None = None) 
     trainer = DistillationTrainer(model=model_path, teacher_model=teacher_path, args=arguments,
                                   train_dataset=prompts, processing_class=tokenizer,
                                   peft_config=peft_config(config.lora),
-                                  callbacks=budget_callbacks(config.max_seconds, callbacks))
+                                  callbacks=budget_callbacks(config, callbacks))
     trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
     return save_final_model(trainer, config.output_dir, config.merge_adapter)

@@ -1,5 +1,6 @@
-"""A training stage's wall-time budget: the stage stops after the step that spends it, saves a checkpoint and
-then its final model as after any run (a budgeted run is a normal run that ends early, not a killed one)."""
+"""A training stage's budgets: wall time, or a step to stop at. The stage stops after the step that spends it, saves
+a checkpoint and then its final model as after any run (a budgeted run is a normal run that ends early, not a killed
+one)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,27 @@ class WallTimeBudget(TrainerCallback, ExportableState):
         return control
 
 
-def budget_callbacks(max_seconds: float | None, callbacks: list[Any] | None) -> list[Any]:
-    """A stage's callbacks, with the wall-time budget first when the config sets one."""
-    return ([WallTimeBudget(max_seconds)] if max_seconds is not None else []) + list(callbacks or [])
+class StopAtStep(TrainerCallback):
+    """Stops training after optimizer step `step` while the learning-rate schedule still runs over max_steps. Why
+    not max_steps: lowering it squeezes the schedule's decay into fewer steps, so a run stopped this way takes the
+    very steps (learning rates included) of the first `step` steps of the longer run: an arm matched on another's
+    steps, or a long run trained in sittings."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if state.global_step >= self.step and not control.should_training_stop:
+            logger.warning("stop_at_step %d reached (schedule over %d steps): stopping, saving a checkpoint and "
+                           "the final model", self.step, state.max_steps)
+            control.should_training_stop = True
+            control.should_save = True
+        return control
+
+
+def budget_callbacks(settings: Any, callbacks: list[Any] | None) -> list[Any]:
+    """A stage's callbacks, with the budgets its settings (TrainingSettings) set first."""
+    budgets = [WallTimeBudget(settings.max_seconds)] if settings.max_seconds is not None else []
+    if settings.stop_at_step is not None:
+        budgets.append(StopAtStep(settings.stop_at_step))
+    return budgets + list(callbacks or [])
