@@ -48,11 +48,19 @@ class Arm:
     start_title: str
 
 
+# A start's model does not outlive the machine of its sitting, and a retrained one differs (another CPU: without
+# native bf16 the stages train and evaluate in fp32). So the arms run in a later sitting start from their start
+# retrained there (`ei`, `skd`, evaluated there), and the first sitting's starts are kept as `<start>_first`: each arm
+# is read against the start it actually trained from.
 ARMS = [
-    Arm("grpo", "outcome-only GRPO", "ei", "EI-SFT"),
-    Arm("exgrpo", "full ExGRPO", "ei", "EI-SFT"),
-    Arm("skd_grpo", "SKD + GRPO", "skd", "SKD"),
+    Arm("grpo", "outcome-only GRPO", "ei", "EI-SFT (retrained)"),
+    Arm("exgrpo", "full ExGRPO", "ei_first", "EI-SFT (first sitting)"),
+    Arm("skd_grpo", "SKD + GRPO", "skd", "SKD (retrained)"),
 ]
+# Every start's folder and title: the accuracy table shows each, and the retraining section compares each pair.
+STARTS = {"ei_first": "EI-SFT (first sitting)", "ei": "EI-SFT (retrained)", "skd_first": "SKD (first sitting)",
+          "skd": "SKD (retrained)"}
+RETRAINED = [("ei", "ei_first"), ("skd", "skd_first")]
 
 
 def paired(arm: RunResults, start: RunResults, datasets: list[str], model: str = "exgrpo",
@@ -305,9 +313,44 @@ def plot(summaries: list[dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
+def compute_of(run: Path) -> str | None:
+    """How a run's SFT stage computed: 'bf16' on a CPU with native bf16, else 'fp32' (None without its manifest)."""
+    path = RunLayout(run).manifest("sft")
+    if not path.exists():
+        return None
+    machine = json.loads(path.read_text()).get("machine") or {}
+    return None if "native_bf16" not in machine else "bf16" if machine["native_bf16"] else "fp32"
+
+
+def retraining_section(runs: Path) -> list[str]:
+    """Each start retrained from the same recipe in another sitting against its first training, on validation: how
+    far two trainings of one recipe land apart, the yardstick beside any difference between arms of different
+    starts."""
+    lines = []
+    for again, first in RETRAINED:
+        estimate = paired(RunResults.of(runs / again), RunResults.of(runs / first), HELD_IN, model="sft")
+        changed = changed_answers(RunResults.of(runs / again), RunResults.of(runs / first), HELD_IN, model="sft")
+        if estimate is None or changed is None:
+            continue
+        lines.append(f"- {STARTS[again]} ({compute_of(runs / again)}) minus {STARTS[first]} "
+                     f"({compute_of(runs / first)}), same recipe and data: {_pp(estimate)} pp on world_val; "
+                     f"{changed['fixed']} answers wrong -> right and {changed['broken']} right -> wrong of "
+                     f"{changed['questions']}.")
+    if not lines:
+        return []
+    return ["## The same start, trained twice", "",
+            "A start's model does not outlive its sitting's machine: the arms run in a later sitting start from the "
+            "same recipe retrained there, and each arm is read against the start it trained from. How far two "
+            "trainings of one recipe land apart (a difference between arms of different starts is no larger a "
+            "finding than this):", "", *lines, ""]
+
+
 def dialogue_section(runs: Path) -> list[str]:
-    """Issue 36 item 6: EI-SFT with probe dialogues in its data (the gate's start) against without, on validation."""
-    estimate = paired(RunResults.of(runs / "ei"), RunResults.of(runs / "ei_nodialogue"), HELD_IN, model="sft")
+    """Issue 36 item 6: EI-SFT with probe dialogues in its data (the gate's start) against without, on validation;
+    against the EI-SFT trained on the same kind of machine (the same precision) when there is one."""
+    without = runs / "ei_nodialogue"
+    start = next((name for name in ("ei", "ei_first") if compute_of(runs / name) == compute_of(without)), "ei_first")
+    estimate = paired(RunResults.of(runs / start), RunResults.of(without), HELD_IN, model="sft")
     if estimate is None:
         return ["## Probe dialogues in the SFT data", "", "EI-SFT without probe dialogues (ei_nodialogue): not "
                 "finished.", ""]
@@ -316,7 +359,8 @@ def dialogue_section(runs: Path) -> list[str]:
     return ["## Probe dialogues in the SFT data", "",
             f"EI-SFT with one probe dialogue per question (the format the RL rolls out) minus EI-SFT without, on "
             f"held-in validation, same questions: {_pp(estimate)} pp ({estimate['questions']} questions): the warm-up "
-            f"{keep} on validation. (Both one pass over their own data.)", ""]
+            f"{keep} on validation. (Both one pass over their own data; with dialogues: {STARTS[start]}, "
+            f"{compute_of(runs / start)}; without: {compute_of(without)}.)", ""]
 
 
 def page(runs: Path, summaries: list[dict[str, Any]], image: str, record: Path | None = None,
@@ -343,22 +387,23 @@ def page(runs: Path, summaries: list[dict[str, Any]], image: str, record: Path |
         lines.append(f"| {s['arm'].title} | {s['arm'].start_title} | {_shown(s['learning_rate'], 'g')} | {verdict} | "
                      f"{_pp(s['held_in'])} | {changed_text} | {rise_text} | {_pp(s['unseen'])} |")
     lines += ["", "Accuracy (%), world_val / world_ood_steps / world_ood_surface, and each split's guessing floor:", "",
-              "| model | accuracy | questions |", "|---|---|---|"]
-    shown_starts = set()
+              "| model | accuracy | questions | computed in |", "|---|---|---|---|"]
     datasets = HELD_IN + UNSEEN
+    starts = {name: RunResults.of(runs / name).evaluation("sft") for name in STARTS}
+    for name, evaluation in starts.items():
+        if evaluation is not None:
+            counts = [row["num_examples"] for row in evaluation.report["datasets"] if row["name"] in datasets]
+            lines.append(f"| start: {STARTS[name]} | {_acc(evaluation, datasets)} | {' / '.join(map(str, counts))} | "
+                         f"{compute_of(runs / name) or 'n/a'} |")
     for s in summaries:
-        if s["arm"].start not in shown_starts and s["start_evaluation"] is not None:
-            shown_starts.add(s["arm"].start)
-            counts = [row["num_examples"] for row in s["start_evaluation"].report["datasets"] if row["name"] in datasets]
-            lines.append(f"| {s['arm'].start_title} (start) | {_acc(s['start_evaluation'], datasets)} | "
-                         f"{' / '.join(map(str, counts))} |")
-        lines.append(f"| {s['arm'].title} | {_acc(s['evaluation'], datasets)} | |")
-    floor_source = next((s["start_evaluation"] for s in summaries if s["start_evaluation"] is not None), None)
+        lines.append(f"| {s['arm'].title} | {_acc(s['evaluation'], datasets)} | | "
+                     f"{compute_of(runs / s['arm'].start) or 'n/a'} (its start's machine) |")
+    floor_source = next((e for e in starts.values() if e is not None), None)
     if floor_source is not None:
         floors = [floor_source.floors(name) for name in datasets]
         if all(floors):
             lines.append("| *guessing floor: random / majority* | "
-                         + " / ".join(f"{f['random']:.1f}:{f['majority']:.1f}" for f in floors) + " | |")
+                         + " / ".join(f"{f['random']:.1f}:{f['majority']:.1f}" for f in floors) + " | | |")
     lines += ["", f"![curves]({image})", "", "## Diagnostics of each run", "",
               "| arm | steps | training min | questions (pass-rate filter) | groups without spread | cut turns | "
               "KL (last 5 steps) | entropy first -> last | DSU fired | rollout / update tok/s |",
@@ -384,6 +429,7 @@ def page(runs: Path, summaries: list[dict[str, Any]], image: str, record: Path |
         lines.append("")
     lines += rate_lines or []
     lines += overlap_section(record) if record is not None else []
+    lines += retraining_section(runs)
     lines += dialogue_section(runs)
     lines += ["## Wall time per stage (s)", "", "| run | " + " | ".join(("world", "probe", "sft", "train", "eval"))
               + " |", "|---|---|---|---|---|---|"]
@@ -406,8 +452,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.action == "record":
         print(f"record: {record_tree(args.runs, args.record, folders=('*',))} files changed in {args.record}")
-        if overlaps := format_overlaps(args.runs):
-            atomic_write_text(args.record / OVERLAP_FILE, json.dumps(overlaps, indent=1) + "\n")
+        if overlaps := format_overlaps(args.runs):  # a start whose data this sitting lacks keeps its entry
+            path = args.record / OVERLAP_FILE
+            kept = json.loads(path.read_text()) if path.exists() else {}
+            atomic_write_text(path, json.dumps({**kept, **overlaps}, indent=1) + "\n")
         return
     print(f"restore: {restore_tree(args.record, args.runs) if args.record.exists() else 0} files written to {args.runs}")
     if args.action == "restore":

@@ -52,8 +52,9 @@ def test_outcome_leaves_the_dsu_bonus_out() -> None:
 def test_an_arm_that_learns_meets_the_gate_and_one_that_does_not_is_explained(tmp_path: Path) -> None:
     held_in_start = [i % 2 == 0 for i in range(200)]
     unseen = [i % 3 == 0 for i in range(100)]
-    write_evaluation(tmp_path / "ei", "sft", {"world_val": held_in_start, "world_ood_steps": unseen,
-                                             "world_ood_surface": unseen})
+    for start in ("ei", "ei_first"):  # outcome-only GRPO's start, and full ExGRPO's (trained in an earlier sitting)
+        write_evaluation(tmp_path / start, "sft", {"world_val": held_in_start, "world_ood_steps": unseen,
+                                                   "world_ood_surface": unseen})
     better = [c or i % 4 == 1 for i, c in enumerate(held_in_start)]  # +25 points on the same questions
     write_evaluation(tmp_path / "grpo", "exgrpo", {"world_val": better, "world_ood_steps": unseen,
                                                    "world_ood_surface": unseen})
@@ -66,10 +67,10 @@ def test_an_arm_that_learns_meets_the_gate_and_one_that_does_not_is_explained(tm
     assert summaries[1]["finished"] and not summaries[1]["met"]
     assert not summaries[1]["verdicts"]["held-in validation rises"]
     text = gate.page(tmp_path, summaries, "rl.png")
-    assert "| outcome-only GRPO | EI-SFT | 1e-05 | **met** | +25.0" in text
+    assert "| outcome-only GRPO | EI-SFT (retrained) | 1e-05 | **met** | +25.0" in text
     assert summaries[0]["changed"] == {"fixed": 50, "broken": 0, "questions": 200}  # i % 4 == 1: 50 of 200
     assert "| 50 / 0 of 200 |" in text
-    assert "| full ExGRPO | EI-SFT | 1e-05 | **not met** |" in text
+    assert "| full ExGRPO | EI-SFT (first sitting) | 1e-05 | **not met** |" in text
     assert "full ExGRPO: held-in validation rises, reward rises not met; 40 steps in 40 min" in text
     gate.plot(summaries, tmp_path / "rl.png")
     assert (tmp_path / "rl.png").stat().st_size > 0
@@ -81,6 +82,27 @@ def test_the_dialogue_warm_up_is_read_on_validation(tmp_path: Path) -> None:
     write_evaluation(tmp_path / "ei_nodialogue", "sft", {"world_val": [i % 4 == 0 for i in range(200)]})
     text = "\n".join(gate.dialogue_section(tmp_path))
     assert "+25.0 [" in text and "the warm-up keeps them on validation" in text
+
+
+def write_sft_manifest(run_dir: Path, native_bf16: bool) -> None:
+    path = RunLayout(run_dir).manifest("sft")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"stage": "sft", "seconds": 1.0, "machine": {"native_bf16": native_bf16}}))
+
+
+def test_a_retrained_start_is_compared_with_its_first_training_and_names_its_precision(tmp_path: Path) -> None:
+    assert gate.retraining_section(tmp_path) == []  # nothing retrained: no section
+    write_evaluation(tmp_path / "ei_first", "sft", {"world_val": [i % 2 == 0 for i in range(200)]})
+    write_evaluation(tmp_path / "ei", "sft", {"world_val": [i % 4 == 0 for i in range(200)]})
+    write_sft_manifest(tmp_path / "ei_first", native_bf16=True)
+    write_sft_manifest(tmp_path / "ei", native_bf16=False)
+    text = "\n".join(gate.retraining_section(tmp_path))
+    assert "EI-SFT (retrained) (fp32) minus EI-SFT (first sitting) (bf16)" in text and "-25.0 [" in text
+    assert "0 answers wrong -> right and 50 right -> wrong of 200" in text
+    # Without probe dialogues, trained on an fp32 machine: read against the start trained in fp32 too
+    write_evaluation(tmp_path / "ei_nodialogue", "sft", {"world_val": [i % 4 == 0 for i in range(200)]})
+    write_sft_manifest(tmp_path / "ei_nodialogue", native_bf16=False)
+    assert "+0.0 [" in "\n".join(gate.dialogue_section(tmp_path))
 
 
 def test_the_record_keeps_what_the_page_reads(tmp_path: Path) -> None:
