@@ -5,9 +5,11 @@
 One process, one model (loaded in the dtype `--dtype` means on this machine). The ceiling: plain
 `model.generate` at batch 32 and a fixed length (every row generates exactly --fixed-tokens tokens, so
 every token is useful), after a warm-up call, the best of two runs. Then `exgrpo eval` itself (the eval driver, greedy, --max-new-tokens) on the first
---per-dataset questions of --datasets, with continuous batching and, for comparison, with plain batched
-`generate` (rows wait for the longest answer of their batch). Useful tokens are those up to and including
-the end-of-turn token. Prints tokens/s for each and `useful tok/s ratio: X` (goal: >= 0.7).
+--per-dataset questions of --datasets, with continuous batching and, for comparison, with `--deterministic`
+(fixed batches in each dataset's order, plain `generate`: rows wait for the longest answer of their batch). Useful
+tokens are those up to and including the end-of-turn token. Prints tokens/s for each, `useful tok/s ratio: X`
+(goal: >= 0.7) and `deterministic eval time vs continuous: Y` (the price of answers that depend on nothing else
+in the run).
 Without --model it builds the tiny Llama student offline.
 """
 
@@ -50,11 +52,11 @@ def fixed_length_rate(generator: TransformersGenerator, conversations: list, bat
 
 
 def eval_rate(generator: TransformersGenerator, model: str, dtype: str, datasets: list[str], per_dataset: int,
-              max_new_tokens: int, batch_size: int, scratch: str) -> tuple[float, int]:
+              max_new_tokens: int, batch_size: int, scratch: str, deterministic: bool = False) -> tuple[float, int]:
     """`exgrpo eval` (the driver, predictions written to a scratch folder): useful tokens/s and tokens.
     `model` and `dtype` name what `generator` holds (the predictions' fingerprint reads them)."""
     config = EvalConfig(model=model, dtype=dtype, datasets=datasets, limit=per_dataset, max_new_tokens=max_new_tokens,
-                        batch_size=batch_size, output_dir=Path(scratch))
+                        batch_size=batch_size, output_dir=Path(scratch), deterministic=deterministic)
     start = time.perf_counter()
     report = evaluate(config, generator=generator)
     seconds = time.perf_counter() - start
@@ -71,7 +73,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=512)
     parser.add_argument("--fixed-tokens", type=int, default=64)
     parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32"])
-    parser.add_argument("--skip-plain-eval", action="store_true", help="do not time eval with plain generate")
+    parser.add_argument("--skip-deterministic", action="store_true", help="do not time deterministic eval")
     args = parser.parse_args()
     datasets = [name.strip() for name in args.datasets.split(",") if name.strip()]
 
@@ -84,21 +86,21 @@ def main() -> None:
         ceiling = fixed_length_rate(generator, conversations, args.batch_size, args.fixed_tokens)
         ours, tokens = eval_rate(generator, model_path, args.dtype, datasets, args.per_dataset, args.max_new_tokens, args.batch_size,
                                  f"{scratch}/continuous")
-        plain = None
-        if not args.skip_plain_eval:
-            generator.continuous = False
-            plain, _ = eval_rate(generator, model_path, args.dtype, datasets, args.per_dataset, args.max_new_tokens, args.batch_size,
-                                 f"{scratch}/plain")
+        fixed = None
+        if not args.skip_deterministic:
+            fixed, fixed_tokens = eval_rate(generator, model_path, args.dtype, datasets, args.per_dataset, args.max_new_tokens,
+                                 args.batch_size, f"{scratch}/fixed", deterministic=True)
     print(f"model: {args.model or 'tiny llama (4 layers, hidden 256)'}, dtype {model.dtype}, "
           f"torch threads {torch.get_num_threads()}")
     print(f"eval set: {args.per_dataset} questions of each of {', '.join(datasets)}; batch {args.batch_size}, "
           f"up to {args.max_new_tokens} new tokens, greedy; {tokens} useful tokens generated")
     print(f"plain generate, batch {args.batch_size}, fixed {args.fixed_tokens} tokens : {ceiling:8.1f} tok/s")
     print(f"exgrpo eval, continuous batching            : {ours:8.1f} useful tok/s")
-    if plain is not None:
-        print(f"exgrpo eval, plain batched generate         : {plain:8.1f} useful tok/s "
-              f"(ratio {plain / ceiling:.2f})")
+    if fixed is not None:
+        print(f"exgrpo eval --deterministic (fixed batches) : {fixed:8.1f} useful tok/s (ratio {fixed / ceiling:.2f})")
     print(f"useful tok/s ratio: {ours / ceiling:.2f}  (goal >= 0.7)")
+    if fixed is not None:
+        print(f"deterministic eval time vs continuous: {(fixed_tokens / fixed) / (tokens / ours):.2f}x")
 
 
 if __name__ == "__main__":

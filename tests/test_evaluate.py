@@ -15,6 +15,7 @@ from benchmark_files import require_dataset_files
 from exgrpo.config import EvalConfig
 from exgrpo.data.answers import final_answer_sentence
 from exgrpo.data.registry import DatasetRegistry, load_examples
+from exgrpo.errors import ConfigError
 from exgrpo.evaluation.evaluate import evaluate
 from exgrpo.generation.generators import Conversation, Generation, ResultCallback
 
@@ -162,3 +163,61 @@ def test_a_named_model_keeps_its_predictions_on_a_new_machine(tmp_path: Path, mo
     assert model_identity("smollm2-135m-instruct") == first
     assert NAMED_MODELS["smollm2-135m-instruct"].sha256 in first
     assert not (tmp_path / "one").exists()  # identified without converting anything
+
+
+class FixedBatchGenerator(ScriptedGenerator):
+    """A scripted generator with the fixed-batch method, recording each batch it is given (its prompts)."""
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        super().__init__(answers)
+        self.batches: list[list[str]] = []
+
+    def generate_fixed(self, conversations: Sequence[Conversation], max_new_tokens: int) -> list[Generation]:
+        prompts = [conversation[-1]["content"] for conversation in conversations]
+        self.batches.append(prompts)
+        return [Generation(self.answers.get(p, "I am not sure."), 5) for p in prompts]
+
+
+def test_deterministic_eval_gives_each_question_the_same_batch_whatever_else_runs(tmp_path: Path) -> None:
+    require_dataset_files("gsm8k", "boolq")
+    answers = _scripted_answers(["gsm8k", "boolq"], 10)
+    alone = EvalConfig(model="scripted", datasets=["gsm8k"], limit=10, output_dir=tmp_path / "alone", batch_size=4,
+                       deterministic=True)
+    first = FixedBatchGenerator(answers)
+    report = evaluate(alone, generator=first)
+    assert [len(batch) for batch in first.batches] == [4, 4, 4]  # the last batch (2 questions) filled up to 4
+    assert first.batches[2][2:] == [first.batches[2][1]] * 2
+    assert report["datasets"][0]["num_examples"] == 10 and report["datasets"][0]["accuracy"]["value"] == 50.0
+    beside = FixedBatchGenerator(answers)  # another dataset in the run, before it
+    evaluate(alone.model_copy(update={"datasets": ["boolq", "gsm8k"], "output_dir": tmp_path / "beside"}),
+             generator=beside)
+    assert beside.batches[3:] == first.batches
+    predictions = tmp_path / "alone" / "predictions" / "gsm8k.jsonl"
+    lines = predictions.read_text().splitlines()
+    predictions.write_text("\n".join(lines[:5]) + "\n")  # killed after 5 answers: batch 2 half done
+    resumed = FixedBatchGenerator(answers)
+    assert evaluate(alone, generator=resumed)["datasets"] == report["datasets"]
+    assert resumed.batches == first.batches[1:]  # the half-done batch again whole, with the same neighbours
+    continuous = ScriptedGenerator(answers)
+    evaluate(alone.model_copy(update={"deterministic": False}), generator=continuous)
+    assert len(continuous.prompts_seen) == 10  # fixed-batch answers are not reused as continuous ones
+    with pytest.raises(ConfigError, match="deterministic evaluation needs the transformers backend"):
+        evaluate(alone.model_copy(update={"output_dir": tmp_path / "other"}), generator=ScriptedGenerator(answers))
+
+
+def test_a_fixed_batch_row_does_not_depend_on_what_its_neighbours_say(tiny_model_path: Path) -> None:
+    """The premise of deterministic evaluation: with the batch's shapes fixed, a row's logits are bit for bit the
+    same whatever the other rows' tokens are (a continuous batch changes shapes as rows finish and join)."""
+    import torch
+
+    from exgrpo.generation.generators import load_model_and_tokenizer
+
+    model, _ = load_model_and_tokenizer(str(tiny_model_path), device="cpu", dtype="float32")
+    generator = torch.Generator().manual_seed(0)
+    row = torch.randint(5, 300, (1, 24), generator=generator)
+    neighbours = [torch.randint(5, 300, (7, 24), generator=generator) for _ in range(2)]
+    with torch.inference_mode():
+        logits = [model(torch.cat([row, others])).logits[0] for others in neighbours]
+        alone = model(row).logits[0]
+    assert torch.equal(logits[0], logits[1])
+    assert torch.allclose(alone, logits[0], atol=1e-4)  # another shape: close, not necessarily the same bits

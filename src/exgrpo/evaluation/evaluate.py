@@ -1,10 +1,11 @@
 """`exgrpo eval`: single-pass greedy accuracy on registered benchmarks, resumable, with reports.
 
-Flow: load and validate every dataset (cheap, fails fast) -> load the model -> generate the pending answers
-of all datasets in one stream (the batch stays full across datasets), check each with the one answer
-checker as it is made and append it to predictions/<dataset>.jsonl (fsync'd, so a killed run resumes where
-it stopped) -> accuracy with a bootstrap CI per dataset and held-in / held-out averages -> report.json and
-report.md.
+Flow: load and validate every dataset (cheap, fails fast) -> load the model -> generate each dataset's pending
+answers in a stream of its own (continuous batching; a question's batch neighbours then come from its own dataset,
+whatever else the run evaluates), or with `deterministic` in batches fixed by the dataset's order -> check each
+answer with the one answer checker as it is made and append it to predictions/<dataset>.jsonl (fsync'd, so a
+killed run resumes where it stopped) -> accuracy with a bootstrap CI per dataset and held-in / held-out averages
+-> report.json and report.md.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from exgrpo.data.answers import check_example
 from exgrpo.data.prompts import build_messages
 from exgrpo.data.registry import DatasetEntry, DatasetRegistry
 from exgrpo.data.schema import Example
+from exgrpo.errors import ConfigError
 from exgrpo.evaluation.floors import guessing_floors
 from exgrpo.evaluation.metrics import Estimate, accuracy, bootstrap_mean_of_means
 from exgrpo.evaluation.report import write_reports
@@ -90,6 +92,8 @@ def prediction_fingerprint(config: EvalConfig, entry: DatasetEntry, split: str,
     precision = precision_key(config) if precision is True else precision
     if precision is not None:
         key["dtype"] = precision
+    if config.deterministic:  # a fixed batch's answers depend on its size (continuous ones keep the old key)
+        key["fixed_batches"] = config.batch_size
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -117,23 +121,17 @@ def evaluate(config: EvalConfig, generator: Generator | None = None, on_progress
     datasets = [DatasetPredictions(config, registry.get(name), split, examples, precision)
                 for name, (split, examples) in loaded.items()]
     generator = generator or make_generator(config.model, config.backend, config.batch_size, config.dtype)
-    if on_progress is not None:
-        for dataset in datasets:
+    if config.deterministic and not hasattr(generator, "generate_fixed"):
+        raise ConfigError(f"deterministic evaluation needs the transformers backend, not {generator.name}")
+    for dataset in datasets:
+        if on_progress is not None:
             on_progress(dataset.name, len(dataset.done), len(dataset.examples))
-    # Every dataset's pending questions go through one stream, so the batch stays full across dataset
-    # boundaries; each answer is checked and appended to its file as soon as it is generated.
-    pending = [(dataset, example) for dataset in datasets for example in dataset.pending()]
-    for start in range(0, len(pending), GENERATE_CHUNK):
-        chunk = pending[start : start + GENERATE_CHUNK]
-        conversations = [dataset.conversation(example) for dataset, example in chunk]
-
-        def store(index: int, generation: Generation, chunk: list = chunk, conversations: list = conversations) -> None:
-            dataset, example = chunk[index]
-            dataset.store(example, conversations[index], generation)
-            if on_progress is not None:
-                on_progress(dataset.name, len(dataset.done), len(dataset.examples))
-
-        generator.generate(conversations, config.max_new_tokens, on_result=store)
+    for dataset in datasets:
+        progress = None if on_progress is None else lambda d=dataset: on_progress(d.name, len(d.done), len(d.examples))
+        if config.deterministic:
+            generate_in_fixed_batches(generator, dataset, config, progress)
+        else:
+            generate_continuously(generator, dataset, config, progress)
     results = [dataset.result() for dataset in datasets]
     report = build_report(config, results, generator_name=generator.name, seconds=time.time() - started)
     write_reports(report, config.output_dir)
@@ -143,6 +141,45 @@ def evaluate(config: EvalConfig, generator: Generator | None = None, on_progress
 # Prompts per generate() call: large, so a batch rarely drains at a chunk's end; bounded, so a generator
 # that returns only at the end of a call (vLLM) loses at most this many answers to a kill.
 GENERATE_CHUNK = 1024
+
+
+def generate_continuously(generator: Generator, dataset: DatasetPredictions, config: EvalConfig,
+                          progress: Callable[[], None] | None) -> None:
+    """The dataset's pending questions in one stream of their own: each answer is checked and appended to its file
+    as soon as it is generated. Why not one stream over every dataset (a fuller batch at the boundaries): a
+    question's neighbours would then depend on which other datasets the run evaluates."""
+    pending = dataset.pending()
+    for start in range(0, len(pending), GENERATE_CHUNK):
+        chunk = pending[start : start + GENERATE_CHUNK]
+        conversations = [dataset.conversation(example) for example in chunk]
+
+        def store(index: int, generation: Generation, chunk: list = chunk, conversations: list = conversations) -> None:
+            dataset.store(chunk[index], conversations[index], generation)
+            if progress is not None:
+                progress()
+
+        generator.generate(conversations, config.max_new_tokens, on_result=store)
+
+
+def generate_in_fixed_batches(generator: Any, dataset: DatasetPredictions, config: EvalConfig,
+                              progress: Callable[[], None] | None) -> None:
+    """`deterministic`: the dataset's questions in batches of batch_size in the dataset's order, the last batch
+    filled up with copies of its last question, each batch generated whole (TransformersGenerator.generate_fixed)
+    and only then stored. A batch with any answer missing is generated again whole: a resumed run, or one with
+    other datasets beside it, gives every question the same batch and so the same answer."""
+    size = config.batch_size
+    for start in range(0, len(dataset.examples), size):
+        batch = dataset.examples[start : start + size]
+        if all(example.id in dataset.done for example in batch):
+            continue
+        conversations = [dataset.conversation(example) for example in batch]
+        filled = conversations + [conversations[-1]] * (size - len(conversations))
+        generations = generator.generate_fixed(filled, config.max_new_tokens)[: len(batch)]
+        for example, conversation, generation in zip(batch, conversations, generations, strict=True):
+            if example.id not in dataset.done:
+                dataset.store(example, conversation, generation)
+        if progress is not None:
+            progress()
 
 
 class DatasetPredictions:

@@ -123,6 +123,21 @@ class TransformersGenerator:
                 store(index, tokens)
         return [result for result in results if result is not None]
 
+    def generate_fixed(self, conversations: Sequence[Conversation], max_new_tokens: int) -> list[Generation]:
+        """Greedy answers of one batch exactly as given: no reordering, left padding, every row kept until the
+        batch ends. Why: then every matrix product has the same shape whatever the other rows say, and a row's
+        answer depends only on its own prompt and the other prompts' lengths, not on the others' answers (which
+        decide when continuous batching drops or adds rows)."""
+        import torch
+
+        stop_ids = self.stop_token_ids()
+        batch = self.tokenizer.pad({"input_ids": [self.encode(c) for c in conversations]}, return_tensors="pt")
+        batch = {key: value.to(self.model.device) for key, value in batch.items()}
+        with torch.inference_mode():
+            output = self.model.generate(**batch, max_new_tokens=max_new_tokens, eos_token_id=stop_ids,
+                                         pad_token_id=self.tokenizer.pad_token_id, do_sample=False)
+        return [self._to_generation(tokens, stop_ids) for tokens in output[:, batch["input_ids"].shape[1] :].tolist()]
+
     def _to_generation(self, tokens: list[int], stop_ids: list[int]) -> Generation:
         length = next((i + 1 for i, token in enumerate(tokens) if token in stop_ids), len(tokens))
         text = self.tokenizer.decode(tokens[:length], skip_special_tokens=True)
