@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from benchmark_files import require_dataset_files
+from pydantic import ValidationError
 
 from exgrpo.config import EvalConfig
 from exgrpo.data.answers import final_answer_sentence
@@ -203,6 +204,15 @@ def test_deterministic_eval_gives_each_question_the_same_batch_whatever_else_run
     assert len(continuous.prompts_seen) == 10  # fixed-batch answers are not reused as continuous ones
     with pytest.raises(ConfigError, match="deterministic evaluation needs the transformers backend"):
         evaluate(alone.model_copy(update={"output_dir": tmp_path / "other"}), generator=ScriptedGenerator(answers))
+
+
+def test_deterministic_eval_refuses_vllm_before_any_model_loads() -> None:
+    """vLLM schedules its own batches: the config says so when it is read, not after a 7B model has loaded; on
+    `auto` the fixed batches go to transformers even where vLLM is installed."""
+    with pytest.raises(ValidationError, match="deterministic evaluation needs the transformers backend"):
+        EvalConfig(model="m", datasets=["gsm8k"], backend="vllm", deterministic=True)
+    assert EvalConfig(model="m", datasets=["gsm8k"], deterministic=True).generation_backend == "transformers"
+    assert EvalConfig(model="m", datasets=["gsm8k"]).generation_backend == "auto"
 
 
 def test_a_fixed_batch_row_does_not_depend_on_what_its_neighbours_say(tiny_model_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from exgrpo.config.base import BackendSetting, Dtype, ModelName, StrictModel
 from exgrpo.config.datasets import DatasetSelection
@@ -32,6 +32,19 @@ class EvalSettings(StrictModel):
     system_prompt: str | None = None
     bootstrap_resamples: int = Field(1000, ge=100)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _fixed_batches_need_transformers(self) -> EvalSettings:
+        # Refused here, before any model loads: vLLM schedules its own batches, so no fixed batch reaches it.
+        if self.deterministic and self.backend == "vllm":
+            raise ValueError("deterministic evaluation needs the transformers backend (vLLM schedules its own "
+                             "batches): set backend: transformers or auto, or deterministic: false")
+        return self
+
+    @property
+    def generation_backend(self) -> Literal["auto", "transformers", "vllm"]:
+        """The backend generation uses: `auto` is transformers when the batches must be fixed."""
+        return "transformers" if self.deterministic else self.backend
 
 
 class EvalConfig(EvalSettings, DatasetSelection):

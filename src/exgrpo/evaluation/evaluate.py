@@ -120,7 +120,7 @@ def evaluate(config: EvalConfig, generator: Generator | None = None, on_progress
     precision = precision_key(config) if generator is None else getattr(generator, "precision", None)
     datasets = [DatasetPredictions(config, registry.get(name), split, examples, precision)
                 for name, (split, examples) in loaded.items()]
-    generator = generator or make_generator(config.model, config.backend, config.batch_size, config.dtype)
+    generator = generator or make_generator(config.model, config.generation_backend, config.batch_size, config.dtype)
     if config.deterministic and not hasattr(generator, "generate_fixed"):
         raise ConfigError(f"deterministic evaluation needs the transformers backend, not {generator.name}")
     for dataset in datasets:
