@@ -11,7 +11,8 @@ import numpy as np
 from exgrpo.files import atomic_write_text
 from exgrpo.runner.results import RunResults
 from lab.study.goals import RULE as SPEC_GOALS_RULE
-from lab.study.goals import goal_line, judge, spec_goals
+from lab.study.goals import goal_datasets, goal_line, judge, spec_goals
+from lab.study.noise import noise_line, reevaluation_points
 from lab.study.plots import plot_dsu, plot_fractions, plot_main
 from lab.study.projection import projection_lines
 from lab.study.spec import Study
@@ -259,7 +260,9 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
     compute_rows = [r for r in main if r.model != "base"] + [
         method_row(study, m) for m in ("skd_compute_matched",) if m in study.methods]
     declared = spec_goals(study)  # the spec's primary and secondary goals; else the page's built-in ones
-    goal_lines = [goal_line(result) for result in judge(page, declared)] if declared else goals(page, study)
+    goal_lines = ([goal_line(result, reevaluation_points(study, goal_datasets(page, result.goal)))
+                   for result in judge(page, declared)] if declared else goals(page, study))
+    noise = noise_line(study, page.held_out)
     gate, progress = gate_lines(page), progress_lines(study)
     lines = [
         "# Results: EI + ExGRPO against distillation baselines (the scale-model study)", "",
@@ -288,6 +291,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         *overlap_section(page),
         "## Does the student learn? (the EI-SFT gate)", "", *gate, "",
         "## Goals (the paper's claims, scaled)", "", SPEC_GOALS_RULE if declared else RULE, "", *goal_lines, "",
+        *([noise, ""] if noise else []),
         "## Degenerate outputs", "",
         # The policy comes first: it speaks of the runs "flagged below".
         *([f"Rerun policy (fixed in the spec before the runs): {study.report['rerun_policy']}", ""]

@@ -4,13 +4,13 @@ and a sitting may start on a fresh machine with an empty `run_root` (models, dat
 
 `record` keeps one gzip'd JSON per run folder (`<record>/seed0/skd.json.gz`, `<record>/tuning/skd/sft-lr0.0001
 .json.gz`, `<record>/base-eval.json.gz`): the texts of its small files (config.yaml, teacher_tokens.json, every
-finished stage's manifest and training log, every finished evaluation's report, the RL checkpoints' reports: the
-DSU diagnostics) and, per question of every finished evaluation, its id, extracted answer and correctness, and its
-gold answer (the page's degeneration check compares the answers' spread with the gold answers'). The kept
-base-student evaluation keeps every field but the prompt and output texts: later runs copy it and reuse its
-answers (reuse.py adopt_base_evaluation), which needs each answer's fingerprint and token count. The tuning
-choices (tuning/<method>/chosen.json) are copied as they are. `restore` writes the run-folder files back where
-one is missing, never over one.
+finished stage's manifest and training log, every finished evaluation's report, the lab's diagnostic evaluations:
+the RL checkpoints' (the DSU diagnostics) and lab/study/noise.py's re-evaluation) and, per question of every
+finished evaluation, its id, extracted answer and correctness, and its gold answer (the page's degeneration
+check compares the answers' spread with the gold answers'). The kept base-student evaluation keeps every field but
+the prompt and output texts: later runs copy it and reuse its answers (reuse.py adopt_base_evaluation), which
+needs each answer's fingerprint and token count. The tuning choices (tuning/<method>/chosen.json) are copied as
+they are. `restore` writes the run-folder files back where one is missing, never over one.
 
 What a restored run folder holds is then enough for the page and for every decision the runner reads (tuning
 choices, compute matching, which runs are finished): a run whose evaluation is restored is not trained again. A
@@ -57,8 +57,8 @@ def _finished_stage_files(run_dir: Path) -> Iterator[Path]:
                 yield stage_dir / name
         if stage_dir.name == "eval":
             yield from _evaluation_files(stage_dir)
-    for report in sorted(run_dir.glob("diagnostics/checkpoint-*/report.json")):
-        yield from _evaluation_files(report.parent.parent)
+    # The lab's own evaluations of the run (lab/study/spec.py DIAGNOSTICS): RL checkpoints, the re-evaluation.
+    yield from _evaluation_files(run_dir / "diagnostics")
 
 
 def _evaluation_files(folder: Path) -> Iterator[Path]:

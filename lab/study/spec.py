@@ -105,16 +105,21 @@ class Study:
         if wanted is None:
             return
         base = self.common.get("base_model")
-        dtype = (self.common.get("sft") or {}).get("dtype", "auto")
-        here = "bfloat16" if use_bf16(dtype, resolve_model(base) if base else None) else "float32"
-        if here != wanted:
-            where = ("a CPU with avx512_bf16 or AMX" if wanted == "bfloat16" else "a CPU without native bf16"
+        model = resolve_model(base) if base else None
+        # Every stage that runs the student: one left on `auto` would follow the machine, whatever the others say.
+        computed = {stage: "bfloat16" if use_bf16((self.common.get(stage) or {}).get("dtype", "auto"), model)
+                    else "float32" for stage in ("sft", "train", "eval")}
+        other = sorted(stage for stage, precision in computed.items() if precision != wanted)
+        if other:
+            here = computed[other[0]]
+            where = ("a CPU with avx512_bf16 or AMX" if wanted == "bfloat16"
+                     else f"a CPU without native bf16, or set common.{other[0]}.dtype: float32"
                      ) if device == "cpu" else "a GPU that computes in it"
             raise ConfigError(
                 f"{self.spec_path}: machine.precision: this study computes in {wanted}, but on this machine "
                 f"({machine['cpu']}, {machine['cores']} cores, native bf16: {machine['native_bf16']}) its student "
-                f"would compute in {here}: other numbers and other CPU seconds than its runs'. Run it on {where}; "
-                "`report` and `record` still work here.")
+                f"would compute in {here} ({', '.join(other)}): other numbers and other CPU seconds than its runs'. "
+                f"Run it on {where}; `report` and `record` still work here.")
 
     def run_dir(self, seed: int, method: str) -> Path:
         return self.run_root / f"seed{seed}" / method
@@ -416,6 +421,7 @@ def evaluate_base_first(study: Study, config: Any, log: Any = print) -> bool:
 def run_seed(study: Study, seed: int, methods: list[str] | None = None, log: Any = print) -> None:
     """Every method (or the named ones) for one seed, in the spec's order; finished stages are skipped, and a run
     that the record holds finished is not run again."""
+    from lab.study.noise import reevaluate
     from lab.study.record import record
     from lab.study.remakes import run_stages
     from lab.study.reuse import adopt_base_evaluation, keep_base_evaluation, prune_sft_checkpoints
@@ -452,4 +458,5 @@ def run_seed(study: Study, seed: int, methods: list[str] | None = None, log: Any
         if method == study.first:
             accuracy = evaluate_checkpoints(study, seed, held_out_datasets(study))
             log(f"  seed {seed} {method} checkpoints before the last, held-out accuracy: {accuracy}")
+        reevaluate(study, method, seed, log)  # while its model is on this machine
         log(f"  seed {seed} {method}: {record(study)} files recorded in {study.record_root}")

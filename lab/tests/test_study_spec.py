@@ -224,3 +224,30 @@ def test_the_held_out_curve_leaves_out_the_pages_floor_families_like_its_tables(
     # A split missing from an evaluation, or no split keeping a question, gives no point.
     assert held_out_curve(run_dir, ["ood_a", "ood_c"], without_budget) == {}
     assert held_out_curve(run_dir, ["ood_a"], lambda question_id: False) == {}
+
+
+def test_the_fair_study_builds_every_method_and_computes_fp32_on_any_cpu(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The third study (issue 37) runs in fp32 on CPUs with and without native bf16: every stage that runs the
+    student says float32, so a sitting on either kind of machine computes alike; a stage left on `auto` would follow
+    a bf16 CPU, and the check names it."""
+    import exgrpo.models.precision as precision
+    from lab.study.goals import spec_goals
+
+    path = SPEC.parent / "smollm2_fair.yaml"
+    study = Study(path, run_root=tmp_path)
+    for method in study.methods:
+        for seed in study.method_seeds(method):
+            config = study.run_config(method, seed)
+            assert set(stage_configs(config)["eval"]) == set(config.evaluated_models())
+    assert [goal.name for goal in spec_goals(study)][0] == "primary"
+    for native_bf16 in (True, False):
+        monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda native=native_bf16: native)
+        study.check_machine()
+    spec = yaml.safe_load(path.read_text())  # on a bf16 CPU (the last one patched has none)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    spec["common"]["train"].pop("dtype")
+    changed = tmp_path / "auto_train.yaml"
+    changed.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError, match=r"would compute in bfloat16 \(train\).*common.train.dtype: float32"):
+        Study(changed, run_root=tmp_path).check_machine()
