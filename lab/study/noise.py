@@ -18,6 +18,7 @@ goal's own average).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from exgrpo.runner.layout import EvalFolder, RunLayout
@@ -61,17 +62,17 @@ def reevaluation(study: Study) -> Reevaluation | None:
     return chosen
 
 
-def reevaluation_folder(run_dir: Any, model: str) -> EvalFolder:
+def reevaluation_folder(run_dir: Path, model: str) -> EvalFolder:
     return EvalFolder(run_dir / DIAGNOSTICS / f"reevaluation-{model}")
 
 
 def reevaluate(study: Study, method: str, seed: int, log: Any = print) -> bool:
     """Evaluate the spec's re-evaluated model again, with its other batch size, when `method`'s run of `seed` is
-    the one named and its first evaluation has finished (its model is still on the machine: right after the run).
-    Resumable like any evaluation; False when there is nothing to do."""
+    the one named, its first evaluation has finished and its model is on this machine (right after the run, or in
+    a later sitting on the same machine). Resumable like any evaluation; False when there is nothing to do."""
     from exgrpo.evaluation.evaluate import evaluate
     from exgrpo.runner.registry import run_registry
-    from exgrpo.runner.stage_configs import eval_config
+    from exgrpo.runner.stage_configs import eval_config, model_paths
 
     chosen = reevaluation(study)
     if chosen is None or (chosen.method, chosen.seed) != (method, seed):
@@ -82,6 +83,10 @@ def reevaluate(study: Study, method: str, seed: int, log: Any = print) -> bool:
     if not first.report.exists() or folder.report.exists():
         return False
     registry = run_registry(config)
+    model = model_paths(config)[chosen.model]
+    if chosen.model != "base" and not Path(model).exists():  # a later machine has the record, not the model
+        log(f"  seed {seed} {method}: no re-evaluation of {chosen.model}: its model is not on this machine")
+        return False
     settings = eval_config(config, chosen.model, registry).model_copy(
         update={"batch_size": chosen.batch_size, "output_dir": folder.path})
     log(f"  seed {seed} {method}: {chosen.model} evaluated again at batch size {chosen.batch_size} (re-evaluation noise)")

@@ -435,6 +435,8 @@ def run_seed(study: Study, seed: int, methods: list[str] | None = None, log: Any
         config = study.run_config(method, seed, overrides)
         if finished(config):
             log(f"seed {seed} {method}: finished ({config.run_dir}), not run again")
+            if reevaluate(study, method, seed, log):  # a sitting that ended between the two evaluations
+                log(f"  seed {seed} {method}: {record(study)} files recorded in {study.record_root}")
             continue
         config.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(config.run_dir / "config.yaml",

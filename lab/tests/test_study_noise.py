@@ -11,7 +11,7 @@ import yaml
 
 from exgrpo.errors import ConfigError
 from exgrpo.runner.layout import RunLayout
-from lab.study.noise import noise, noise_line, reevaluation, reevaluation_folder
+from lab.study.noise import noise, noise_line, reevaluate, reevaluation, reevaluation_folder
 from lab.study.record import record_tree, restore_tree
 from lab.study.spec import Study
 
@@ -33,6 +33,9 @@ def test_noise_reads_the_second_evaluation_against_the_first(tmp_path: Path) -> 
     write_predictions(first, "a", [True] * 50 + [False] * 50)
     write_predictions(first, "b", [True] * 20 + [False] * 80)
     assert noise(study, ["a", "b"]) is None  # not evaluated again yet
+    said: list[str] = []
+    assert not reevaluate(study, "skd", 0, log=said.append)  # not the run the spec names
+    assert not reevaluate(study, "ei_exgrpo", 0, log=said.append) and "its model is not on this machine" in said[0]
     # a: 4 right -> wrong, 2 wrong -> right (-2 points); b: 3 wrong -> right (+3 points)
     write_predictions(second, "a", [False] * 4 + [True] * 46 + [True] * 2 + [False] * 48)
     write_predictions(second, "b", [True] * 23 + [False] * 77)
