@@ -26,7 +26,8 @@ OURS = Row("EI + ExGRPO (ours)", "ei_exgrpo", "exgrpo")
 
 
 def main_rows(study: Study) -> list[Row]:
-    baselines = ["skd", "step_by_step", "rephrase", "question_aug", "answer_aug", "revthink", "skd_grpo", "gkd"]
+    baselines = ["skd", "skd_rationales", "step_by_step", "rephrase", "question_aug", "answer_aug", "revthink", "skd_grpo",
+                 "gkd"]
     rl_after_ei = [method_row(study, m) for m in ("ei_rl_outcome", "ei_rl_aux") if m in study.methods]
     return [ZERO_SHOT] + [method_row(study, m) for m in baselines if m in study.methods] + [EI_SFT, *rl_after_ei, OURS]
 
