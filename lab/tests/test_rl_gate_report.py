@@ -153,3 +153,15 @@ def test_the_learning_rate_is_the_one_with_the_higher_validation_accuracy(tmp_pa
     text = "\n".join(lines)
     assert chosen == "exgrpo_lr3e-5" and "**3e-05** (exgrpo_lr3e-5)" in text
     assert "| 1e-05 | exgrpo | 50.0 |" in text and "| 3e-05 | exgrpo_lr3e-5 | 80.0 |" in text
+
+
+def test_lockstep_compares_every_two_arms_and_says_whether_they_share_a_question_order() -> None:
+    rising = [0.1 * step for step in range(10)]
+    summaries = [{"arm": gate.Arm("a", "A", "ei", "EI-SFT"), "series": rising},
+                 {"arm": gate.Arm("b", "B", "ei", "EI-SFT"), "series": [r + 0.01 * (i % 2) for i, r in enumerate(rising)]},
+                 {"arm": gate.Arm("c", "C", "skd", "SKD"), "series": [1.0 - r for r in rising]}]
+    lines = gate.lockstep(summaries)
+    assert len(lines) == 3
+    assert "A and B (both from EI-SFT, the same question order)" in lines[0] and "moving in lockstep" in lines[0]
+    assert "A and C (from EI-SFT and SKD: each start's own questions)" in lines[1] and "r = -1.00" in lines[1]
+    assert "lockstep" not in lines[1]
