@@ -434,12 +434,20 @@ def page(runs: Path, summaries: list[dict[str, Any]], image: str, record: Path |
     lines += overlap_section(record) if record is not None else []
     lines += retraining_section(runs)
     lines += dialogue_section(runs)
-    lines += ["## Wall time per stage (s)", "", "| run | " + " | ".join(("world", "probe", "sft", "train", "eval"))
-              + " |", "|---|---|---|---|---|---|"]
-    for name in sorted({s["arm"].start for s in summaries} | {s["arm"].name for s in summaries}):
-        seconds = RunResults.of(runs / name).stage_seconds()
-        lines.append(f"| {name} | " + " | ".join(_shown(seconds.get(stage), ".0f")
-                                                  for stage in ("world", "probe", "sft", "train", "eval")) + " |")
+    stages = ("world", "probe", "sft", "train", "eval")
+    lines += ["## Seconds per stage: wall / CPU", "",
+              "CPU seconds count both cores (about 2x wall when the stage had the machine to itself); each run's CPU "
+              "and precision are in its manifests.", "",
+              "| run | " + " | ".join(stages) + " |", "|---|---|---|---|---|---|"]
+    for name in sorted({s["arm"].start for s in summaries} | {s["arm"].name for s in summaries}
+                       | ({"ei_nodialogue"} if (runs / "ei_nodialogue").exists() else set())):
+        layout = RunLayout(runs / name)
+        cells = []
+        for stage in stages:
+            manifest = json.loads(layout.manifest(stage).read_text()) if layout.manifest(stage).exists() else {}
+            cells.append(f"{_shown(manifest.get('seconds'), '.0f')} / {_shown(manifest.get('cpu_seconds'), '.0f')}"
+                         if manifest else "n/a")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
