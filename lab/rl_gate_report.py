@@ -90,6 +90,7 @@ def changed_answers(arm: RunResults, start: RunResults, datasets: list[str], mod
 # rollouts) the questions alone.
 TRAINING_DATA = {"ei": ("EI data: questions and their probes", True), "skd": ("the questions alone (SKD, GRPO)", False)}
 OVERLAP_FILE = "overlap.json"
+DIALOGUE_START_FILE = "dialogue_start.json"  # written by lab/dialogue_start.py
 
 
 def format_overlaps(runs: Path) -> dict[str, dict[str, Any]]:
@@ -348,7 +349,7 @@ def retraining_section(runs: Path) -> list[str]:
             "finding than this):", "", *lines, ""]
 
 
-def dialogue_section(runs: Path) -> list[str]:
+def dialogue_section(runs: Path, record: Path | None = None) -> list[str]:
     """Issue 36 item 6: EI-SFT with probe dialogues in its data (the gate's start) against without, on validation;
     against the EI-SFT trained on the same kind of machine (the same precision) when there is one."""
     without = runs / "ei_nodialogue"
@@ -363,7 +364,32 @@ def dialogue_section(runs: Path) -> list[str]:
             f"EI-SFT with one probe dialogue per question (the format the RL rolls out) minus EI-SFT without, on "
             f"held-in validation, same questions: {_pp(estimate)} pp ({estimate['questions']} questions): the warm-up "
             f"{keep} on validation. (Both one pass over their own data; with dialogues: {STARTS[start]}, "
-            f"{compute_of(runs / start)}; without: {compute_of(without)}.)", ""]
+            f"{compute_of(runs / start)}; without: {compute_of(without)}.)", "", *dialogue_format_lines(record)]
+
+
+def dialogue_format_lines(record: Path | None) -> list[str]:
+    """The other side (lab/dialogue_start.py): the same two models on the format the RL rolls out."""
+    path = record / DIALOGUE_START_FILE if record is not None else None
+    if path is None or not path.exists():
+        return []
+    measured = json.loads(path.read_text())
+    rates = {name: {form: 100 * float(np.mean(values)) for form, values in forms.items()}
+             for name, forms in measured["scores"].items()}
+    on_format, single = (measured["with_minus_without"][form] for form in ("dialogue", "single_turn"))
+    helps = on_format["low"] > 0
+    return [f"On the format the RL rolls out (scenario A: {measured['probes']} of the question's probes, each answered "
+            f"by the student, then the question; greedy, {measured['turn_tokens']}-token turns, "
+            f"{measured['answer_tokens']}-token answers; the {measured['questions']} RL questions, which both models "
+            f"trained on), the final answer is right {rates['ei']['dialogue']:.1f} % of the time with dialogues in the "
+            f"SFT data and {rates['ei_nodialogue']['dialogue']:.1f} % without: {_pp(on_format)} pp; the same "
+            f"questions single-turn: {rates['ei']['single_turn']:.1f} against {rates['ei_nodialogue']['single_turn']:.1f} "
+            f"% ({_pp(single)} pp).",
+            "",
+            "So the recipes that feed RL keep the dialogues (the product's default, `dialogues_per_question: 1`): the "
+            "ExGRPO's rollouts are dialogues of this kind (k or k' probes, then the question), and a start without them fails "
+            f"them {abs(on_format['value']):.0f} points more often, for the single-turn points above. A run that stops "
+            "after SFT can set `dialogues_per_question: 0`. RL from a start without dialogues was not run." if helps else
+            "So the dialogues are not needed on the RL format either: the recipes can drop them.", ""]
 
 
 def page(runs: Path, summaries: list[dict[str, Any]], image: str, record: Path | None = None,
@@ -433,7 +459,7 @@ def page(runs: Path, summaries: list[dict[str, Any]], image: str, record: Path |
     lines += rate_lines or []
     lines += overlap_section(record) if record is not None else []
     lines += retraining_section(runs)
-    lines += dialogue_section(runs)
+    lines += dialogue_section(runs, record)
     stages = ("world", "probe", "sft", "train", "eval")
     lines += ["## Seconds per stage: wall / CPU", "",
               "CPU seconds count both cores (about 2x wall when the stage had the machine to itself); each run's CPU "

@@ -84,6 +84,26 @@ def test_the_dialogue_warm_up_is_read_on_validation(tmp_path: Path) -> None:
     assert "+25.0 [" in text and "the warm-up keeps them on validation" in text
 
 
+
+def test_the_dialogue_warm_up_is_also_read_on_the_format_the_rl_rolls_out(tmp_path: Path) -> None:
+    assert gate.dialogue_format_lines(tmp_path) == []  # not measured: nothing said
+    with_them, without = [i % 2 == 0 for i in range(100)], [i % 4 == 0 for i in range(100)]
+    difference = {"value": 25.0, "low": 15.0, "high": 35.0}
+    (tmp_path / gate.DIALOGUE_START_FILE).write_text(json.dumps({
+        "questions": 100, "probes": 2, "turn_tokens": 240, "answer_tokens": 256,
+        "scores": {"ei": {"dialogue": with_them, "single_turn": without},
+                   "ei_nodialogue": {"dialogue": without, "single_turn": without}},
+        "with_minus_without": {"dialogue": difference, "single_turn": {"value": 0.0, "low": -1.0, "high": 1.0}}}))
+    text = "\n".join(gate.dialogue_format_lines(tmp_path))
+    assert "right 50.0 % of the time with dialogues in the SFT data and 25.0 % without: +25.0 [+15.0, +35.0]" in text
+    assert "keep the dialogues" in text
+    difference["low"] = -5.0  # not resolved on the RL's format either: the recipes may drop them
+    (tmp_path / gate.DIALOGUE_START_FILE).write_text(json.dumps({
+        **json.loads((tmp_path / gate.DIALOGUE_START_FILE).read_text()),
+        "with_minus_without": {"dialogue": difference, "single_turn": difference}}))
+    assert "can drop them" in "\n".join(gate.dialogue_format_lines(tmp_path))
+
+
 def write_sft_manifest(run_dir: Path, native_bf16: bool) -> None:
     path = RunLayout(run_dir).manifest("sft")
     path.parent.mkdir(parents=True, exist_ok=True)
