@@ -385,7 +385,7 @@ def dialogue_format_lines(record: Path | None) -> list[str]:
             f"questions single-turn: {rates['ei']['single_turn']:.1f} against {rates['ei_nodialogue']['single_turn']:.1f} "
             f"% ({_pp(single)} pp).",
             "",
-            "So the recipes that feed RL keep the dialogues (the product's default, `dialogues_per_question: 1`): the "
+            "So the recipes that feed RL keep the dialogues (the product's default, `dialogues_per_question: 1`): "
             "ExGRPO's rollouts are dialogues of this kind (k or k' probes, then the question), and a start without them fails "
             f"them {abs(on_format['value']):.0f} points more often, for the single-turn points above. A run that stops "
             "after SFT can set `dialogues_per_question: 0`. RL from a start without dialogues was not run." if helps else
