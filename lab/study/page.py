@@ -261,8 +261,11 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
     compute_rows = [r for r in main if r.model != "base"] + [
         method_row(study, m) for m in ("skd_compute_matched",) if m in study.methods]
     declared = spec_goals(study)  # the spec's primary and secondary goals; else the page's built-in ones
+    judged = judge(page, declared) if declared else []
     goal_lines = ([goal_line(result, reevaluation_points(study, goal_datasets(page, result.goal)))
-                   for result in judge(page, declared)] if declared else goals(page, study))
+                   for result in judged] if declared else goals(page, study))
+    # The primary verdict opens the page (issue 37 item 8); the goals section repeats it among the others.
+    primary = [line for result, line in zip(judged, goal_lines, strict=True) if result.goal.primary] if declared else []
     noise = noise_line(study, page.held_out)
     gate, progress = gate_lines(page), progress_lines(study)
     lines = [
@@ -274,6 +277,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
           if study.record_root != study.run_root else []),
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU. Seeds: {study.seeds} (seeds change the",
         "student's initialisation and every training seed; the world, and so the test questions, is shared).", "",
+        *(["## Primary verdict", "", *primary, *([noise] if noise else []), ""] if primary else []),
         *progress, *_scale(study), "",
         *([f"**Cut to the time budget** (fixed in the spec before the runs, from the projection in the compute "
            f"section): {study.report['cut']}", ""] if study.report.get("cut") else []),
@@ -293,13 +297,6 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         "## Does the student learn? (the EI-SFT gate)", "", *gate, "",
         "## Goals (the paper's claims, scaled)", "", SPEC_GOALS_RULE if declared else RULE, "", *goal_lines, "",
         *([noise, ""] if noise else []),
-        "## Degenerate outputs", "",
-        # The policy comes first: it speaks of the runs "flagged below".
-        *([f"Rerun policy (fixed in the spec before the runs): {study.report['rerun_policy']}", ""]
-          if study.report.get("rerun_policy") else []),
-        "Runs whose outputs degenerated on a dataset (more than 80% of outputs without a parseable answer, or more than",
-        "80% one answer where the gold answers are less uniform), found by code in every finished evaluation:", "",
-        *(page.degenerate_runs(_all_rows(study, main, ablation)) or ["- none detected"]), "",
         "## Main table", "", *page.accuracy_table(main), "", f"![main]({page.images.name}/main.png)", "",
         "Held-out accuracy (format unseen) of each seed (where a CI is wide, this shows which seed it comes from):",
         "",
@@ -311,14 +308,6 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         *(page.family_table(main) if page.world else ["(question ids carry no family here)"]), "",
         *seen_format_lines(page, study, main),
     ]
-    if page.outside:
-        lines += ["## Outside check: real benchmarks", "",
-                  "Every trained student on real arithmetic benchmarks (not in any average): does training on the world",
-                  "move them?", "", *page.dataset_table(main, page.outside), ""]
-    if teacher is not None:
-        lines += [f"GKD's teacher model (a larger student SFT'd on the teacher's rationales): "
-                  f"held-in {cell(page.estimate(teacher, page.held_in))}, held-out {cell(page.estimate(teacher, page.held_out))}.",
-                  ""]
     lines += ["## Ablation", "", *page.accuracy_table(ablation), "",
               "## Data efficiency", "", "| method | fraction | seeds | held-in | held-out, format unseen |",
               "|---|---|---|---|---|"]
@@ -327,7 +316,8 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
             lines.append(f"| {name} | {fraction:g} | {len(page.results.seeds(row))} | "
                          f"{cell(page.estimate(row, page.held_in))} | "
                          f"{cell(page.estimate(row, page.held_out))} |")
-    lines += ["", f"![data efficiency]({page.images.name}/data_efficiency.png)", "",
+    lines += [f"| *guessing floor: random / majority* | | | {page.floors(page.held_in)} | {page.floors(page.held_out)} |",
+              "", f"![data efficiency]({page.images.name}/data_efficiency.png)", "",
               "## Tuning (equal for every method, on validation)", "", *tuning_lines(study), "",
               "## Compute", "",
               "Teacher-written tokens: the rationales, probes and probe answers a method's SFT data holds (student",
@@ -349,6 +339,23 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
                   f"EI + ExGRPO minus compute-matched SKD, held-out (format unseen): "
                   f"{page.difference(OURS, matched, page.held_out)}; "
                   f"held-in: {page.difference(OURS, matched, page.held_in)}.", ""]
+    if page.outside:
+        lines += ["## Outside check: real benchmarks", "",
+                  "Every trained student on real arithmetic benchmarks (not in any average): does training on the world",
+                  "move them?", "", *page.dataset_table(main, page.outside), ""]
+    if teacher is not None:
+        lines += [f"GKD's teacher model (a larger student SFT'd on the teacher's rationales): "
+                  f"held-in {cell(page.estimate(teacher, page.held_in))}, held-out {cell(page.estimate(teacher, page.held_out))}.",
+                  ""]
+    lines += [
+        "## Degenerate outputs", "",
+        # The policy comes first: it speaks of the runs "flagged below".
+        *([f"Rerun policy (fixed in the spec before the runs): {study.report['rerun_policy']}", ""]
+          if study.report.get("rerun_policy") else []),
+        "Runs whose outputs degenerated on a dataset (more than 80% of outputs without a parseable answer, or more than",
+        "80% one answer where the gold answers are less uniform), found by code in every finished evaluation:", "",
+        *(page.degenerate_runs(_all_rows(study, main, ablation)) or ["- none detected"]), "",
+    ]
     if fired:
         lines += ["## DSU diagnostics", "",
                   "The fraction of questions whose correct full-dialogue rollouts got the DSU bonus, over training, and",

@@ -79,7 +79,7 @@ def test_every_method_of_the_study_trains_and_evaluates(tmp_path: Path) -> None:
     for section in ("## Goals", "## Degenerate outputs", "## Main table", "## Ablation", "## Data efficiency",
                     "## Compute", "## DSU"):
         assert section in text
-    degenerate = text.split("## Degenerate outputs")[1].split("## Main table")[0]
+    degenerate = text.split("## Degenerate outputs")[1].split("## DSU")[0]
     assert degenerate.index("Rerun policy") < degenerate.index("found by code")  # the policy's "below" is true
     assert "| **all** |" in text.split("Projected cost")[1]  # the projection from the first run, by code
     main_table = text.split("## Main table")[1].split("## Ablation")[0]
@@ -90,7 +90,7 @@ def test_every_method_of_the_study_trains_and_evaluates(tmp_path: Path) -> None:
             if line.startswith("- **")]
     assert gate and gate[0].split("**")[1] in ("met", "failed", "not resolved") and "held-in test" in gate[0]
     assert "No tuning section in the spec" in text.split("## Tuning")[1]
-    verdicts = [line for line in text.split("## Goals")[1].split("## Degenerate")[0].splitlines() if line.startswith("- **")]
+    verdicts = [line for line in text.split("## Goals")[1].split("## Main table")[0].splitlines() if line.startswith("- **")]
     assert verdicts and all(line.split("**")[1] in ("met", "failed", "not resolved") for line in verdicts)
     assert any("EI + ExGRPO beats EI-SFT on EI-Test" in line for line in verdicts)  # the RL's effect, format aside
     for method in study.methods:

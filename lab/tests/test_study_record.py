@@ -125,7 +125,9 @@ def recorded_micro_study(tmp_path: Path, base_model: Path) -> Study:
     spec = micro_spec(base_model)
     methods = spec["methods"]
     spec.update(run_root=str(tmp_path / "runs"), record_root=str(tmp_path / "record"), seeds=[0], tuning={},
-                methods={name: methods[name] for name in ("ei_exgrpo", "skd", "skd_grpo")})
+                methods={name: methods[name] for name in ("ei_exgrpo", "skd", "skd_grpo")},
+                goals={"primary": {"better": "ei_exgrpo", "worse": "skd", "splits": "held_out"},
+                       "secondary": [{"better": "skd_grpo", "worse": "skd", "splits": "held_in"}]})
     return written_study(tmp_path, spec)
 
 
@@ -148,6 +150,13 @@ def test_a_study_goes_on_from_its_record_on_a_machine_without_its_runs(
     write_results_page(study, page, "report")
     written = page.read_text()
     assert f"read from the study's record, `{study.record_root.as_posix()}`" in written
+    # The primary verdict opens the page; the goals section gives it again among the Holm-corrected others.
+    opening = written.split("## Primary verdict")[1].split("\n## ")[0]
+    primary = [line for line in opening.splitlines() if line.startswith("- **")]
+    goals = written.split("## Goals")[1].split("## Main table")[0]
+    assert len(primary) == 1 and "(primary goal" in primary[0] and primary[0] in goals
+    assert written.index("## Primary verdict") < written.index("## Does the student learn?")
+    assert written.index("## Compute") < written.index("## Degenerate outputs")
 
     # What the record holds: small files only, predictions without their texts, no model, no data.
     kept = recorded_names(study.record_root, tmp_path)
