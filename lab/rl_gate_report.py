@@ -471,8 +471,8 @@ def page(runs: Path, summaries: list[dict[str, Any]], image: str, record: Path |
         cells = []
         for stage in stages:
             manifest = json.loads(layout.manifest(stage).read_text()) if layout.manifest(stage).exists() else {}
-            cells.append(f"{_shown(manifest.get('seconds'), '.0f')} / {_shown(manifest.get('cpu_seconds'), '.0f')}"
-                         if manifest else "n/a")
+            cells.append("n/a" if not manifest else "skipped" if "skipped" in manifest.get("outputs", {}) else
+                         f"{_shown(manifest.get('seconds'), '.0f')} / {_shown(manifest.get('cpu_seconds'), '.0f')}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -62,6 +62,10 @@ def test_an_arm_that_learns_meets_the_gate_and_one_that_does_not_is_explained(tm
     write_evaluation(tmp_path / "exgrpo", "exgrpo", {"world_val": held_in_start, "world_ood_steps": unseen,
                                                      "world_ood_surface": unseen})
     write_steps(tmp_path / "exgrpo", [0.3] * 40)
+    for stage, manifest in (("sft", {"seconds": 0.0, "outputs": {"skipped": "no sft section"}}),
+                            ("train", {"seconds": 60.0, "cpu_seconds": 118.0})):
+        (tmp_path / "grpo" / stage).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "grpo" / stage / "manifest.json").write_text(json.dumps({"stage": stage, **manifest}))
     summaries = [gate.arm_summary(tmp_path, arm) for arm in gate.ARMS[:2]]
     assert summaries[0]["met"] and summaries[0]["held_in"]["value"] == pytest.approx(25.0)
     assert summaries[1]["finished"] and not summaries[1]["met"]
@@ -70,6 +74,7 @@ def test_an_arm_that_learns_meets_the_gate_and_one_that_does_not_is_explained(tm
     assert "| outcome-only GRPO | EI-SFT (retrained) | 1e-05 | **met** | +25.0" in text
     assert summaries[0]["changed"] == {"fixed": 50, "broken": 0, "questions": 200}  # i % 4 == 1: 50 of 200
     assert "| 50 / 0 of 200 |" in text
+    assert "| grpo | n/a | n/a | skipped | 60 / 118 |" in text  # seconds per stage; a skipped stage says so
     assert "| full ExGRPO | EI-SFT (first sitting) | 1e-05 | **not met** |" in text
     assert "full ExGRPO: held-in validation rises, reward rises not met; 40 steps in 40 min" in text
     gate.plot(summaries, tmp_path / "rl.png")
