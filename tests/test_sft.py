@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from exgrpo.config import SFTStageConfig
 from exgrpo.models.tiny import END_OF_TURN
+from exgrpo.training.common import last_checkpoint
 from exgrpo.training.sft import build_sft_dataset, run_sft
 
 
@@ -42,6 +44,11 @@ def test_sft_lowers_the_loss_saves_a_plain_model_and_resumes(tiny_model_path: Pa
     losses = [entry["loss"] for entry in history if "loss" in entry]
     assert len(losses) == 5 and losses[-1] < losses[0]
     assert AutoModelForCausalLM.from_pretrained(final).config.model_type == "llama"
+    # A process killed while saving checkpoint-7 left its weights but not its trainer state (written last): the
+    # rerun resumes from the newest complete checkpoint, 5, rather than failing on 7.
+    shutil.copytree(tmp_path / "out" / "checkpoint-5", tmp_path / "out" / "checkpoint-7")
+    (tmp_path / "out" / "checkpoint-7" / "trainer_state.json").unlink()
+    assert last_checkpoint(tmp_path / "out") == str(tmp_path / "out" / "checkpoint-5")
     run_sft(sft_config(tiny_model_path, ei, tmp_path / "out", max_steps=10))  # continues from checkpoint-5
     history = json.loads((tmp_path / "out" / "checkpoint-10" / "trainer_state.json").read_text())["log_history"]
     assert [entry["step"] for entry in history if "loss" in entry] == list(range(1, 11))

@@ -49,10 +49,21 @@ def peft_config(lora: LoraSettings | None) -> Any:
 
 
 def last_checkpoint(output_dir: Path) -> str | None:
-    """The newest checkpoint-N folder, for resume_from_checkpoint."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete checkpoint-N folder, for resume_from_checkpoint.
 
-    return get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    transformers' get_last_checkpoint takes the highest N whatever the folder holds, but the Trainer writes a
+    checkpoint in place and its trainer_state.json last (older checkpoints are rotated away only after it): a
+    process killed while saving leaves a newer folder without it, from which resuming fails. So only folders with
+    that file count."""
+    from transformers.trainer import TRAINER_STATE_NAME
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    if not output_dir.is_dir():
+        return None
+    steps = {int(path.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-")): path
+             for path in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*")
+             if path.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-").isdigit() and (path / TRAINER_STATE_NAME).is_file()}
+    return str(steps[max(steps)]) if steps else None
 
 
 def save_final_model(trainer: Any, output_dir: Path, merge_adapter: bool) -> Path:
