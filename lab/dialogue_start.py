@@ -38,21 +38,19 @@ ANSWER_TOKENS = 256  # the evaluation's budget, which the final answer is never 
 def answer_dialogues(generator: TransformersGenerator, questions: list[EIQuestion], probes: int) -> list[bool]:
     """Scenario A, greedy: the student answers each probe turn, then the question; right or wrong per question."""
     drawn = [sample_probes(question, probes, "dialogue-start") for question in questions]
-    conversations = [[] for _ in questions]
+    conversations: list[list[dict[str, str]]] = [[] for _ in questions]
     for turn in range(probes + 1):
-        asking = [i for i, chosen in enumerate(drawn) if turn <= len(chosen)]
-        for i in asking:
-            prompt = build_prompt(drawn[i][turn][0]) if turn < len(drawn[i]) else questions[i].prompt
-            conversations[i].append({"role": "user", "content": prompt})
-        last = [turn == len(drawn[i]) for i in asking]
-        budgets = {True: ANSWER_TOKENS, False: TURN_TOKENS}
-        for final in (False, True):
-            rows = [i for i, is_last in zip(asking, last, strict=True) if is_last == final]
-            if not rows:
-                continue
-            for i, generation in zip(rows, generator.generate([conversations[i] for i in rows], budgets[final]),
-                                     strict=True):
-                conversations[i].append({"role": "assistant", "content": generation.text})
+        for i, chosen in enumerate(drawn):
+            if turn < len(chosen):
+                conversations[i].append({"role": "user", "content": build_prompt(chosen[turn][0])})
+            elif turn == len(chosen):
+                conversations[i].append({"role": "user", "content": questions[i].prompt})
+        # Probe turns and final answers have their own budgets: one generate call each.
+        for final, budget in ((False, TURN_TOKENS), (True, ANSWER_TOKENS)):
+            rows = [i for i, chosen in enumerate(drawn) if (turn == len(chosen) if final else turn < len(chosen))]
+            if rows:
+                for i, generation in zip(rows, generator.generate([conversations[i] for i in rows], budget), strict=True):
+                    conversations[i].append({"role": "assistant", "content": generation.text})
     return [check_example(conversation[-1]["content"], question.example).correct
             for conversation, question in zip(conversations, questions, strict=True)]
 

@@ -60,9 +60,11 @@ def last_checkpoint(output_dir: Path) -> str | None:
 
     if not output_dir.is_dir():
         return None
-    steps = {int(path.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-")): path
-             for path in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*")
-             if path.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-").isdigit() and (path / TRAINER_STATE_NAME).is_file()}
+    steps = {}
+    for path in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        step = path.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-")
+        if step.isdigit() and (path / TRAINER_STATE_NAME).is_file():
+            steps[int(step)] = path
     return str(steps[max(steps)]) if steps else None
 
 
