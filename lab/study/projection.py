@@ -28,7 +28,10 @@ class MethodCost:
     eval_hours: float  # per seed: its trained models' evaluations
     trained_seeds: int  # seeds it trains on (the tuning seed's run is its chosen candidate's: nothing trained)
     base_eval_hours: float = 0.0  # the base student's evaluation, done once for the whole study
-    tuning_hours: float = 0.0  # every learning-rate candidate of every stage it trains, on the tuning seed
+    tuning_hours: float = 0.0  # every learning-rate candidate of every stage it tunes, on the tuning seed
+    # On the tuning seed, the stages it trains without tuning them (e.g. RL at the spec's rate): its run adopts the
+    # tuned stages from their chosen candidates and trains these.
+    untuned_hours: float = 0.0
 
     @property
     def hours_per_seed(self) -> float:
@@ -36,8 +39,8 @@ class MethodCost:
 
     @property
     def hours(self) -> float:
-        return (self.training_hours * self.trained_seeds + self.eval_hours * self.seeds + self.base_eval_hours
-                + self.tuning_hours)
+        return (self.training_hours * self.trained_seeds + self.untuned_hours + self.eval_hours * self.seeds
+                + self.base_eval_hours + self.tuning_hours)
 
 
 def _stage(load_name: str) -> str:
@@ -111,17 +114,18 @@ def candidate_throughput(study: Study) -> tuple[StudentThroughput, dict[str, flo
     """Tokens per second of each kind, from the first method's finished tuning candidates, while its first seed's run
     has not finished (a machine that took the runs can leave the candidates in the study's record): every finished
     candidate's trained stage and validation evaluation, pooled (tokens over seconds). None until an SFT and an RL
-    candidate have finished. Also their wall seconds, and how many candidates."""
+    candidate have finished (never, where the RL stage is not tuned: the first seed's run times it then). Also
+    their wall seconds, and how many candidates."""
     from exgrpo.config import build_config
     from exgrpo.config.run import RunConfig
-    from lab.study.tuning import candidate_values, trained_stages
+    from lab.study.tuning import candidate_values, tuned_stages
 
     if not study.tuning:
         return None
     tokens: dict[str, float] = {}
     seconds: dict[str, float] = {}
     candidates = 0
-    for stage in trained_stages(study, study.first):
+    for stage in tuned_stages(study, study.first):
         for learning_rate in study.tuning["learning_rates"][stage]:
             values = candidate_values(study, study.first, stage, learning_rate, {}, planning=True)
             config = build_config(RunConfig, values, f"tuning {study.first}")
@@ -150,6 +154,8 @@ def _hours(config: Any, throughput: StudentThroughput) -> dict[str, float]:
     for load in estimate_run(config).loads:
         kind = "base" if load.stage == "eval: base" else "eval" if load.stage.startswith("eval") else "training"
         hours[kind] += (load.seconds or 0.0) / 3600
+        if kind == "training":  # and per trained stage (sft, train)
+            hours[_stage(load.stage)] = hours.get(_stage(load.stage), 0.0) + (load.seconds or 0.0) / 3600
     return hours
 
 
@@ -158,7 +164,7 @@ def project(study: Study, throughput: StudentThroughput, methods: list[str] | No
     """Every method's cost. `base_eval_seconds`: the base student's evaluation as measured (else estimated)."""
     from exgrpo.config import build_config
     from exgrpo.config.run import RunConfig
-    from lab.study.tuning import candidate_values, trained_stages
+    from lab.study.tuning import candidate_values, tuned_stages
 
     tuning_seed = study.tuning.get("seed") if study.tuning else None
     costs = []
@@ -168,12 +174,14 @@ def project(study: Study, throughput: StudentThroughput, methods: list[str] | No
         matched = study.methods[method].get("compute_match")
         if matched:  # its SFT steps are chosen at run time to take as long as the matched method's training
             hours["training"] = _hours(study.run_config(matched, seeds[0]), throughput)["training"]
-        tuned_itself = bool(study.tuning) and "tuning_from" not in study.methods[method]
-        trained_seeds = len(seeds) - (tuned_itself and tuning_seed in seeds)
+        tuned = tuned_stages(study, method) if study.tuning and "tuning_from" not in study.methods[method] else []
+        adopts = bool(tuned) and tuning_seed in seeds  # the tuning seed's run takes its tuned stages as chosen
         base = (base_eval_seconds / 3600 if base_eval_seconds is not None else hours["base"]) if hours["base"] else 0.0
-        cost = MethodCost(method, len(seeds), hours["training"], hours["eval"], trained_seeds, base)
-        if tuned_itself:
-            for stage in trained_stages(study, method):
+        cost = MethodCost(method, len(seeds), hours["training"], hours["eval"], len(seeds) - adopts, base)
+        if adopts:
+            cost.untuned_hours = hours["training"] - sum(hours.get(stage, 0.0) for stage in tuned)
+        if tuned:
+            for stage in tuned:
                 for learning_rate in study.tuning["learning_rates"][stage]:
                     values = candidate_values(study, method, stage, learning_rate, {}, planning=True)
                     candidate = _hours(build_config(RunConfig, values, f"tuning {method}"), throughput)

@@ -15,10 +15,12 @@ def tuning_lines(study: Study) -> list[str]:
     """Every tuned method's candidates, their validation accuracy and the choice (tuning/<method>/chosen.json)."""
     if not study.tuning:
         return ["No tuning section in the spec: every method at the spec's learning rates."]
-    lines = [f"Every stage a method trains got the same candidates (seed {study.tuning['seed']}, chosen by accuracy "
-             f"on {', '.join(study.tuning['datasets'])} only; test never read): "
-             + "; ".join(f"{stage} {', '.join(f'{lr:g}' for lr in rates)}"
-                         for stage, rates in study.tuning["learning_rates"].items()) + ". Runs that take another "
+    grid = study.tuning["learning_rates"]
+    untuned = [stage for stage in ("sft", "train") if stage not in grid]
+    lines = [f"Every tuned stage got the same candidates for every method (seed {study.tuning['seed']}, chosen by "
+             f"accuracy on {', '.join(study.tuning['datasets'])} only; test never read): "
+             + "; ".join(f"{stage} {', '.join(f'{lr:g}' for lr in rates)}" for stage, rates in grid.items())
+             + "".join(f"; {stage} not tuned (the spec's learning rate)" for stage in untuned) + ". Runs that take another "
              "method's choice: " + (", ".join(f"{m} ({s['tuning_from']})" for m, s in study.methods.items()
                                               if "tuning_from" in s) or "none") + ".", "",
              "| method | stage | validation accuracy per learning rate | chosen | the chosen model in its seed "

@@ -8,6 +8,9 @@ Spec section (all keys required):
       datasets: [world_val]                 # read for the choice; never a test split
       learning_rates: {sft: [5.0e-5, 1.0e-4, 2.0e-4], train: [1.0e-5, 2.0e-5, 5.0e-5]}
 
+A stage without candidates in `learning_rates` (e.g. no `train`: an RL rate chosen elsewhere) is not tuned: it keeps
+the learning rate its spec gives it.
+
 A method with its own SFT and RL stages tunes SFT first (its SFT model evaluated), then RL from the chosen SFT
 model. A method that starts RL from another's SFT model (`sft_model_from`) tunes its RL stage from that
 method's chosen SFT run. Runs go to <run_root>/tuning/<method>/<stage>-lr<LR>/, the choice to
@@ -36,6 +39,12 @@ def trained_stages(study: Study, method: str) -> list[str]:
     """The stages a method trains itself, in order."""
     values = study.run_values(method, study.seeds[0])
     return [stage for stage in ("sft", "train") if values.get(stage) is not None]
+
+
+def tuned_stages(study: Study, method: str) -> list[str]:
+    """The stages a method trains itself that have learning-rate candidates, in order."""
+    grid = study.tuning.get("learning_rates", {})
+    return [stage for stage in trained_stages(study, method) if stage in grid]
 
 
 def tuning_dir(study: Study, method: str) -> Path:
@@ -114,7 +123,7 @@ def tune_method(study: Study, method: str, log: Any = print) -> dict[str, float]
     settings = tuning_settings(study)
     chosen: dict[str, float] = {}
     scores: dict[str, dict[str, float]] = {}
-    for stage in trained_stages(study, method):
+    for stage in tuned_stages(study, method):
         scores[stage] = {}
         for learning_rate in settings["learning_rates"][stage]:
             values = candidate_values(study, method, stage, learning_rate, chosen)
@@ -178,7 +187,7 @@ def adopt_chosen(study: Study, method: str, seed: int, config: Any, log: Any = p
         return []
     chosen = read_choice(study, method)
     adopted = []
-    for stage in trained_stages(study, method):
+    for stage in tuned_stages(study, method):
         if stage in chosen:
             candidate = build_config(RunConfig, candidate_values(study, method, stage, chosen[stage], chosen),
                                      f"tuning {method} {stage}")

@@ -90,6 +90,12 @@ def test_the_tuning_seed_trains_nothing_again_and_per_method_seeds_count(study: 
     # Tuning: 2 SFT candidates (SFT + its eval) and 1 RL candidate (RL + its eval), each 100 / 40 / 300 s.
     assert ours.tuning_hours == pytest.approx((2 * (100 + 300) + (40 + 300)) / 3600)
     assert ours.hours == pytest.approx((140 + 2 * 600 + 2 * 400 + 340) / 3600)
+    # RL not tuned (its rate chosen elsewhere): the tuning seed's run adopts the SFT candidate and trains RL.
+    study.tuning["learning_rates"] = {"sft": [1e-4, 2e-4]}
+    ours = {cost.method: cost for cost in projection.project(study, throughput, base_eval_seconds=0.0)}["ei_exgrpo"]
+    assert (ours.trained_seeds, ours.untuned_hours) == (1, pytest.approx(40 / 3600))
+    assert ours.hours == pytest.approx((140 + 40 + 2 * 600 + 2 * 400) / 3600)
+    study.tuning["learning_rates"]["train"] = [1e-5]
     # Compute-matched SKD: its SFT steps are set at run time to take ei_exgrpo's training time, and so is its cost.
     spec = yaml.safe_load((REPO / "configs" / "smollm2.yaml").read_text())
     study.methods["skd_compute_matched"] = spec["methods"]["skd_compute_matched"]

@@ -86,6 +86,29 @@ def test_the_best_validation_accuracy_is_chosen_and_applied_to_every_seed(study:
     assert saved["validation_accuracy"]["sft"] == {"5e-05": 0.4, "0.0001": 0.6, "0.0002": 0.5}
 
 
+def test_a_stage_without_candidates_keeps_the_specs_rate(study: Study, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An RL rate chosen elsewhere (no `train` candidates): only SFT is tuned; RL runs at the spec's rate."""
+    import exgrpo.runner.run
+
+    study.tuning["learning_rates"] = {"sft": RATES["sft"]}
+    spec_rate = study.run_values("ei_exgrpo", 0, apply_tuning=False)["train"]["learning_rate"]
+    ran: list[tuple[str, float]] = []
+
+    def fake_run(config: Any, on_stage: Any = None, until: str | None = None) -> None:
+        report = config.run_dir / "eval" / "sft" / "report.json"
+        report.parent.mkdir(parents=True)
+        correct = {5.0e-5: 40, 1.0e-4: 30, 2.0e-4: 20}[config.sft.learning_rate]
+        report.write_text(json.dumps({"datasets": [{"num_correct": correct, "num_examples": 100}]}))
+        ran.append(("train" if config.train is not None else "sft", config.sft.learning_rate))
+
+    monkeypatch.setattr(exgrpo.runner.run, "run", fake_run)
+    assert tuning.tuned_stages(study, "ei_exgrpo") == ["sft"]
+    assert tuning.tune_method(study, "ei_exgrpo", log=lambda line: None) == {"sft": 5.0e-5}
+    assert ran == [("sft", 5.0e-5), ("sft", 1.0e-4), ("sft", 2.0e-4)]
+    values = study.run_values("ei_exgrpo", 1)
+    assert (values["sft"]["learning_rate"], values["train"]["learning_rate"]) == (5.0e-5, spec_rate)
+
+
 def test_the_page_lists_candidates_run_outside_the_final_grid(study: Study) -> None:
     from lab.study.standing import off_grid_lines
 
