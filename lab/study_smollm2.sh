@@ -5,6 +5,10 @@
 # trains one model after another holds on to memory it no longer needs.
 #
 #   nohup bash lab/study_smollm2.sh > runs/study-smollm2/logs/study.log 2>&1 &
+#   SPEC=lab/configs/smollm2_fair.yaml PILOT_ONLY=1 nohup bash lab/study_smollm2.sh > runs/study-smollm2-fair/study.log 2>&1 &
+#
+# PILOT_ONLY=1 stops after the first method's tuning and its tuning-seed run (the pilot), with the projection of the
+# whole study written to $RECORD/projection.md: the spec's cuts are decided on it before the rest runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then source .venv/bin/activate; fi  # the repo's venv
@@ -49,6 +53,11 @@ for method in $(names tuned); do
   # The tuning seed's run of a method is its chosen candidates' run: evaluated now, while their models are on this
   # machine (a later sitting may be on another, where the record alone would have them trained again).
   if [ -n "$TUNING_SEED" ]; then step run --seed "$TUNING_SEED" --method "$method"; fi
+  if [ -n "${PILOT_ONLY:-}" ]; then
+    study project > "$RECORD/projection.md.partial" && mv "$RECORD/projection.md.partial" "$RECORD/projection.md"
+    commit_record "the pilot's projection"
+    exit 0
+  fi
 done
 for seed in $(names seeds); do
   for method in $(methods "$seed"); do step run --seed "$seed" --method "$method"; done
