@@ -376,10 +376,11 @@ class Page:
             return None
         spec = self.study.methods[row.method]
         source = spec.get("sft_model_from", row.method)  # the method that trained its SFT model
-        teacher, student, seconds, cpu, steps, machines = [], [], [], [], [], []
+        teacher, student, seconds, cpu, steps, machines, passes = [], [], [], [], [], [], []
         for seed in seeds:
             own, shared = self.study.run_dir(seed, row.method), self.study.run_dir(seed, source)
             parts = [(shared, "sft")] + ([(own, "train")] if row.model == "exgrpo" else [])
+            passes.append([data_passes(folder, stage) for folder, stage in parts])
             student.append(sum(student_tokens(folder).get(stage, 0) for folder, stage in parts))
             seconds.append(sum(stage_seconds(folder, stage) for folder, stage in parts))
             cpu.append(sum(stage_seconds(folder, stage, "cpu_seconds") for folder, stage in parts))
@@ -388,7 +389,8 @@ class Page:
             machines.append({stage_machine(folder, stage) for folder, stage in parts} - {None})
         named = set().union(*machines)
         mixed = len(named) > 1
-        values = [f"{np.mean(steps):,.0f}", f"{np.mean(teacher):,.0f}", f"{np.mean(student):,.0f}",
+        values = [" / ".join(_mean_passes([seed[i] for seed in passes]) for i in range(len(passes[0]))),
+                  f"{np.mean(steps):,.0f}", f"{np.mean(teacher):,.0f}", f"{np.mean(student):,.0f}",
                   f"{np.mean(seconds):.0f}" + " †" * mixed, (f"{np.mean(cpu):.0f}" if all(cpu) else "n/a") + " †" * mixed]
         footnote = None
         if mixed:
@@ -399,8 +401,9 @@ class Page:
 
     def compute_table(self, rows: list[Row]) -> list[str]:
         """The compute table; footnotes (compute_row) follow it for rows measured on more than one CPU model."""
-        lines = ["| method | optimizer steps | teacher-written tokens trained on | student training tokens | "
-                 "training wall time (s) | training CPU time (s) |", "|---|---|---|---|---|---|"]
+        lines = ["| method | passes over its own data: SFT / RL | optimizer steps | teacher-written tokens trained on | "
+                 "student training tokens | training wall time (s) | training CPU time (s) |",
+                 "|---|---|---|---|---|---|---|"]
         footnotes = []
         for row in rows:
             computed = self.compute_row(row)
@@ -432,6 +435,18 @@ def stage_machine(run_dir: Path, stage: str) -> str | None:
     run, and for a skipped stage (its machine did nothing, and its seconds count 0)."""
     machine = (worked_manifest(run_dir, stage) or {}).get("machine")
     return machine_name(machine) if machine else None
+
+
+def data_passes(run_dir: Path, stage: str) -> float | None:
+    """Passes over the stage's own training data (the Trainer's last logged `epoch`: SFT examples, or the RL
+    questions kept to train on); None before its first log."""
+    epochs = [entry["epoch"] for entry in RunResults.of(run_dir).training_log(stage) or [] if "epoch" in entry]
+    return epochs[-1] if epochs else None
+
+
+def _mean_passes(values: list[float | None]) -> str:
+    known = [value for value in values if value is not None]
+    return f"{np.mean(known):.2f}" if known else "n/a"
 
 
 def optimizer_steps(run_dir: Path, stage: str) -> int:

@@ -58,6 +58,9 @@ def compute_page(tmp_path: Path, machines: list[dict | None]) -> Page:
         manifest = {"stage": "sft", "seconds": 100.0 * (seed + 1), "cpu_seconds": 150.0 * (seed + 1)}
         (run_dir / "sft" / "manifest.json").write_text(json.dumps(manifest | ({"machine": machine} if machine else {})))
         (run_dir / "teacher_tokens.json").write_text(json.dumps({"teacher_tokens": 1000}))
+        if seed != 1:  # a seed that logged its passes (seed 1 did not: not in the mean)
+            history = [{"loss": 1.0, "epoch": 0.5 * (seed + 1), "step": 1}, {"epoch": 0.5 * (seed + 2), "step": 2}]
+            (run_dir / "sft" / "log_history.json").write_text(json.dumps(history))
     page = Page.__new__(Page)  # only what compute_row reads: the study's folders and the seeds with results
     page.study = SimpleNamespace(methods={"skd": {}}, run_dir=lambda seed, method: tmp_path / f"seed{seed}" / method,
                                  run_config=lambda method, seed: SimpleNamespace(run_dir=tmp_path / f"seed{seed}" / method))
@@ -71,7 +74,7 @@ INTEL = {"cpu": "Intel Xeon", "cores": 2, "native_bf16": True}
 
 def test_compute_table_notes_seeds_measured_on_two_cpu_models(tmp_path: Path) -> None:
     lines = compute_page(tmp_path, [AMD, None, INTEL]).compute_table([Row("SKD", "skd", "sft")])
-    assert lines[2] == "| SKD | 0 | 1,000 | 0 | 200 † | 300 † |"  # means over seeds, marked
+    assert lines[2] == "| SKD | 1.50 | 1 | 1,000 | 0 | 200 † | 300 † |"  # means over seeds, marked
     footnote = [line for line in lines if line.startswith("- † SKD")]
     assert footnote == ["- † SKD, CPU seconds per seed: seed 0 150 (AMD EPYC, 2 cores, native bf16); "
                         "seed 1 300 (machine not recorded); seed 2 450 (Intel Xeon, 2 cores, native bf16)."]
@@ -79,7 +82,7 @@ def test_compute_table_notes_seeds_measured_on_two_cpu_models(tmp_path: Path) ->
 
 def test_compute_table_has_no_note_when_one_cpu_model_measured_every_seed(tmp_path: Path) -> None:
     lines = compute_page(tmp_path, [AMD, None, AMD]).compute_table([Row("SKD", "skd", "sft")])
-    assert lines[2] == "| SKD | 0 | 1,000 | 0 | 200 | 300 |" and len(lines) == 3
+    assert lines[2] == "| SKD | 1.50 | 1 | 1,000 | 0 | 200 | 300 |" and len(lines) == 3
 
 
 def test_a_skipped_stage_names_no_machine(tmp_path: Path) -> None:
