@@ -8,7 +8,7 @@ import json
 from exgrpo.runner.layout import RunLayout
 from exgrpo.runner.results import RunResults
 from lab.study.spec import Study
-from lab.study.tuning import read_choice, tuned_methods, tuning_dir, validation_accuracy
+from lab.study.tuning import read_choice, trained_stages, tuned_methods, tuning_dir, validation_accuracy
 
 
 def tuning_lines(study: Study) -> list[str]:
@@ -16,7 +16,8 @@ def tuning_lines(study: Study) -> list[str]:
     if not study.tuning:
         return ["No tuning section in the spec: every method at the spec's learning rates."]
     grid = study.tuning["learning_rates"]
-    untuned = [stage for stage in ("sft", "train") if stage not in grid]
+    trained = {stage for method in tuned_methods(study) for stage in trained_stages(study, method)}
+    untuned = [stage for stage in ("sft", "train") if stage in trained and stage not in grid]  # none where none trains
     lines = [f"Every tuned stage got the same candidates for every method (seed {study.tuning['seed']}, chosen by "
              f"accuracy on {', '.join(study.tuning['datasets'])} only; test never read): "
              + "; ".join(f"{stage} {', '.join(f'{lr:g}' for lr in rates)}" for stage, rates in grid.items())
