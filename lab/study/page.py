@@ -15,7 +15,7 @@ from lab.study.goals import goal_datasets, goal_line, judge, spec_goals
 from lab.study.noise import noise_line, reevaluation_points
 from lab.study.plots import plot_dsu, plot_fractions, plot_main
 from lab.study.projection import projection_lines
-from lab.study.spec import Study
+from lab.study.spec import Study, compute_match_stages
 from lab.study.standing import progress_lines, tuning_lines
 from lab.study.tables import Page, Row, cell, every, method_row
 from lab.study.verdicts import threshold_verdict, verdict
@@ -219,6 +219,15 @@ def _note(study: Study, section: str) -> list[str]:
     return [study.notes[section].strip(), ""] if section in study.notes else []
 
 
+def _outside_seeds(study: Study) -> str:
+    """Which seeds' runs were evaluated on the outside check, where the spec cut it to some (report.outside_seeds)."""
+    if study.outside_seeds == study.seeds:
+        return ""
+    return (f" Evaluated on seed{'s' if len(study.outside_seeds) > 1 else ''} "
+            f"{', '.join(map(str, study.outside_seeds))} only (the spec's cut): the CIs here carry no seed variance"
+            + ("." if len(study.outside_seeds) == 1 else " beyond those seeds'."))
+
+
 def _all_rows(study: Study, *tables: list[Row]) -> list[Row]:
     """Every distinct row of the tables, and every other method's own model."""
     rows = {(row.method, row.model): row for table in tables for row in table}
@@ -332,7 +341,9 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
               *projection_lines(study)]
     if "skd_compute_matched" in study.methods:
         matched = method_row(study, "skd_compute_matched")
-        basis = ("as much training CPU time as EI + ExGRPO (its SFT steps from SKD's CPU seconds per step)"
+        stages = compute_match_stages(study, "skd_compute_matched")
+        matched_stages = "training" if len(stages) == 2 else {"sft": "EI-SFT", "train": "RL"}[stages[0]]
+        basis = (f"as much {matched_stages} CPU time as EI + ExGRPO's (its SFT steps from SKD's CPU seconds per step)"
                  if study.methods["skd_compute_matched"].get("compute_match_on") == "cpu_seconds"
                  else "as many student tokens as EI + ExGRPO")
         lines += [f"Compute-matched comparison (SKD trained for {basis}):", "",
@@ -343,7 +354,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
     if page.outside:
         lines += ["## Outside check: real benchmarks", "",
                   "Every trained student on real arithmetic benchmarks (not in any average): does training on the world",
-                  "move them?", "", *page.dataset_table(main, page.outside), ""]
+                  "move them?" + _outside_seeds(study), "", *page.dataset_table(main, page.outside), ""]
     if teacher is not None:
         lines += [f"GKD's teacher model (a larger student SFT'd on the teacher's rationales): "
                   f"held-in {cell(page.estimate(teacher, page.held_in))}, held-out {cell(page.estimate(teacher, page.held_out))}.",

@@ -15,7 +15,7 @@ from exgrpo.models.precision import machine_name
 from exgrpo.runner.estimate.run import estimate_run
 from exgrpo.runner.layout import EvalFolder, RunLayout
 from exgrpo.runner.results import RunResults, read_evaluation
-from lab.study.spec import Study
+from lab.study.spec import Study, compute_match_stages
 
 STAGE_RATES = {"sft": "sft_tokens_per_s", "train": "exgrpo_tokens_per_s", "eval": "generate_tokens_per_s"}
 
@@ -25,7 +25,7 @@ class MethodCost:
     method: str
     seeds: int
     training_hours: float  # per seed: SFT and RL (the exact teacher's probe stage takes seconds)
-    eval_hours: float  # per seed: its trained models' evaluations
+    eval_hours: float  # per seed (the mean over its seeds): its trained models' evaluations
     trained_seeds: int  # seeds it trains on (the tuning seed's run is its chosen candidate's: nothing trained)
     base_eval_hours: float = 0.0  # the base student's evaluation, done once for the whole study
     tuning_hours: float = 0.0  # every learning-rate candidate of every stage it tunes, on the tuning seed
@@ -171,9 +171,12 @@ def project(study: Study, throughput: StudentThroughput, methods: list[str] | No
     for method in methods or list(study.methods):
         seeds = study.method_seeds(method)
         hours = _hours(study.run_config(method, seeds[0]), throughput)
+        if study.outside_seeds != study.seeds:  # seeds evaluate different datasets: the mean over its seeds
+            hours["eval"] = sum(_hours(study.run_config(method, seed), throughput)["eval"] for seed in seeds) / len(seeds)
         matched = study.methods[method].get("compute_match")
         if matched:  # its SFT steps are chosen at run time to take as long as the matched method's training
-            hours["training"] = _hours(study.run_config(matched, seeds[0]), throughput)["training"]
+            target = _hours(study.run_config(matched, seeds[0]), throughput)
+            hours["training"] = sum(target.get(stage, 0.0) for stage in compute_match_stages(study, method))
         tuned = tuned_stages(study, method) if study.tuning and "tuning_from" not in study.methods[method] else []
         adopts = bool(tuned) and tuning_seed in seeds  # the tuning seed's run takes its tuned stages as chosen
         base = (base_eval_seconds / 3600 if base_eval_seconds is not None else hours["base"]) if hours["base"] else 0.0

@@ -12,7 +12,8 @@ study reads itself and removes before the run config is built:
 - compute_match: M: SFT epochs chosen so that the student trains on as many tokens as method M did;
   with compute_match_on: cpu_seconds, SFT steps chosen so that its training takes as much CPU time as M's (SFT
   and RL, sampling and reference passes included), at the CPU time per step of method compute_match_rate_from's
-  run of the same seed (the same training, fewer steps);
+  run of the same seed (the same training, fewer steps); compute_match_stages: [sft] matches M's SFT stage only
+  (a cut budget's: without its RL stage's seconds);
 - tuning_from: M: use method M's tuned learning rates (a data-efficiency run is not tuned on its own);
 - seeds: [S, ...]: run this method for these of the study's seeds only (a cut budget's fewer seeds);
 - train.teacher_model_from: M: the distillation teacher is method M's SFT model (a train section of another
@@ -37,7 +38,7 @@ from exgrpo.runner.results import RunResults, mean_accuracy, question_verdicts, 
 from exgrpo.runner.stage_configs import base_path, eval_config, sft_config
 
 STUDY_KEYS = ("title", "data_fraction", "sft_model_from", "own_base", "compute_match", "compute_match_on",
-              "compute_match_rate_from", "tuning_from", "seeds")
+              "compute_match_rate_from", "compute_match_stages", "tuning_from", "seeds")
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -81,10 +82,19 @@ class Study:
             for name in self.report.get(key, []):
                 if evaluated and name not in evaluated:  # else the page would drop it without a word
                     raise ConfigError(f"{self.spec_path}: report.{key}: {name!r} is not one of common.eval.datasets")
+        # The seeds whose runs evaluate the outside check (a cut budget's: the others skip those datasets).
+        self.outside_seeds: list[int] = list(self.report.get("outside_seeds", self.seeds))
+        if set(self.outside_seeds) - set(self.seeds) or not self.report.get("outside") and "outside_seeds" in self.report:
+            raise ConfigError(f"{self.spec_path}: report.outside_seeds: {self.outside_seeds} must be some of the "
+                              f"study's seeds {self.seeds}, with report.outside naming the datasets")
         for name, method in self.methods.items():
             for key in ("sft_model_from", "compute_match", "compute_match_rate_from", "tuning_from"):
                 if key in method and method[key] not in self.methods:
                     raise ConfigError(f"{self.spec_path}: methods.{name}.{key}: no method {method[key]!r}")
+            stages = method.get("compute_match_stages", ["sft", "train"])
+            if not stages or set(stages) - {"sft", "train"}:
+                raise ConfigError(f"{self.spec_path}: methods.{name}.compute_match_stages: some of sft, train, "
+                                  f"not {stages}")
 
     def check_machine(self) -> None:
         """Refuse to train or evaluate on a machine where the study's runs would compute otherwise than they did: on
@@ -168,6 +178,9 @@ class Study:
                 if values.get(stage) is not None:
                     values[stage]["learning_rate"] = learning_rate
         values["eval"].setdefault("models", ["exgrpo" if train is not None else "sft"])
+        if seed not in self.outside_seeds:
+            outside = set(self.report.get("outside", []))
+            values["eval"]["datasets"] = [name for name in values["eval"]["datasets"] if name not in outside]
         return values
 
     def run_config(self, method: str, seed: int, sft_overrides: dict[str, Any] | None = None) -> Any:
@@ -222,8 +235,9 @@ def _matched_cpu_steps(study: Study, method: str, seed: int) -> int:
     spec = study.methods[method]
     target = spec["compute_match"]
     source = study.methods[target].get("sft_model_from", target)
-    budget = (stage_seconds(study.run_dir(seed, source), "sft", "cpu_seconds")
-              + stage_seconds(study.run_dir(seed, target), "train", "cpu_seconds"))
+    stages = compute_match_stages(study, method)
+    budget = ((stage_seconds(study.run_dir(seed, source), "sft", "cpu_seconds") if "sft" in stages else 0.0)
+              + (stage_seconds(study.run_dir(seed, target), "train", "cpu_seconds") if "train" in stages else 0.0))
     rate_dir = study.run_dir(seed, spec.get("compute_match_rate_from", ""))
     steps = optimizer_steps(rate_dir, "sft")
     per_step = stage_seconds(rate_dir, "sft", "cpu_seconds") / steps if steps else 0.0
@@ -231,6 +245,11 @@ def _matched_cpu_steps(study: Study, method: str, seed: int) -> int:
         raise ConfigError(f"{study.spec_path}: methods.{method}: match on CPU seconds needs seed {seed}'s finished "
                           f"{target} and {spec.get('compute_match_rate_from')} runs (run them first)")
     return max(1, round(budget / per_step))
+
+
+def compute_match_stages(study: Study, method: str) -> list[str]:
+    """The stages of its compute_match target whose CPU seconds a method is matched on (both, unless cut)."""
+    return list(study.methods[method].get("compute_match_stages", ["sft", "train"]))
 
 
 def compute_matched_sft(study: Study, method: str, seed: int) -> dict[str, Any]:

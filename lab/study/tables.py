@@ -50,8 +50,12 @@ class Results:
             self.cache[key] = folder_verdicts(folder) if folder.report.exists() else None
         return self.cache[key]
 
-    def seeds(self, *rows: Row) -> list[int]:
-        return [s for s in self.study.seeds if all(self.load(row, s) is not None for row in rows)]
+    def seeds(self, *rows: Row, datasets: list[str] | None = None) -> list[int]:
+        """The seeds every row has finished, and with `datasets`, evaluated them all on (the outside check may
+        run on some seeds only: the spec's report.outside_seeds)."""
+        return [s for s in self.study.seeds
+                if all((verdicts := self.load(row, s)) is not None and all(d in verdicts for d in datasets or [])
+                       for row in rows)]
 
     def matrix(self, row: Row, seeds: list[int], dataset: str, keep: Any = None) -> np.ndarray:
         """[seed, question] correctness, questions in id order (optionally those whose id passes `keep`)."""
@@ -174,7 +178,7 @@ class Page:
                  minus: Row | None = None, pooled: bool = False) -> Estimate | None:
         """The mean over `datasets` of their accuracies, or with `pooled` the accuracy over all their questions
         together (a large split then weighs more)."""
-        seeds = seeds if seeds is not None else self.results.seeds(row, *([minus] if minus else []))
+        seeds = seeds if seeds is not None else self.results.seeds(row, *([minus] if minus else []), datasets=datasets)
         if not seeds:
             return None
         keep = keep or self.averaged  # by default, without the families left out of the averages
@@ -312,7 +316,7 @@ class Page:
         wide CI comes from, e.g. a student that collapsed."""
         return {seed: float(np.mean([matrix.mean() for d in datasets
                                      if (matrix := self.results.matrix(row, [seed], d, self.averaged)).size]))
-                for seed in self.results.seeds(row)}
+                for seed in self.results.seeds(row, datasets=datasets)}
 
     def seed_table(self, rows: list[Row], datasets: list[str]) -> list[str]:
         seeds = self.study.seeds

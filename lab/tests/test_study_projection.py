@@ -203,3 +203,38 @@ def test_before_the_first_run_finishes_its_tuning_candidates_time_the_projection
     (run_dir / "eval" / "sft").mkdir(parents=True)
     (run_dir / "eval" / "sft" / "report.json").write_text(json.dumps({"seconds": 100.0}))
     assert projection.projection_lines(study)[0].startswith("Measured on ei_exgrpo, seed 0 (")
+
+
+def test_an_outside_check_cut_to_one_seed_is_paid_on_that_seed_only(study: Study,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def per_dataset(config: Any) -> Any:  # evaluation tokens in proportion to the datasets evaluated
+        estimate = fake_loads(config)
+        for load in estimate.loads:
+            if load.stage.startswith("eval"):
+                load.seconds = 100.0 * len(config.eval.datasets)
+        return estimate
+
+    monkeypatch.setattr(projection, "estimate_run", per_dataset)
+    throughput = projection.StudentThroughput(sft_tokens_per_s=10.0, exgrpo_tokens_per_s=10.0,
+                                              generate_tokens_per_s=10.0)
+    every_seed = projection.project(study, throughput)[1]
+    outside = len(study.report["outside"])
+    study.outside_seeds = [0]
+    cut = projection.project(study, throughput)[1]
+    assert cut.method == "skd" and cut.seeds == 2
+    # Two seeds, one without the outside check: half its cost saved, the mean per seed stated.
+    assert (every_seed.eval_hours - cut.eval_hours) * 3600 == pytest.approx(100.0 * outside / 2)
+    assert (every_seed.hours - cut.hours) * 3600 == pytest.approx(100.0 * outside)
+
+
+@pytest.mark.parametrize(("stages", "seconds"), [(None, 100.0 + 40.0), (["sft"], 100.0)])
+def test_a_compute_matched_method_is_projected_at_its_targets_matched_stages(
+        study: Study, monkeypatch: pytest.MonkeyPatch, stages: list[str] | None, seconds: float) -> None:
+    monkeypatch.setattr(projection, "estimate_run", fake_loads)
+    study.methods["skd_matched"] = {"sft": {"include_probes": False}, "train": None, "compute_match": "ei_exgrpo",
+                                    "compute_match_on": "cpu_seconds", "compute_match_rate_from": "skd",
+                                    **({"compute_match_stages": stages} if stages else {})}
+    throughput = projection.StudentThroughput(sft_tokens_per_s=10.0, exgrpo_tokens_per_s=10.0,
+                                              generate_tokens_per_s=10.0)
+    matched = {cost.method: cost for cost in projection.project(study, throughput)}["skd_matched"]
+    assert matched.training_hours * 3600 == pytest.approx(seconds)  # EI-SFT 100 s and RL 40 s (fake_loads)

@@ -251,3 +251,45 @@ def test_the_fair_study_builds_every_method_and_computes_fp32_on_any_cpu(
     changed.write_text(yaml.safe_dump(spec))
     with pytest.raises(ConfigError, match=r"would compute in bfloat16 \(train\).*common.train.dtype: float32"):
         Study(changed, run_root=tmp_path).check_machine()
+
+
+def test_the_outside_check_cut_to_some_seeds_leaves_the_others_without_it(tmp_path: Path) -> None:
+    spec = yaml.safe_load((SPEC.parent / "smollm2_fair.yaml").read_text())
+    spec["report"]["outside_seeds"] = [0]  # the fair spec's first cut
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    study = Study(path, run_root=tmp_path)
+    outside = set(spec["report"]["outside"])
+    assert outside <= set(study.run_config("skd", 0).eval.datasets)
+    later = study.run_config("skd", 1).eval.datasets
+    assert not outside & set(later) and "world_ood_steps" in later  # the world's splits stay on every seed
+    spec["report"]["outside_seeds"] = [0, 5]
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError, match=r"report.outside_seeds: \[0, 5\] must be some of the study's seeds"):
+        Study(path, run_root=tmp_path)
+
+
+@pytest.mark.parametrize(("stages", "steps"), [(None, 30), (["sft"], 20)])
+def test_compute_matching_on_cpu_seconds_counts_the_stages_the_spec_names(
+        tmp_path: Path, stages: list[str] | None, steps: int) -> None:
+    from lab.study.spec import compute_matched_sft
+
+    spec = yaml.safe_load((SPEC.parent / "smollm2_fair.yaml").read_text())
+    if stages:
+        spec["methods"]["skd_compute_matched"]["compute_match_stages"] = stages  # the fair spec's third cut
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    study = Study(path, run_root=tmp_path)
+    # EI + ExGRPO: 200 CPU seconds of SFT and 100 of RL; SKD with three rationales: 10 steps in 100 CPU seconds.
+    for method, stage, cpu_seconds, logged in (("ei_exgrpo", "sft", 200.0, 30), ("ei_exgrpo", "train", 100.0, 5),
+                                               ("skd_rationales", "sft", 100.0, 10)):
+        folder = study.run_dir(0, method) / stage
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text(json.dumps({"stage": stage, "seconds": cpu_seconds,
+                                                          "cpu_seconds": cpu_seconds, "outputs": {}}))
+        (folder / "log_history.json").write_text(json.dumps([{"step": step} for step in range(1, logged + 1)]))
+    assert compute_matched_sft(study, "skd_compute_matched", 0) == {"max_steps": steps}
+    spec["methods"]["skd_compute_matched"]["compute_match_stages"] = ["eval"]
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError, match="compute_match_stages: some of sft, train"):
+        Study(path, run_root=tmp_path)

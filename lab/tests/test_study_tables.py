@@ -157,3 +157,19 @@ def test_format_seen_by_names_the_field_it_cannot_read(tmp_path: Path) -> None:
         formats_seen(study, ["world_ood_steps", "world_ood_reversed"])
     with pytest.raises(ConfigError, match=r"report.format_seen_by.world_ood_reversed: not one of the evaluated"):
         formats_seen(study, ["world_ood_steps"])
+
+
+def test_an_estimate_reads_only_the_seeds_evaluated_on_its_datasets() -> None:
+    from lab.study.tables import Results
+
+    # Seed 0 evaluated the outside check, seed 1 did not (the spec's report.outside_seeds); both the world's split.
+    verdicts = {0: {"world_test": {"a": True, "b": False}, "gsm8k": {"g": True}},
+                1: {"world_test": {"a": True, "b": True}}}
+    results = Results(SimpleNamespace(seeds=[0, 1]))
+    row = Row("SKD", "skd", "sft")
+    results.cache = {("skd", "sft", seed): found for seed, found in verdicts.items()}
+    assert results.seeds(row) == [0, 1] and results.seeds(row, datasets=["world_test"]) == [0, 1]
+    assert results.seeds(row, datasets=["gsm8k"]) == [0]
+    page = Page.__new__(Page)
+    page.results, page.excluded, page.world = results, set(), False
+    assert page.estimate(row, ["gsm8k"]).value == 1.0 and page.estimate(row, ["world_test"]).value == 0.75
