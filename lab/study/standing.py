@@ -26,6 +26,7 @@ def tuning_lines(study: Study) -> list[str]:
                                               if "tuning_from" in s) or "none") + ".", "",
              "| method | stage | validation accuracy per learning rate | chosen | the chosen model in its seed "
              f"{study.tuning['seed']} run |", "|---|---|---|---|---|"]
+    at_edge = False
     for method in tuned_methods(study):
         choice = read_choice(study, method)  # none yet, or made on an earlier grid
         if not choice:
@@ -35,13 +36,25 @@ def tuning_lines(study: Study) -> list[str]:
         for stage, learning_rate in choice.items():
             scores = ", ".join(f"{lr}: {100 * value:.1f}" for lr, value in saved["validation_accuracy"][stage].items())
             again = run_validation(study, method, "sft" if stage == "sft" else "exgrpo")
-            lines.append(f"| {study.title(method)} | {stage} | {scores} | {learning_rate:g} | "
+            edge = grid_edge(grid.get(stage, []), learning_rate)
+            at_edge = at_edge or bool(edge)
+            lines.append(f"| {study.title(method)} | {stage} | {scores} | {learning_rate:g}{edge} | "
                          f"{'n/a' if again is None else f'{100 * again:.1f}'} |")
+    if at_edge:
+        lines += ["", "A choice at the edge of its grid (marked) may fall short of the best rate for that arm: the "
+                  "grid was fixed in the spec before the runs and is not widened for any arm."]
     return lines + ["", "The last column reads the same validation questions again, from the evaluation of the tuning "
                     "seed's run, whose model is the chosen candidate (adopted, or made again where an earlier "
                     "sitting's machine took it): where it differs from the chosen score, the difference is the "
                     "evaluation's own (its batches mix datasets, and bf16 answers move with the padding) or the "
                     "remake's."] + off_grid_lines(study)
+
+
+def grid_edge(rates: list[float], chosen: float) -> str:
+    """' (largest tried)' or ' (smallest tried)' where the choice is at an end of a grid of several rates."""
+    if len(rates) < 2 or min(rates) < chosen < max(rates):
+        return ""
+    return " (largest tried)" if chosen == max(rates) else " (smallest tried)"
 
 
 def run_validation(study: Study, method: str, model: str) -> float | None:

@@ -167,7 +167,7 @@ def test_the_tuning_seed_trains_nothing_twice_and_the_base_is_evaluated_once(
     assert "old" not in written and written.endswith("kept\n")
     verdict_lines = [line for line in summary if line.startswith("- **")]
     assert len(verdict_lines) >= 3 and all(line in text.splitlines() for line in verdict_lines)
-    assert "| SKD (SFT on teacher rationales) | sft | 0.0001: 0.0, 0.0002: 100.0 | 0.0002 |" in text
+    assert "| SKD (SFT on teacher rationales) | sft | 0.0001: 0.0, 0.0002: 100.0 | 0.0002 (largest tried) |" in text
     assert "skd_f0.5 (skd)" in text.split("## Tuning")[1]
     assert "| SKD | 0.5 | 1 |" in text and "| SKD | 1 | 2 |" in text
     gate = text.split("## Does the student learn?")[1].split("## Goals")[0]

@@ -157,9 +157,21 @@ def test_the_tuning_table_reads_the_chosen_model_again_from_its_seed_run(study: 
     def row() -> str:
         return next(line for line in tuning_lines(study) if line.startswith("| SKD (SFT"))
 
-    assert row() == "| SKD (SFT on teacher rationales) | sft | 5e-05: 69.5, 0.0001: 67.0, 0.0002: 70.0 | 0.0002 | n/a |"
+    grid = study.tuning["learning_rates"]["sft"]
+    assert sorted(grid)[-1] == 2.0e-4 and len(grid) > 1  # the choice is the largest rate tried: the table says so
+    assert row() == ("| SKD (SFT on teacher rationales) | sft | 5e-05: 69.5, 0.0001: 67.0, 0.0002: 70.0 | "
+                     "0.0002 (largest tried) | n/a |")
+    assert any(line.startswith("A choice at the edge of its grid (marked)") for line in tuning_lines(study))
     report = study.run_dir(0, "skd") / "eval" / "sft" / "report.json"
     report.parent.mkdir(parents=True)
     report.write_text(json.dumps({"datasets": [{"name": "world_val", "num_correct": 139, "num_examples": 200},
                                                {"name": "world_test", "num_correct": 500, "num_examples": 500}]}))
-    assert row().endswith("| 0.0002 | 69.5 |")  # validation only: the run's test questions are not read
+    assert row().endswith("| 0.0002 (largest tried) | 69.5 |")  # validation only: the run's test questions are not read
+
+
+def test_a_choice_inside_its_grid_is_not_marked() -> None:
+    from lab.study.standing import grid_edge
+
+    assert grid_edge([5e-5, 1e-4, 2e-4], 1e-4) == "" and grid_edge([1e-5], 1e-5) == ""
+    assert grid_edge([5e-5, 1e-4, 2e-4], 5e-5) == " (smallest tried)"
+    assert grid_edge([5e-5, 1e-4, 2e-4], 2e-4) == " (largest tried)"
