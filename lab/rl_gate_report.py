@@ -34,6 +34,7 @@ from exgrpo.runner.report import paired_difference  # noqa: E402
 from exgrpo.runner.results import RunResults  # noqa: E402
 from exgrpo.runner.speeds import mean_of  # noqa: E402
 from lab.study.record import record_tree, restore_tree  # noqa: E402
+from lab.study.rl_signal import changed_answers, outcome_series, reward_rise, shown  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parent / "configs" / "rl_gate"
 HELD_IN = ["world_val"]
@@ -68,22 +69,6 @@ def paired(arm: RunResults, start: RunResults, datasets: list[str], model: str =
     """`arm`'s model minus `start`'s baseline (percentage points; by default an arm's final model minus its SFT
     start) on the same questions, with a paired bootstrap CI and the number of questions."""
     return paired_difference(arm, model, baseline, datasets, baseline_run=start)
-
-
-def changed_answers(arm: RunResults, start: RunResults, datasets: list[str], model: str = "exgrpo",
-                    baseline: str = "sft") -> dict[str, int] | None:
-    """How many answers the arm changed against its start, each way, on the same questions: a paired difference
-    near 0 can hide many changes that cancel."""
-    counts = {"fixed": 0, "broken": 0, "questions": 0}
-    for name in datasets:
-        ours, theirs = arm.verdicts(model, name), start.verdicts(baseline, name)
-        if ours is None or theirs is None:
-            return None
-        for question in ours.keys() & theirs.keys():
-            counts["questions"] += 1
-            counts["fixed"] += bool(ours[question]) and not theirs[question]
-            counts["broken"] += bool(theirs[question]) and not ours[question]
-    return counts
 
 
 # What each start trained on: EI-SFT (and ExGRPO's probe turns) the questions with their probes, SKD (and the GRPO
@@ -151,31 +136,6 @@ def step_matching(arms: list[Arm]) -> list[str]:
             "updates and questions as full ExGRPO, with less compute per step (see the training minutes below).", ""]
 
 
-def outcome_series(records: list[dict[str, Any]]) -> list[float]:
-    """Each step's outcome reward (the DSU bonus left out): scenarios A and B averaged, as 4 + 4 rollouts weigh."""
-    series = []
-    for record in records:
-        full, partial = record.get("reward_full"), record.get("reward_partial")
-        value = (full + partial) / 2 if full is not None and partial is not None else full
-        series.append(value if value is not None else record.get("reward"))
-    return [v for v in series if v is not None]
-
-
-def reward_rise(series: list[float], resamples: int = 2000, seed: int = 0) -> dict[str, float] | None:
-    """Mean outcome reward of the last fifth of the steps minus the first fifth, with a bootstrap CI (the steps
-    of each fifth resampled)."""
-    fifth = len(series) // 5
-    if fifth < 2:
-        return None
-    first, last = np.asarray(series[:fifth]), np.asarray(series[-fifth:])
-    rng = np.random.default_rng(seed)
-    draws = (last[rng.integers(0, fifth, (resamples, fifth))].mean(1)
-             - first[rng.integers(0, fifth, (resamples, fifth))].mean(1))
-    low, high = np.percentile(draws, [2.5, 97.5])
-    return {"first": float(first.mean()), "last": float(last.mean()), "value": float(last.mean() - first.mean()),
-            "low": float(low), "high": float(high)}
-
-
 def diagnostics(run_dir: Path) -> dict[str, Any] | None:
     path = RunLayout(run_dir).stage_dir("train") / DIAGNOSTICS_FILE
     return json.loads(path.read_text()) if path.exists() else None
@@ -196,10 +156,6 @@ def _acc(evaluation: Any, datasets: list[str]) -> str:
     return " / ".join(f"{row['value']:.1f}" for row in rows)
 
 
-def _shown(value: float | None, form: str) -> str:
-    return "n/a" if value is None else format(value, form)
-
-
 # Full ExGRPO at each learning rate tried, all else equal: the gate's rate is the one with the higher held-in
 # validation accuracy (never the held-out splits); every arm then trains at it.
 LR_CHECK = ["exgrpo", "exgrpo_lr3e-5"]
@@ -216,9 +172,9 @@ def learning_rate_check(runs: Path) -> tuple[str, list[str]]:
         kl = [r["kl"] for r in records[-5:] if r.get("kl") is not None]
         rise = reward_rise(outcome_series(records))
         reward = "n/a" if rise is None else f"{rise['first']:.2f} -> {rise['last']:.2f}"
-        rows.append(f"| {_shown(learning_rate(name), 'g')} | {name} | "
+        rows.append(f"| {shown(learning_rate(name), 'g')} | {name} | "
                     f"{'not finished' if accuracy is None else format(accuracy['value'], '.1f')} | {len(records)} | "
-                    f"{_shown(float(np.mean(kl)) if kl else None, '.4f')} | {reward} |")
+                    f"{shown(float(np.mean(kl)) if kl else None, '.4f')} | {reward} |")
         if accuracy is not None and accuracy["value"] > best[1]:
             best = (name, accuracy["value"])
     lines = ["## Learning rate, chosen on validation", "",
@@ -413,7 +369,7 @@ def page(runs: Path, summaries: list[dict[str, Any]], image: str, record: Path |
         rise_text = "n/a" if rise is None else (f"{rise['first']:.2f} -> {rise['last']:.2f} ({_pp(rise)})")
         changed = s["changed"]
         changed_text = "n/a" if changed is None else f"{changed['fixed']} / {changed['broken']} of {changed['questions']}"
-        lines.append(f"| {s['arm'].title} | {s['arm'].start_title} | {_shown(s['learning_rate'], 'g')} | {verdict} | "
+        lines.append(f"| {s['arm'].title} | {s['arm'].start_title} | {shown(s['learning_rate'], 'g')} | {verdict} | "
                      f"{_pp(s['held_in'])} | {changed_text} | {rise_text} | {_pp(s['unseen'])} |")
     lines += ["", "Accuracy (%), world_val / world_ood_steps / world_ood_surface, and each split's guessing floor:", "",
               "| model | accuracy | questions | computed in |", "|---|---|---|---|"]
@@ -444,11 +400,11 @@ def page(runs: Path, summaries: list[dict[str, Any]], image: str, record: Path |
         entropy = [r["entropy"] for r in records if r.get("entropy") is not None]
         lines.append(
             f"| {s['arm'].title} | {len(records)} | {s['train_seconds'] / 60:.0f} | {kept} | "
-            f"{_shown(mean_of(records, 'zero_spread'), '.0%')} | {_shown(mean_of(records, 'cut_turns'), '.1%')} | "
-            f"{_shown(mean_of(records[-5:], 'kl'), '.4f')} | "
+            f"{shown(mean_of(records, 'zero_spread'), '.0%')} | {shown(mean_of(records, 'cut_turns'), '.1%')} | "
+            f"{shown(mean_of(records[-5:], 'kl'), '.4f')} | "
             f"{(f'{entropy[0]:.3f} -> {entropy[-1]:.3f}' if entropy else 'n/a')} | "
-            f"{_shown(mean_of(records, 'dsu_fired'), '.0%')} | {_shown(mean_of(records, 'rollout_tokens_per_s'), '.0f')} / "
-            f"{_shown(mean_of(records, 'update_tokens_per_s'), '.0f')} |")
+            f"{shown(mean_of(records, 'dsu_fired'), '.0%')} | {shown(mean_of(records, 'rollout_tokens_per_s'), '.0f')} / "
+            f"{shown(mean_of(records, 'update_tokens_per_s'), '.0f')} |")
     lines += ["", *lockstep(summaries), ""]
     not_met = [s for s in summaries if s["finished"] and not s["met"]]
     if not_met:
@@ -472,7 +428,7 @@ def page(runs: Path, summaries: list[dict[str, Any]], image: str, record: Path |
         for stage in stages:
             manifest = json.loads(layout.manifest(stage).read_text()) if layout.manifest(stage).exists() else {}
             cells.append("n/a" if not manifest else "skipped" if "skipped" in manifest.get("outputs", {}) else
-                         f"{_shown(manifest.get('seconds'), '.0f')} / {_shown(manifest.get('cpu_seconds'), '.0f')}")
+                         f"{shown(manifest.get('seconds'), '.0f')} / {shown(manifest.get('cpu_seconds'), '.0f')}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

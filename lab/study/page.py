@@ -15,6 +15,7 @@ from lab.study.goals import goal_datasets, goal_line, judge, spec_goals
 from lab.study.noise import noise_line, reevaluation_points
 from lab.study.plots import plot_dsu, plot_fractions, plot_main
 from lab.study.projection import projection_lines
+from lab.study.rl_signal import rl_run_lines
 from lab.study.spec import Study, compute_match_stages
 from lab.study.standing import progress_lines, tuning_lines
 from lab.study.tables import Page, Row, cell, every, method_row
@@ -316,6 +317,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         "Per family (held-in and the held-out splits of a format no method trained on):", "",
         *(page.family_table(main) if page.world else ["(question ids carry no family here)"]), "",
         *seen_format_lines(page, study, main),
+        *rl_run_lines(page),
     ]
     lines += ["## Ablation", "", *page.accuracy_table(ablation), "",
               "## Data efficiency", "", "| method | fraction | seeds | held-in | held-out, format unseen |",
