@@ -108,7 +108,7 @@ def rl_run_lines(page: Any) -> list[str]:
              "reward carry no learning signal; a turn cut by its token budget is judged unfinished. The outcome reward "
              "(DSU bonus left out) of the last fifth of the steps against the first fifth, with a bootstrap CI over "
              "those steps; the answers the RL model changed against its own SFT start on the unseen-format held-out "
-             "splits (right after RL / wrong after RL).", "",
+             "splits (fixed: wrong before RL and right after; broken: the reverse).", "",
              "| method | seed | steps | questions kept (pass-rate filter) | passes over them | groups without reward "
              "spread | turns cut by the budget | KL to the SFT model (last 5 steps) | entropy first -> last | outcome "
              "reward, first -> last fifth (rise [95% CI]) | held-out answers fixed / broken (changed) |",
