@@ -8,7 +8,8 @@
 #   SPEC=lab/configs/smollm2_fair.yaml PILOT_ONLY=1 nohup bash lab/study_smollm2.sh > runs/study-smollm2-fair/study.log 2>&1 &
 #
 # PILOT_ONLY=1 stops after the first method's tuning and its tuning-seed run (the pilot), with the projection of the
-# whole study written to $RECORD/projection.md: the spec's cuts are decided on it before the rest runs.
+# whole study written to $RECORD/projection.md: the spec's cuts are decided on it before the rest runs. Without it,
+# the projection is written again after every tuned method's tuning-seed run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then source .venv/bin/activate; fi  # the repo's venv
@@ -53,11 +54,11 @@ for method in $(names tuned); do
   # The tuning seed's run of a method is its chosen candidates' run: evaluated now, while their models are on this
   # machine (a later sitting may be on another, where the record alone would have them trained again).
   if [ -n "$TUNING_SEED" ]; then step run --seed "$TUNING_SEED" --method "$method"; fi
-  if [ -n "${PILOT_ONLY:-}" ]; then
-    study project > "$RECORD/projection.md.partial" && mv "$RECORD/projection.md.partial" "$RECORD/projection.md"
-    commit_record "the pilot's projection"
-    exit 0
-  fi
+  # The projection again after each tuning-seed run: its power table measures each goal once both of its arms have
+  # a finished run (the pilot has only the first method's, so the primary goal's MDD comes with its other arm's).
+  study project > "$RECORD/projection.md.partial" && mv "$RECORD/projection.md.partial" "$RECORD/projection.md"
+  commit_record "the projection after $method's tuning-seed run"
+  if [ -n "${PILOT_ONLY:-}" ]; then exit 0; fi
 done
 for seed in $(names seeds); do
   for method in $(methods "$seed"); do step run --seed "$seed" --method "$method"; done
