@@ -35,9 +35,18 @@ def main_rows(study: Study) -> list[Row]:
 
 def ablation_rows(study: Study) -> list[Row]:
     steps = [m for m in ("rl_no_sft", "ei_rl_outcome", "ei_rl_aux") if m in study.methods]
+    # Full ExGRPO is "+ DSU bonus" only where the step before it (outcome reward + aux SFT loss) ran.
+    last = "+ DSU bonus = full ExGRPO" if "ei_rl_aux" in steps else "+ full ExGRPO (every part at once)"
     return [ZERO_SHOT, Row("SFT only (EI data)", "ei_exgrpo", "sft")] + [
-        Row(study.title(method), method, "exgrpo") for method in steps] + [
-        Row("+ DSU bonus = full ExGRPO", "ei_exgrpo", "exgrpo")]
+        Row(study.title(method), method, "exgrpo") for method in steps] + [Row(last, "ei_exgrpo", "exgrpo")]
+
+
+def ablation_note(study: Study) -> list[str]:
+    """What the ablation table can say: without the ladder's steps it is EI-SFT against full ExGRPO only."""
+    if any(m in study.methods for m in ("ei_rl_outcome", "ei_rl_aux")):
+        return []
+    return ["No RL ablation ladder in this spec (outcome reward only, then + aux SFT loss, then + DSU bonus): the "
+            "table compares the EI-SFT start with full ExGRPO, so it cannot say which part of ExGRPO moved it.", ""]
 
 
 def fraction_rows(study: Study, method: str) -> list[tuple[float, Row]]:
@@ -296,7 +305,8 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         "those formats in training, so EI-Test compares them with each other (its goal: EI + ExGRPO against EI-SFT),",
         "not with SKD.", "", *held_out_lines(page),
         *(["The held-out splits were divided so after the runs, from their record (nothing was trained again); the "
-           "next study sets its held-out splits before it runs.", ""] if page.held_out_seen else []),
+           "next study sets its held-out splits before it runs.", ""]
+          if page.held_out_seen and study.report.get("held_out_divided_after_runs") else []),
         *(["Families at the guessing floor for every method (no method's CI above the larger floor), left out of "
            f"every average and reported in the family table only: {', '.join(sorted(page.excluded))}.", ""]
           if page.excluded else []),
@@ -319,7 +329,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         *seen_format_lines(page, study, main),
         *rl_run_lines(page),
     ]
-    lines += ["## Ablation", "", *page.accuracy_table(ablation), "",
+    lines += ["## Ablation", "", *ablation_note(study), *page.accuracy_table(ablation), "",
               "## Data efficiency", "", "| method | fraction | seeds | held-in | held-out, format unseen |",
               "|---|---|---|---|---|"]
     for name, points in curves.items():
@@ -345,11 +355,14 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         matched = method_row(study, "skd_compute_matched")
         stages = compute_match_stages(study, "skd_compute_matched")
         matched_stages = "training" if len(stages) == 2 else {"sft": "EI-SFT", "train": "RL"}[stages[0]]
-        basis = (f"as much {matched_stages} CPU time as EI + ExGRPO's (its SFT steps from SKD's CPU seconds per step)"
+        # The arm it is the longer training of: the one whose CPU seconds per step set its steps, else SKD.
+        unmatched = study.methods["skd_compute_matched"].get("compute_match_rate_from", "skd")
+        basis = (f"as much {matched_stages} CPU time as EI + ExGRPO's (its SFT steps from the CPU seconds per step "
+                 f"of {study.title(unmatched)})"
                  if study.methods["skd_compute_matched"].get("compute_match_on") == "cpu_seconds"
                  else "as many student tokens as EI + ExGRPO")
         lines += [f"Compute-matched comparison (SKD trained for {basis}):", "",
-                  *page.accuracy_table([method_row(study, "skd"), matched, OURS]), "",
+                  *page.accuracy_table([method_row(study, unmatched), matched, OURS]), "",
                   f"EI + ExGRPO minus compute-matched SKD, held-out (format unseen): "
                   f"{page.difference(OURS, matched, page.held_out)}; "
                   f"held-in: {page.difference(OURS, matched, page.held_in)}.", ""]

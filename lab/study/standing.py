@@ -46,8 +46,7 @@ def tuning_lines(study: Study) -> list[str]:
     return lines + ["", "The last column reads the same validation questions again, from the evaluation of the tuning "
                     "seed's run, whose model is the chosen candidate (adopted, or made again where an earlier "
                     "sitting's machine took it): where it differs from the chosen score, the difference is the "
-                    "evaluation's own (its batches mix datasets, and bf16 answers move with the padding) or the "
-                    "remake's."] + off_grid_lines(study)
+                    "evaluation's own (the re-evaluation noise measures it) or the remake's."] + off_grid_lines(study)
 
 
 def grid_edge(rates: list[float], chosen: float) -> str:

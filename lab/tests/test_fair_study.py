@@ -68,6 +68,10 @@ def test_every_command_of_the_fair_study_runs_on_a_micro_world(tmp_path: Path, t
     text = page.read_text()
     assert text.index("## Primary verdict") < text.index("## Goals")
     assert "Holm" in text and "re-evaluation" in text.lower()
+    assert "divided so after the runs" not in text  # this spec measures the formats before its runs
+    assert "No RL ablation ladder" in text.split("## Ablation")[1]
+    matched = text.split("Compute-matched comparison")[1].split("\n## ")[0]  # against its own unmatched arm
+    assert f"| {study.title('skd_rationales')} |" in matched and f"| {study.title('skd')} |" not in matched
     assert study.title("revthink") in text and study.title("skd_compute_matched") in text
     rl = text.split("## Did RL move the policy?")[1].split("\n## ")[0]  # every RL run's diagnostics
     assert "| EI + ExGRPO (ours) | 0 |" in rl and "| EI + ExGRPO (ours) | 1 |" in rl and "| EI + ExGRPO | 0 |" in rl

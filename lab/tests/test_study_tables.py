@@ -173,3 +173,13 @@ def test_an_estimate_reads_only_the_seeds_evaluated_on_its_datasets() -> None:
     page = Page.__new__(Page)
     page.results, page.excluded, page.world = results, set(), False
     assert page.estimate(row, ["gsm8k"]).value == 1.0 and page.estimate(row, ["world_test"]).value == 0.75
+
+
+def test_full_exgrpo_is_the_dsu_step_only_where_the_ladder_ran() -> None:
+    from lab.study.page import ablation_note, ablation_rows
+
+    ladder = SimpleNamespace(methods={"ei_exgrpo": {}, "ei_rl_outcome": {}, "ei_rl_aux": {}}, title=str)
+    assert ablation_rows(ladder)[-1].title == "+ DSU bonus = full ExGRPO" and ablation_note(ladder) == []
+    alone = SimpleNamespace(methods={"ei_exgrpo": {}, "skd": {}}, title=str)
+    assert [row.title for row in ablation_rows(alone)][1:] == ["SFT only (EI data)", "+ full ExGRPO (every part at once)"]
+    assert "No RL ablation ladder" in ablation_note(alone)[0]
