@@ -4,6 +4,7 @@ not move the policy is not a result, whatever its accuracy difference says."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,15 +39,17 @@ def reward_rise(series: list[float], resamples: int = 2000, seed: int = 0) -> di
 
 
 def changed_answers(arm: RunResults, start: RunResults, datasets: list[str], model: str = "exgrpo",
-                    baseline: str = "sft") -> dict[str, int] | None:
-    """How many answers the arm changed against its start, each way, on the same questions: a paired difference
-    near 0 can hide many changes that cancel."""
+                    baseline: str = "sft", keep: Callable[[str], bool] | None = None) -> dict[str, int] | None:
+    """How many answers the arm changed against its start, each way, on the same questions (those `keep` accepts,
+    by default all): a paired difference near 0 can hide many changes that cancel."""
     counts = {"fixed": 0, "broken": 0, "questions": 0}
     for name in datasets:
         ours, theirs = arm.verdicts(model, name), start.verdicts(baseline, name)
         if ours is None or theirs is None:
             return None
-        for question in ours.keys() & theirs.keys():
+        for question in sorted(ours.keys() & theirs.keys()):
+            if keep is not None and not keep(question):
+                continue
             counts["questions"] += 1
             counts["fixed"] += bool(ours[question]) and not theirs[question]
             counts["broken"] += bool(theirs[question]) and not ours[question]
@@ -87,7 +90,7 @@ def rl_run_lines(page: Any) -> list[str]:
             entropy = [r["entropy"] for r in records if r.get("entropy") is not None]
             rise = reward_rise(outcome_series(records))
             changed = changed_answers(RunResults.of(run_dir), RunResults.of(study.run_dir(seed, start_method)),
-                                      page.held_out)
+                                      page.held_out, keep=page.averaged)
             share = (changed["fixed"] + changed["broken"]) / changed["questions"] if changed and changed["questions"] \
                 else None
             rows.append(
@@ -108,7 +111,8 @@ def rl_run_lines(page: Any) -> list[str]:
              "reward carry no learning signal; a turn cut by its token budget is judged unfinished. The outcome reward "
              "(DSU bonus left out) of the last fifth of the steps against the first fifth, with a bootstrap CI over "
              "those steps; the answers the RL model changed against its own SFT start on the unseen-format held-out "
-             "splits (fixed: wrong before RL and right after; broken: the reverse).", "",
+             "splits, the families left out of the averages left out here too (fixed: wrong before RL and right "
+             "after; broken: the reverse).", "",
              "| method | seed | steps | questions kept (pass-rate filter) | passes over them | groups without reward "
              "spread | turns cut by the budget | KL to the SFT model (last 5 steps) | entropy first -> last | outcome "
              "reward, first -> last fifth (rise [95% CI]) | held-out answers fixed / broken (changed) |",

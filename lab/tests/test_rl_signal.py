@@ -32,7 +32,8 @@ def test_every_rl_run_shows_its_signal_and_is_flagged_when_it_moved_nothing(tmp_
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     study = Study(path, run_root=tmp_path / "runs")
-    page = SimpleNamespace(study=study, results=Results(study), held_out=["world_ood_steps"])
+    page = SimpleNamespace(study=study, results=Results(study), held_out=["world_ood_steps"],
+                           averaged=lambda question: True)
     assert rl_run_lines(page) == []  # no RL run has finished
     start = [True] * 10 + [False] * 10
     # Seed 0's RL fixed 4 answers and broke 1 (25 % changed); seed 1's changed 1 of 20, no more than the noise.
@@ -61,3 +62,7 @@ def test_every_rl_run_shows_its_signal_and_is_flagged_when_it_moved_nothing(tmp_
     assert rows[1].endswith("| 1 / 0 of 20 (5.0%) |")
     assert "changes 10.0% of its held-out answers" in "".join(lines)
     assert "Such runs: EI + ExGRPO (ours), seed 1." in "".join(lines)
+    # A family left out of the averages (here the question q9 alone) is left out of the changed answers too.
+    page.averaged = lambda question: question != "q9"
+    rows = [line for line in rl_run_lines(page) if line.startswith("| EI + ExGRPO (ours) |")]
+    assert rows[0].endswith("| 4 / 0 of 19 (21.1%) |") and rows[1].endswith("| 1 / 0 of 19 (5.3%) |")
