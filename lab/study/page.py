@@ -58,6 +58,17 @@ def fraction_rows(study: Study, method: str) -> list[tuple[float, Row]]:
 
 
 
+def _binned_row(label: str, series: dict[int, list[float]], bins: int = 10) -> list[str]:
+    """A per-step series as a table of at most `bins` columns, each the mean over its consecutive steps (and the
+    seeds): one column per step grows as wide as the run is long; the plot beside it shows every step."""
+    steps = sorted(series)
+    groups = [list(chunk) for chunk in np.array_split(np.asarray(steps), min(bins, len(steps)))]
+    heads = [str(g[0]) if len(g) == 1 else f"{g[0]}-{g[-1]}" for g in groups]
+    values = [np.mean([v for s in g for v in series[s]]) for g in groups]
+    return ["| steps | " + " | ".join(heads) + " |", "|---|" + "---|" * len(groups),
+            f"| {label} | " + " | ".join(f"{v:.2f}" for v in values) + " |"]
+
+
 def dsu_curves(page: Page) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
     """Per step: the DSU bonus firing rate (logged) and the held-out accuracy (the page's held-out splits, mean of
     the splits, without the families left out of the averages: the main table's) of the RL stage's checkpoints,
@@ -393,8 +404,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
                      "|---|" + "---|" * len(held_out),
                      "| held-out accuracy | " + " | ".join(f"{np.mean(held_out[s]):.1f}" for s in sorted(held_out))
                      + " |"] if held_out else ["(no checkpoint's held-out accuracy is recorded yet)"]),
-                  "", "| step | " + " | ".join(str(s) for s in sorted(fired)) + " |", "|---|" + "---|" * len(fired),
-                  "| DSU firing rate | " + " | ".join(f"{np.mean(fired[s]):.2f}" for s in sorted(fired)) + " |", "",
+                  "", *_binned_row("DSU firing rate (mean over the steps)", fired), "",
                   f"![dsu]({page.images.name}/dsu.png)", ""]
     atomic_write_text(page_path, "\n".join(lines))
     return summary_lines(study, page_path, gate, goal_lines, progress, command, held_out_lines(page)[:-1])

@@ -183,3 +183,17 @@ def test_full_exgrpo_is_the_dsu_step_only_where_the_ladder_ran() -> None:
     alone = SimpleNamespace(methods={"ei_exgrpo": {}, "skd": {}}, title=str)
     assert [row.title for row in ablation_rows(alone)][1:] == ["SFT only (EI data)", "+ full ExGRPO (every part at once)"]
     assert "No RL ablation ladder" in ablation_note(alone)[0]
+
+
+def test_a_long_per_step_series_is_shown_in_at_most_ten_columns_of_means() -> None:
+    from lab.study.page import _binned_row
+
+    # 52 steps, two seeds: each column is the mean over its consecutive steps and the seeds.
+    series = {step: [step / 100, step / 100 + 0.02] for step in range(1, 53)}
+    head, rule, row = _binned_row("rate", series)
+    assert head.split(" | ")[1:3] == ["1-6", "7-12"] and head.endswith(" 48-52 |") and rule.count("---|") == 11
+    assert row.split(" | ")[1] == f"{np.mean([s / 100 + d for s in range(1, 7) for d in (0, 0.02)]):.2f}"
+    assert len(row.split(" | ")) == 11
+    # A short series keeps one column per step.
+    assert _binned_row("rate", {5: [0.5], 10: [0.25]}) == ["| steps | 5 | 10 |", "|---|---|---|",
+                                                            "| rate | 0.50 | 0.25 |"]
