@@ -23,19 +23,30 @@ def outcome_series(records: list[dict[str, Any]]) -> list[float]:
     return [v for v in series if v is not None]
 
 
-def reward_rise(series: list[float], resamples: int = 2000, seed: int = 0) -> dict[str, float] | None:
-    """Mean outcome reward of the last fifth of the steps minus the first fifth, with a bootstrap CI (the steps
-    of each fifth resampled)."""
+def reward_rise(series: list[float], resamples: int = 2000, seed: int = 0,
+                block: int | None = None) -> dict[str, float] | None:
+    """Mean outcome reward of the last fifth of the steps minus the first fifth, with a bootstrap CI: each fifth
+    resampled in runs of `block` consecutive steps, as neighbouring steps share a policy and their rewards need not
+    be independent draws. The runs wrap around the fifth's end (a circular block bootstrap) so that every step is
+    drawn as often. By default the CI spans both single steps and runs of the cube root of the fifth's length:
+    a fifth of 10 steps cannot tell how its steps depend, so neither assumption may make a rise look surer."""
     fifth = len(series) // 5
     if fifth < 2:
         return None
     first, last = np.asarray(series[:fifth]), np.asarray(series[-fifth:])
     rng = np.random.default_rng(seed)
-    draws = (last[rng.integers(0, fifth, (resamples, fifth))].mean(1)
-             - first[rng.integers(0, fifth, (resamples, fifth))].mean(1))
-    low, high = np.percentile(draws, [2.5, 97.5])
+
+    def interval(length: int) -> np.ndarray:
+        def means(values: np.ndarray) -> np.ndarray:
+            starts = rng.integers(0, fifth, (resamples, -(-fifth // length)))
+            picks = ((starts[:, :, None] + np.arange(length)) % fifth).reshape(resamples, -1)[:, :fifth]
+            return values[picks].mean(1)
+
+        return np.percentile(means(last) - means(first), [2.5, 97.5])
+
+    bounds = [interval(block)] if block else [interval(1), interval(max(1, round(fifth ** (1 / 3))))]
     return {"first": float(first.mean()), "last": float(last.mean()), "value": float(last.mean() - first.mean()),
-            "low": float(low), "high": float(high)}
+            "low": float(min(b[0] for b in bounds)), "high": float(max(b[1] for b in bounds))}
 
 
 def changed_answers(arm: RunResults, start: RunResults, datasets: list[str], model: str = "exgrpo",
@@ -110,7 +121,8 @@ def rl_run_lines(page: Any) -> list[str]:
              "Read before any RL difference below. Means over the logged steps: groups whose rollouts all got the same "
              "reward carry no learning signal; a turn cut by its token budget is judged unfinished. The outcome reward "
              "(DSU bonus left out) of the last fifth of the steps against the first fifth, with a bootstrap CI over "
-             "those steps; the answers the RL model changed against its own SFT start on the unseen-format held-out "
+             "those steps (the wider of single steps and runs of neighbouring steps resampled, as neighbours may "
+             "not be independent); the answers the RL model changed against its own SFT start on the unseen-format held-out "
              "splits, the families left out of the averages left out here too (fixed: wrong before RL and right "
              "after; broken: the reverse).", "",
              "| method | seed | steps | questions kept (pass-rate filter) | passes over them | groups without reward "

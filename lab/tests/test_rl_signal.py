@@ -66,3 +66,18 @@ def test_every_rl_run_shows_its_signal_and_is_flagged_when_it_moved_nothing(tmp_
     page.averaged = lambda question: question != "q9"
     rows = [line for line in rl_run_lines(page) if line.startswith("| EI + ExGRPO (ours) |")]
     assert rows[0].endswith("| 4 / 0 of 19 (21.1%) |") and rows[1].endswith("| 1 / 0 of 19 (5.3%) |")
+
+
+def test_the_reward_rise_ci_widens_when_neighbouring_steps_move_together() -> None:
+    from lab.study.rl_signal import reward_rise
+
+    # Each fifth drifts from 0 to 1 inside: resampling single steps as if independent understates the spread of
+    # its mean; runs of 3 neighbouring steps keep the drift and widen the CI.
+    series = [*([0.0] * 5 + [1.0] * 5), *([0.5] * 30), *([0.0] * 5 + [1.0] * 5)]
+    single, runs = reward_rise(series, block=1), reward_rise(series, block=3)
+    assert single["value"] == runs["value"] == 0.0
+    assert runs["high"] - runs["low"] > 1.1 * (single["high"] - single["low"])
+    # By default the CI spans both single steps and runs of round(10 ** (1/3)) = 2 steps.
+    default = reward_rise(series)
+    assert default["low"] <= single["low"] and default["high"] >= single["high"]
+    assert default["high"] - default["low"] > single["high"] - single["low"]  # the runs of 2 widened it here
