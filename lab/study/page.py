@@ -69,6 +69,17 @@ def _binned_row(label: str, series: dict[int, list[float]], bins: int = 10) -> l
             f"| {label} | " + " | ".join(f"{v:.2f}" for v in values) + " |"]
 
 
+def _goal_baselines(study: Study) -> list[Row]:
+    """The other methods EI + ExGRPO is compared with by the spec's held-out goals, in their order (without a spec's
+    goals, the page's built-in baselines SKD and RevThink)."""
+    declared = spec_goals(study)
+    if not declared:
+        return [method_row(study, method) for method in ("skd", "revthink") if method in study.methods]
+    rows = [g.worse for g in declared if (g.better.method, g.better.model) == (OURS.method, OURS.model)
+            and g.worse.method != OURS.method and g.splits == ("held_out",)]
+    return list(dict.fromkeys(rows))
+
+
 def dsu_curves(page: Page) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
     """Per step: the DSU bonus firing rate (logged) and the held-out accuracy (the page's held-out splits, mean of
     the splits, without the families left out of the averages: the main table's) of the RL stage's checkpoints,
@@ -158,7 +169,7 @@ def seen_format_lines(page: Page, study: Study, rows: list[Row]) -> list[str]:
         lines.append(f"| {row.title} | " + " | ".join(
             f"{cell(page.estimate(row, [name]))} ({'yes' if page.trained_format(row, name) else 'no'})"
             for name in page.held_out_seen) + " |")
-    baselines = [method_row(study, method) for method in ("skd", "revthink") if method in study.methods]
+    baselines = _goal_baselines(study)
     if not baselines:
         return lines + [""]
     lines += ["", "EI + ExGRPO minus each baseline of the goals, per held-out split (paired, the questions of the "

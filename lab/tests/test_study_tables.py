@@ -114,7 +114,7 @@ def held_out_page(tmp_path: Path) -> Page:
                 for i, value in enumerate(answers)))
     methods = {"ei_exgrpo": {"title": "EI + ExGRPO (ours)"},
                "skd": {"title": "SKD (SFT on teacher rationales)", "train": None}}
-    study = SimpleNamespace(methods=methods, common={}, seeds=[0], spec_path=Path("spec.yaml"),
+    study = SimpleNamespace(methods=methods, common={}, seeds=[0], spec_path=Path("spec.yaml"), goals_spec=None,
                             run_dir=lambda seed, method: tmp_path / f"seed{seed}" / method,
                             title=lambda method: methods[method]["title"],
                             report={"format_seen_by": {"world_ood_reversed": {"format": "EI rule R4",
@@ -197,3 +197,24 @@ def test_a_long_per_step_series_is_shown_in_at_most_ten_columns_of_means() -> No
     # A short series keeps one column per step.
     assert _binned_row("rate", {5: [0.5], 10: [0.25]}) == ["| steps | 5 | 10 |", "|---|---|---|",
                                                             "| rate | 0.50 | 0.25 |"]
+
+
+def test_the_per_split_differences_follow_the_spec_goals_baselines(tmp_path: Path) -> None:
+    from lab.study.page import seen_format_lines
+
+    page = held_out_page(tmp_path)
+    page.study.methods["skd_more"] = {"title": "SKD, more", "train": None}
+    page.study.common = {"train": {}}  # ei_exgrpo has an RL stage: its own row is its RL model
+    # Held-out goals against skd_more and skd (in that order), and ones the table leaves out: the RL step (the
+    # same method's SFT model) and a held-in goal.
+    page.study.goals_spec = {
+        "primary": {"better": "ei_exgrpo", "worse": "skd_more", "splits": "held_out"},
+        "secondary": [{"better": "ei_exgrpo", "worse": "skd", "splits": "held_out"},
+                      {"better": "ei_exgrpo:exgrpo", "worse": "ei_exgrpo:sft", "splits": "held_out"},
+                      {"better": "ei_exgrpo", "worse": "skd", "splits": "held_in"}]}
+    lines = seen_format_lines(page, page.study, [])
+    header = next(line for line in lines if line.startswith("| held-out split |"))
+    assert header.split(" | ")[2:] == ["EI + ExGRPO minus SKD, more", "EI + ExGRPO minus SKD (SFT on teacher "
+                                                                     "rationales) |"]
+    steps = next(line for line in lines if line.startswith("| world_ood_steps |"))
+    assert steps.split(" | ")[2:] == ["n/a", "-50.0 [-100.0, 0.0] |"]  # skd_more has no run yet
