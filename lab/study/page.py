@@ -247,6 +247,16 @@ def _scale(study: Study) -> list[str]:
             "and a real teacher."]
 
 
+def _seeds_change(study: Study) -> str:
+    """What a seed changes: a student trained from scratch starts from its own random weights; a pretrained one
+    starts from the same weights for every seed."""
+    shared = "the world, and so the test questions, is shared"
+    if study.common.get("student") is not None:
+        return f"seeds change the student's initialisation and every training seed; {shared}"
+    return (f"seeds change every random choice of training: data order, sampled dialogues, RL rollouts; the "
+            f"pretrained student's weights are every seed's start, and {shared}")
+
+
 def _note(study: Study, section: str) -> list[str]:
     return [study.notes[section].strip(), ""] if section in study.notes else []
 
@@ -316,8 +326,8 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         *([f"Every number is read from the study's record, `{study.record_root.as_posix()}` (committed: the small "
            "files of the finished runs, lab/study/record.py), so `report` writes this same page on a fresh clone."]
           if study.record_root != study.run_root else []),
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU. Seeds: {study.seeds} (seeds change the",
-        "student's initialisation and every training seed; the world, and so the test questions, is shared).", "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU. Seeds: {study.seeds} ({_seeds_change(study)}).",
+        "",
         *(["## Primary verdict", "", *primary, *([noise] if noise else []), ""] if primary else []),
         *progress, *_scale(study), "",
         *([f"**Cut to the time budget** (fixed in the spec before the runs, from the projection in the compute "

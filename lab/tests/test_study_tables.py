@@ -218,3 +218,12 @@ def test_the_per_split_differences_follow_the_spec_goals_baselines(tmp_path: Pat
                                                                      "rationales) |"]
     steps = next(line for line in lines if line.startswith("| world_ood_steps |"))
     assert steps.split(" | ")[2:] == ["n/a", "-50.0 [-100.0, 0.0] |"]  # skd_more has no run yet
+
+
+def test_the_page_says_what_a_seed_changes_for_a_pretrained_and_a_from_scratch_student() -> None:
+    from lab.study.page import _seeds_change
+
+    pretrained = _seeds_change(SimpleNamespace(common={"base_model": "smollm2-135m-instruct"}))
+    scratch = _seeds_change(SimpleNamespace(common={"student": {"num_layers": 2}}))
+    assert "initialisation" in scratch and "initialisation" not in pretrained
+    assert "pretrained student's weights are every seed's start" in pretrained
