@@ -326,8 +326,8 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         *([f"Every number is read from the study's record, `{study.record_root.as_posix()}` (committed: the small "
            "files of the finished runs, lab/study/record.py), so `report` writes this same page on a fresh clone."]
           if study.record_root != study.run_root else []),
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU. Seeds: {study.seeds} ({_seeds_change(study)}).",
-        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU. Seeds: {study.seeds} "
+        f"({_seeds_change(study)}).", "",
         *(["## Primary verdict", "", *primary, *([noise] if noise else []), ""] if primary else []),
         *progress, *_scale(study), "",
         *([f"**Cut to the time budget** (fixed in the spec before the runs, from the projection in the compute "

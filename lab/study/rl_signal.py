@@ -58,7 +58,7 @@ def changed_answers(arm: RunResults, start: RunResults, datasets: list[str], mod
         ours, theirs = arm.verdicts(model, name), start.verdicts(baseline, name)
         if ours is None or theirs is None:
             return None
-        for question in sorted(ours.keys() & theirs.keys()):
+        for question in ours.keys() & theirs.keys():
             if keep is not None and not keep(question):
                 continue
             counts["questions"] += 1
@@ -122,9 +122,9 @@ def rl_run_lines(page: Any) -> list[str]:
              "reward carry no learning signal; a turn cut by its token budget is judged unfinished. The outcome reward "
              "(DSU bonus left out) of the last fifth of the steps against the first fifth, with a bootstrap CI over "
              "those steps (the wider of single steps and runs of neighbouring steps resampled, as neighbours may "
-             "not be independent); the answers the RL model changed against its own SFT start on the unseen-format held-out "
-             "splits, the families left out of the averages left out here too (fixed: wrong before RL and right "
-             "after; broken: the reverse).", "",
+             "not be independent); the answers the RL model changed against its own SFT start on the unseen-format "
+             "held-out splits, the families left out of the averages left out here too (fixed: wrong before RL and "
+             "right after; broken: the reverse).", "",
              "| method | seed | steps | questions kept (pass-rate filter) | passes over them | groups without reward "
              "spread | turns cut by the budget | KL to the SFT model (last 5 steps) | entropy first -> last | outcome "
              "reward, first -> last fifth (rise [95% CI]) | held-out answers fixed / broken (changed) |",
