@@ -271,10 +271,10 @@ def _outside_seeds(study: Study) -> str:
 
 
 def _all_rows(study: Study, *tables: list[Row]) -> list[Row]:
-    """Every distinct row of the tables, and every other method's own model."""
-    rows = {(row.method, row.model): row for table in tables for row in table}
-    for method in study.methods:
-        row = method_row(study, method)
+    """Every distinct row of the tables, and every other method's own model. A model in two tables keeps its first
+    table's title (the main table's "EI + ExGRPO (ours)", not the ablation's name for the same model)."""
+    rows: dict[tuple[str, str], Row] = {}
+    for row in [*(row for table in tables for row in table), *(method_row(study, m) for m in study.methods)]:
         rows.setdefault((row.method, row.model), row)
     return list(rows.values())
 

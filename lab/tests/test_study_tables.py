@@ -227,3 +227,13 @@ def test_the_page_says_what_a_seed_changes_for_a_pretrained_and_a_from_scratch_s
     scratch = _seeds_change(SimpleNamespace(common={"student": {"num_layers": 2}}))
     assert "initialisation" in scratch and "initialisation" not in pretrained
     assert "pretrained student's weights are every seed's start" in pretrained
+
+
+def test_a_model_in_two_tables_keeps_the_main_tables_title() -> None:
+    from lab.study.page import OURS, _all_rows, ablation_rows, main_rows
+
+    study = SimpleNamespace(methods={"ei_exgrpo": {"train": {}}, "skd": {}}, common={}, title=lambda m: m.upper())
+    rows = _all_rows(study, main_rows(study), ablation_rows(study))
+    # The degenerate-runs list names full ExGRPO as the main table does, once, not by its ablation step's name.
+    assert [row.title for row in rows if (row.method, row.model) == ("ei_exgrpo", "exgrpo")] == [OURS.title]
+    assert ("skd", "sft") in {(row.method, row.model) for row in rows}
