@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -208,12 +210,21 @@ def overlap_section(page: Page) -> list[str]:
 GATE_POINTS = 25.0  # EI-SFT must reach the guessing floor + this on held-in before methods are compared
 
 
+@contextmanager
+def _every_family(page: Page) -> Iterator[None]:
+    """Average over every question while inside (the families at the guessing floor included)."""
+    excluded, page.excluded = page.excluded, set()
+    try:
+        yield
+    finally:
+        page.excluded = excluded
+
+
 def gate_lines(page: Page) -> list[str]:
     """Does the student learn? EI-SFT against the larger guessing floor + 25 points, on every question (families
     at the floor included), on the held-in test and on the validation split the development read."""
-    excluded, page.excluded = page.excluded, set()
-    try:
-        lines = []
+    lines = []
+    with _every_family(page):
         for name, datasets in (("held-in test", page.held_in), ("validation", page.validation)):
             floors = page.floor_values(datasets) if datasets else None
             if floors is None:
@@ -223,9 +234,25 @@ def gate_lines(page: Page) -> list[str]:
             lines.append(f"- **{threshold_verdict(estimate, threshold / 100)}** on the {name} "
                          f"({', '.join(datasets)}): EI-SFT {cell(estimate)} against the larger floor "
                          f"{max(floors):.1f} + {GATE_POINTS:g} = {threshold:.1f}.")
-        return lines
-    finally:
-        page.excluded = excluded
+    return lines
+
+
+def learned_lines(page: Page, rows: list[Row]) -> list[str]:
+    """Did each other trained arm learn? Its held-in accuracy (every question, as the gate) against the larger
+    guessing floor: a comparison with an arm that learned nothing would say little about the method."""
+    floors = page.floor_values(page.held_in) if page.held_in else None
+    if floors is None:
+        return []
+    lines = []
+    with _every_family(page):
+        for row in rows:
+            estimate = page.estimate(row, page.held_in, keep=every)
+            if estimate is not None:
+                above = {"met": "above it", "failed": "below it"}.get(threshold_verdict(estimate, max(floors) / 100),
+                                                                       "not shown to be above it (its CI holds it)")
+                lines.append(f"- {row.title}: {cell(estimate)}, {above}")
+    return [f"Every other trained arm on the held-in test against the larger guessing floor, {max(floors):.1f} (above "
+            "it: the whole CI is):", "", *lines] if lines else []
 
 
 def _scale(study: Study) -> list[str]:
@@ -319,6 +346,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
     primary = [line for result, line in zip(judged, goal_lines, strict=True) if result.goal.primary] if declared else []
     noise = noise_line(study, page.held_out)
     gate, progress = gate_lines(page), progress_lines(study)
+    learned = learned_lines(page, [row for row in compute_rows if row != EI_SFT])
     lines = [
         "# Results: EI + ExGRPO against distillation baselines (the scale-model study)", "",
         f"Written by `{command}` from the runs of `{os.path.relpath(study.spec_path)}` (reproduce: "
@@ -347,6 +375,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
           if every_family else []),
         *overlap_section(page),
         "## Does the student learn? (the EI-SFT gate)", "", *gate, "",
+        *learned, *([""] if learned else []),
         "## Goals (the paper's claims, scaled)", "", SPEC_GOALS_RULE if declared else RULE, "", *goal_lines, "",
         *([noise, ""] if noise else []),
         "## Main table", "", *page.accuracy_table(main), "", f"![main]({page.images.name}/main.png)", "",

@@ -237,3 +237,17 @@ def test_a_model_in_two_tables_keeps_the_main_tables_title() -> None:
     # The degenerate-runs list names full ExGRPO as the main table does, once, not by its ablation step's name.
     assert [row.title for row in rows if (row.method, row.model) == ("ei_exgrpo", "exgrpo")] == [OURS.title]
     assert ("skd", "sft") in {(row.method, row.model) for row in rows}
+
+
+def test_every_other_arm_is_checked_against_the_guessing_floor_on_held_in(tmp_path: Path) -> None:
+    from lab.study.page import OURS, learned_lines, method_row
+
+    page = held_out_page(tmp_path)  # EI + ExGRPO right on 1 of 4 questions of ood_steps, SKD on 3 of 4
+    page.held_in, skd = ["world_ood_steps"], method_row(page.study, "skd")
+    page.floor_values = lambda datasets, pooled=False: (10.0, 20.0)
+    lines = learned_lines(page, [skd, OURS])
+    assert lines[0].startswith("Every other trained arm on the held-in test against the larger guessing floor, 20.0")
+    assert lines[2].startswith("- SKD (SFT on teacher rationales): 75.0 [") and lines[2].endswith(", above it")
+    assert lines[3].startswith("- EI + ExGRPO (ours): 25.0 [0.0, ") and lines[3].endswith("(its CI holds it)")
+    page.floor_values = lambda datasets, pooled=False: (90.0, 95.0)
+    assert learned_lines(page, [skd, OURS])[3].endswith(", below it")
