@@ -17,6 +17,7 @@ goal's own average).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,9 @@ def reevaluate(study: Study, method: str, seed: int, log: Any = print) -> bool:
     return True
 
 
-def noise(study: Study, datasets: list[str]) -> Noise | None:
-    """How far evaluating the same model again moved it on `datasets`; None until both evaluations hold them."""
+def noise(study: Study, datasets: list[str], keep: Callable[[str], bool] = lambda question: True) -> Noise | None:
+    """How far evaluating the same model again moved it on `datasets`, over the questions `keep` admits (the
+    page's averages leave out the families at the guessing floor); None until both evaluations hold them."""
     chosen = reevaluation(study)
     if chosen is None or not datasets:
         return None
@@ -106,7 +108,7 @@ def noise(study: Study, datasets: list[str]) -> Noise | None:
         if not (first.predictions(dataset).exists() and second.predictions(dataset).exists()):
             return None
         before, after = question_verdicts(first.predictions(dataset)), question_verdicts(second.predictions(dataset))
-        shared = sorted(set(before) & set(after))
+        shared = [question for question in set(before) & set(after) if keep(question)]
         if not shared:
             return None
         differences.append(100 * sum(after[q] - before[q] for q in shared) / len(shared))
@@ -115,18 +117,19 @@ def noise(study: Study, datasets: list[str]) -> Noise | None:
     return Noise(abs(sum(differences) / len(differences)), changed / questions, questions)
 
 
-def reevaluation_points(study: Study, datasets: list[str]) -> float | None:
+def reevaluation_points(study: Study, datasets: list[str], keep: Callable[[str], bool]) -> float | None:
     """The noise in points on `datasets` (a goal's), for the goal's line; None before it is measured."""
-    measured = noise(study, datasets)
+    measured = noise(study, datasets, keep)
     return None if measured is None else measured.points
 
 
-def noise_line(study: Study, datasets: list[str]) -> str | None:
+def noise_line(study: Study, datasets: list[str], keep: Callable[[str], bool]) -> str | None:
     """The page's sentence on the re-evaluation noise of `datasets`, or None before it is measured."""
-    chosen, measured = reevaluation(study), noise(study, datasets)
+    chosen, measured = reevaluation(study), noise(study, datasets, keep)
     if chosen is None or measured is None:
         return None
     return (f"Re-evaluation noise: {study.title(chosen.method)}'s {chosen.model} model (seed {chosen.seed}) evaluated "
             f"again with batch size {chosen.batch_size} instead of the runs' own turned {100 * measured.changed:.1f} "
-            f"% of its answers from right to wrong or back ({measured.questions} unseen-format held-out questions) and moved its accuracy by {measured.points:.1f} "
-            "points: a difference below that is within what the evaluation alone can move.")
+            f"% of its answers from right to wrong or back ({measured.questions} unseen-format held-out questions of "
+            f"the families in the averages) and moved its accuracy by {measured.points:.1f} points: a difference "
+            "below that is within what the evaluation alone can move.")

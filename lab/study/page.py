@@ -340,11 +340,11 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         method_row(study, m) for m in ("skd_compute_matched",) if m in study.methods]
     declared = spec_goals(study)  # the spec's primary and secondary goals; else the page's built-in ones
     judged = judge(page, declared) if declared else []
-    goal_lines = ([goal_line(result, reevaluation_points(study, goal_datasets(page, result.goal)))
+    goal_lines = ([goal_line(result, reevaluation_points(study, goal_datasets(page, result.goal), page.averaged))
                    for result in judged] if declared else goals(page, study))
     # The primary verdict opens the page (issue 37 item 8); the goals section repeats it among the others.
     primary = [line for result, line in zip(judged, goal_lines, strict=True) if result.goal.primary] if declared else []
-    noise = noise_line(study, page.held_out)
+    noise = noise_line(study, page.held_out, page.averaged)
     gate, progress = gate_lines(page), progress_lines(study)
     learned = learned_lines(page, [row for row in compute_rows if row != EI_SFT])
     lines = [

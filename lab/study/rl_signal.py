@@ -84,7 +84,7 @@ def rl_run_lines(page: Any) -> list[str]:
     from lab.study.tables import data_passes, method_row
 
     study = page.study
-    measured = noise(study, page.held_out)
+    measured = noise(study, page.held_out, page.averaged)
     rows, still = [], []
     for method in study.methods:
         row = method_row(study, method)

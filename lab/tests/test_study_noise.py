@@ -11,7 +11,7 @@ import yaml
 
 from exgrpo.errors import ConfigError
 from exgrpo.runner.layout import RunLayout
-from lab.study.noise import noise, noise_line, reevaluate, reevaluation, reevaluation_folder
+from lab.study.noise import Noise, noise, noise_line, reevaluate, reevaluation, reevaluation_folder
 from lab.study.record import record_tree, restore_tree
 from lab.study.spec import Study
 
@@ -43,7 +43,11 @@ def test_noise_reads_the_second_evaluation_against_the_first(tmp_path: Path) -> 
     assert measured is not None and measured.questions == 200
     assert measured.points == pytest.approx(0.5) and measured.changed == pytest.approx(9 / 200)
     assert noise(study, ["a"]).points == pytest.approx(2.0)
-    line = noise_line(study, ["a", "b"])
+    # Only the questions the averages keep (a family at the floor left out): a keeps its last 50 (+2 right: +4
+    # points), b all of its 100 (+3 points).
+    assert noise(study, ["a", "b"], keep=lambda q: q.startswith("b") or int(q.split("-")[1]) >= 50) == Noise(
+        pytest.approx(3.5), pytest.approx(5 / 150), 150)
+    line = noise_line(study, ["a", "b"], keep=lambda question: True)
     assert "batch size 48" in line and "4.5 %" in line and "0.5 points" in line and "EI + ExGRPO (ours)'s sft" in line
     # Recorded with the run (the diagnostics folder), and restored on a machine without it.
     RunLayout(run_dir).manifest("eval").write_text(json.dumps({"stage": "eval"}))  # the run's eval stage finished
