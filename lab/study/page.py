@@ -20,7 +20,7 @@ from lab.study.projection import projection_lines
 from lab.study.rl_signal import rl_run_lines
 from lab.study.spec import Study, compute_match_stages
 from lab.study.standing import progress_lines, tuning_lines
-from lab.study.tables import Page, Row, cell, every, method_row
+from lab.study.tables import Page, Row, cell, data_passes, every, mean_passes, method_row
 from lab.study.verdicts import threshold_verdict, verdict
 
 ZERO_SHOT = Row("Zero-shot (base student)", "ei_exgrpo", "base")
@@ -422,7 +422,11 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
                  f"of {study.title(unmatched)})"
                  if study.methods["skd_compute_matched"].get("compute_match_on") == "cpu_seconds"
                  else "as many student tokens as EI + ExGRPO")
-        lines += [f"Compute-matched comparison (SKD trained for {basis}):", "",
+        # The issue asks the page to say how the extra compute was spent: here, passes over the same data.
+        passes = mean_passes([data_passes(study.run_dir(seed, matched.method), "sft")
+                               for seed in page.results.seeds(matched)])
+        lines += [f"Compute-matched comparison (SKD trained for {basis}; the extra compute is spent as more passes "
+                  f"over the same questions and rationales: {passes} passes over its data, mean over seeds):", "",
                   *page.accuracy_table([method_row(study, unmatched), matched, OURS]), "",
                   f"EI + ExGRPO minus compute-matched SKD, held-out (format unseen): "
                   f"{page.difference(OURS, matched, page.held_out)}; "

@@ -393,7 +393,7 @@ class Page:
             machines.append({stage_machine(folder, stage) for folder, stage in parts} - {None})
         named = set().union(*machines)
         mixed = len(named) > 1
-        values = [" / ".join(_mean_passes([seed[i] for seed in passes]) for i in range(len(passes[0]))),
+        values = [" / ".join(mean_passes([seed[i] for seed in passes]) for i in range(len(passes[0]))),
                   f"{np.mean(steps):,.0f}", f"{np.mean(teacher):,.0f}", f"{np.mean(student):,.0f}",
                   f"{np.mean(seconds):.0f}" + " †" * mixed, (f"{np.mean(cpu):.0f}" if all(cpu) else "n/a") + " †" * mixed]
         footnote = None
@@ -448,7 +448,7 @@ def data_passes(run_dir: Path, stage: str) -> float | None:
     return epochs[-1] if epochs else None
 
 
-def _mean_passes(values: list[float | None]) -> str:
+def mean_passes(values: list[float | None]) -> str:
     known = [value for value in values if value is not None]
     return f"{np.mean(known):.2f}" if known else "n/a"
 

@@ -5,6 +5,7 @@ format overlap, declared goals), so that a sitting hours into the real study doe
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,8 @@ def test_every_command_of_the_fair_study_runs_on_a_micro_world(tmp_path: Path, t
     assert "No RL ablation ladder" in text.split("## Ablation")[1]
     matched = text.split("Compute-matched comparison")[1].split("\n## ")[0]  # against its own unmatched arm
     assert f"| {study.title('skd_rationales')} |" in matched and f"| {study.title('skd')} |" not in matched
+    assert re.search(r"the extra compute is spent as more passes over the same questions and rationales: "
+                     r"\d+\.\d\d passes over its data", matched)  # read from its run, not written by hand
     assert study.title("revthink") in text and study.title("skd_compute_matched") in text
     rl = text.split("## Did RL move the policy?")[1].split("\n## ")[0]  # every RL run's diagnostics
     assert "| EI + ExGRPO (ours) | 0 |" in rl and "| EI + ExGRPO (ours) | 1 |" in rl and "| EI + ExGRPO | 0 |" in rl
