@@ -47,6 +47,9 @@ def test_noise_reads_the_second_evaluation_against_the_first(tmp_path: Path) -> 
     # points), b all of its 100 (+3 points).
     assert noise(study, ["a", "b"], keep=lambda q: q.startswith("b") or int(q.split("-")[1]) >= 50) == Noise(
         pytest.approx(3.5), pytest.approx(5 / 150), 150)
+    # A split with no question kept (its family at the floor) is left out, as the averages leave it out.
+    assert noise(study, ["a", "b"], keep=lambda q: q.startswith("b")) == noise(study, ["b"])
+    assert noise(study, ["a", "b"], keep=lambda q: False) is None
     line = noise_line(study, ["a", "b"], keep=lambda question: True)
     assert "batch size 48" in line and "4.5 %" in line and "0.5 points" in line and "EI + ExGRPO (ours)'s sft" in line
     # Recorded with the run (the diagnostics folder), and restored on a machine without it.
