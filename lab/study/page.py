@@ -240,11 +240,11 @@ def gate_lines(page: Page) -> list[str]:
 def learned_lines(page: Page, rows: list[Row]) -> list[str]:
     """Did each other trained arm learn? Its held-in accuracy (every question, as the gate) against the larger
     guessing floor: a comparison with an arm that learned nothing would say little about the method."""
-    floors = page.floor_values(page.held_in) if page.held_in else None
-    if floors is None:
-        return []
     lines = []
-    with _every_family(page):
+    with _every_family(page):  # floors and accuracies over the same questions, as in the gate
+        floors = page.floor_values(page.held_in) if page.held_in else None
+        if floors is None:
+            return []
         for row in rows:
             estimate = page.estimate(row, page.held_in, keep=every)
             if estimate is not None:
