@@ -41,15 +41,15 @@ step() {  # one step of the study: where it stands before, the record committed 
   progress "finished \`$*\`"
   commit_record "$* finished"
 }
-names() { python -c "import sys; from lab.study.spec import Study; from lab.study.tuning import tuned_methods
-study = Study(sys.argv[1]); print(*(tuned_methods(study) if sys.argv[2] == 'tuned' else study.seeds))" "$SPEC" "$1"; }
-methods() { python -c "import sys; from lab.study.spec import Study
-study = Study(sys.argv[1]); print(*(m for m in study.methods if int(sys.argv[2]) in study.method_seeds(m)))" "$SPEC" "$1"; }
+tuned() { python -c "import sys; from lab.study.spec import Study; from lab.study.tuning import tuned_methods
+print(*tuned_methods(Study(sys.argv[1])))" "$SPEC"; }
+runs() { python -c "import sys; from lab.study.spec import Study
+print(*(f'{seed}:{method}' for seed, method in Study(sys.argv[1]).run_order()))" "$SPEC"; }
 # The base student's evaluation first (once for the study, kept in the record): it needs no trained model, and a
 # sitting on a machine that cannot run the study stops here, at the machine check.
 step base
 TUNING_SEED=$(python -c "import sys; from lab.study.spec import Study; print(Study(sys.argv[1]).tuning.get('seed', ''))" "$SPEC")
-for method in $(names tuned); do
+for method in $(tuned); do
   step tune --method "$method"
   # The tuning seed's run of a method is its chosen candidates' run: evaluated now, while their models are on this
   # machine (a later sitting may be on another, where the record alone would have them trained again).
@@ -60,7 +60,6 @@ for method in $(names tuned); do
   commit_record "the projection after $method's tuning-seed run"
   if [ -n "${PILOT_ONLY:-}" ]; then exit 0; fi
 done
-for seed in $(names seeds); do
-  for method in $(methods "$seed"); do step run --seed "$seed" --method "$method"; done
-done
+# Every seed's runs, those that fit in a sitting first (Study.run_order: a lost machine takes the run in progress).
+for run in $(runs); do step run --seed "${run%%:*}" --method "${run#*:}"; done
 study report --page docs/results.md --readme README.md

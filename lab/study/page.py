@@ -323,6 +323,28 @@ def summary_lines(study: Study, page_path: Path, gate: list[str], goal_lines: li
             *(["", *held_out] if held_out else []), *(["", *progress] if progress else [])]
 
 
+def fractions_run(curves: dict[str, list[tuple[float, Row]]]) -> bool:
+    """Whether the spec has a data-fraction arm (a point besides each method's full data)."""
+    return any(len(points) > 1 for points in curves.values())
+
+
+def data_efficiency_lines(page: Page, curves: dict[str, list[tuple[float, Row]]]) -> list[str]:
+    """Held-in and held-out accuracy at each fraction of the questions; a spec without data-fraction arms (a cut
+    budget's) says so instead of a table of full-data rows only."""
+    if not fractions_run(curves):
+        cut = " (the spec's cut: see the top of the page)" if page.study.report.get("cut") else ""
+        return [f"No data-fraction arm in this spec{cut}: the methods train on all their questions only.", ""]
+    lines = ["| method | fraction | seeds | held-in | held-out, format unseen |", "|---|---|---|---|---|"]
+    for name, points in curves.items():
+        for fraction, row in points:
+            lines.append(f"| {name} | {fraction:g} | {len(page.results.seeds(row))} | "
+                         f"{cell(page.estimate(row, page.held_in))} | "
+                         f"{cell(page.estimate(row, page.held_out))} |")
+    return lines + [f"| *guessing floor: random / majority* | | | {page.floors(page.held_in)} | "
+                    f"{page.floors(page.held_out)} |", "",
+                    f"![data efficiency]({page.images.name}/data_efficiency.png)", ""]
+
+
 def write_results_page(study: Study, page_path: Path, command: str) -> list[str]:
     """Write the page and its plots; returns the summary lines (gate and goals) for the README."""
     page = Page(study, page_path)
@@ -332,7 +354,8 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
     curves = {"SKD": fraction_rows(study, "skd"), "EI + ExGRPO": fraction_rows(study, study.first)}
     fired, held_out = dsu_curves(page)
     plot_main(page, main, page.images / "main.png")
-    plot_fractions(page, curves, page.images / "data_efficiency.png")
+    if fractions_run(curves):
+        plot_fractions(page, curves, page.images / "data_efficiency.png")
     if fired:
         plot_dsu(fired, held_out, page.images / "dsu.png")
     teacher = Row(study.title("teacher_model"), "teacher_model", "sft") if "teacher_model" in study.methods else None
@@ -359,7 +382,9 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         *(["## Primary verdict", "", *primary, *([noise] if noise else []), ""] if primary else []),
         *progress, *_scale(study), "",
         *([f"**Cut to the time budget** (fixed in the spec before the runs, from the projection in the compute "
-           f"section): {study.report['cut']}", ""] if study.report.get("cut") else []),
+           f"section): {study.report['cut']}" + (f" **Applied**: {study.report['cut_applied']}"
+                                                  if study.report.get("cut_applied") else ""), ""]
+          if study.report.get("cut") else []),
         "Accuracy (%) with 95% CIs from a bootstrap over seeds and questions. Held-in: new questions of the training",
         "families. EI-Test: the ten rules' probes of the held-in test questions; only the EI-trained students saw",
         "those formats in training, so EI-Test compares them with each other (its goal: EI + ExGRPO against EI-SFT),",
@@ -391,15 +416,7 @@ def write_results_page(study: Study, page_path: Path, command: str) -> list[str]
         *rl_run_lines(page),
     ]
     lines += ["## Ablation", "", *ablation_note(study), *page.accuracy_table(ablation), "",
-              "## Data efficiency", "", "| method | fraction | seeds | held-in | held-out, format unseen |",
-              "|---|---|---|---|---|"]
-    for name, points in curves.items():
-        for fraction, row in points:
-            lines.append(f"| {name} | {fraction:g} | {len(page.results.seeds(row))} | "
-                         f"{cell(page.estimate(row, page.held_in))} | "
-                         f"{cell(page.estimate(row, page.held_out))} |")
-    lines += [f"| *guessing floor: random / majority* | | | {page.floors(page.held_in)} | {page.floors(page.held_out)} |",
-              "", f"![data efficiency]({page.images.name}/data_efficiency.png)", "",
+              "## Data efficiency", "", *data_efficiency_lines(page, curves),
               "## Tuning (equal for every method, on validation)", "", *tuning_lines(study), "",
               "## Compute", "",
               "Teacher-written tokens: the rationales, probes and probe answers a method's SFT data holds (student",

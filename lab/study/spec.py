@@ -67,7 +67,9 @@ class Study:
         self.notes: dict[str, str] = spec.get("notes", {})  # per page section: what the numbers cannot say
         # Datasets the page keeps out of the held-in / held-out averages: `validation` (read while developing,
         # never for results) and `outside` (real benchmarks, an outside check reported on their own).
-        self.report: dict[str, Any] = spec.get("report", {})  # also rerun_policy, cut: sentences the page prints
+        # Also rerun_policy, cut (the cuts in their order) and cut_applied (which of them, when): sentences the page
+        # prints.
+        self.report: dict[str, Any] = spec.get("report", {})
         self.tuning: dict[str, Any] = spec.get("tuning", {})  # learning rates chosen on validation (study/tuning.py)
         self.goals_spec: dict[str, Any] | None = spec.get("goals")  # primary and secondary goals (study/goals.py)
         self.first = next(iter(self.methods))
@@ -136,6 +138,19 @@ class Study:
 
     def method_seeds(self, method: str) -> list[int]:
         return [seed for seed in self.seeds if seed in self.methods[method].get("seeds", self.seeds)]
+
+    def run_order(self) -> list[tuple[int, str]]:
+        """Every (seed, method) run, in the order the study script runs them: those that fit in a sitting (SFT only,
+        matched on nothing) first, then the long ones (an RL stage, or trained for another arm's CPU seconds), each
+        group seed by seed in the spec's order. The run folders do not outlive a sitting's machine when it is lost,
+        and a run in progress goes with them: short runs first bank in the record all that one sitting can finish."""
+        runs = [(seed, method) for seed in self.seeds for method in self.methods if seed in self.method_seeds(method)]
+
+        def long(method: str) -> bool:
+            spec = self.methods[method]
+            return "compute_match" in spec or deep_merge(self.common, spec).get("train") is not None
+
+        return sorted(runs, key=lambda run: long(run[1]))  # a stable sort: seed and spec order within each group
 
     def title(self, method: str) -> str:
         return self.methods[method].get("title", method)

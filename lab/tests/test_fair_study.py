@@ -36,7 +36,6 @@ def micro_fair_spec(tmp_path: Path, student: Path) -> Path:
                            pass_rate={"enabled": False})  # a tiny student solves nothing: all filtered
     common["eval"].update(max_new_tokens=8, limits={}, ei_test_limit=4,
                           datasets=[d for d in common["eval"]["datasets"] if d.startswith("world_")])
-    spec["methods"]["ei_exgrpo_f0.5"]["train"]["stop_at_step"] = 1
     spec["report"].pop("outside")
     spec["report"].pop("outside_seeds", None)  # nor the seeds that check them (the cut)
     spec["tuning"]["learning_rates"] = {"sft": [1.0e-4, 2.0e-4]}
@@ -72,6 +71,8 @@ def test_every_command_of_the_fair_study_runs_on_a_micro_world(tmp_path: Path, t
     assert "Holm" in text and "re-evaluation" in text.lower()
     assert "divided so after the runs" not in text  # this spec measures the formats before its runs
     assert "No RL ablation ladder" in text.split("## Ablation")[1]
+    assert f"**Applied**: {study.report['cut_applied']}" in text  # which of the spec's cuts were made, and when
+    assert "No data-fraction arm in this spec (the spec's cut" in text.split("## Data efficiency")[1]
     matched = text.split("Compute-matched comparison")[1].split("\n## ")[0]  # against its own unmatched arm
     assert f"| {study.title('skd_rationales')} |" in matched and f"| {study.title('skd')} |" not in matched
     assert re.search(r"the extra compute is spent as more passes over the same questions and rationales: "

@@ -62,7 +62,8 @@ def test_noise_reads_the_second_evaluation_against_the_first(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(("entry", "message"), [
     ({"method": "nope", "model": "sft", "seed": 0, "batch_size": 48}, "no run of method 'nope' for seed 0"),
-    ({"method": "skd_f0.5", "model": "sft", "seed": 1, "batch_size": 48}, "no run of method 'skd_f0.5' for seed 1"),
+    ({"method": "skd_compute_matched", "model": "sft", "seed": 1, "batch_size": 48},
+     "no run of method 'skd_compute_matched' for seed 1"),
     ({"method": "skd", "model": "exgrpo", "seed": 0, "batch_size": 48}, "skd evaluates \\['sft'\\], not 'exgrpo'"),
     ({"method": "ei_exgrpo", "model": "sft", "seed": 0, "batch_size": 64}, "batch_size 64 is the runs' own"),
     ({"method": "ei_exgrpo", "model": "sft"}, "expected \\{method, model, seed, batch_size\\}"),

@@ -293,3 +293,13 @@ def test_compute_matching_on_cpu_seconds_counts_the_stages_the_spec_names(
     path.write_text(yaml.safe_dump(spec))
     with pytest.raises(ConfigError, match="compute_match_stages: some of sft, train"):
         Study(path, run_root=tmp_path)
+
+
+def test_runs_that_fit_in_a_sitting_come_first_then_the_long_ones_seed_by_seed(tmp_path: Path) -> None:
+    """A lost machine takes the run in progress with it: the SFT-only runs of every seed are banked first."""
+    study = Study(SPEC.parent / "smollm2_fair.yaml", run_root=tmp_path)
+    order = study.run_order()
+    assert sorted(order) == sorted((seed, m) for m in study.methods for seed in study.method_seeds(m))
+    short = [(seed, m) for seed in study.seeds for m in ("skd", "skd_rationales", "revthink")]
+    assert order[:len(short)] == short  # every seed's SFT-only runs, in the spec's order
+    assert order[len(short):] == [(0, "ei_exgrpo"), (0, "skd_compute_matched"), (1, "ei_exgrpo"), (2, "ei_exgrpo")]

@@ -185,6 +185,17 @@ def test_full_exgrpo_is_the_dsu_step_only_where_the_ladder_ran() -> None:
     assert "No RL ablation ladder" in ablation_note(alone)[0]
 
 
+def test_a_spec_without_data_fraction_arms_says_so_instead_of_a_table() -> None:
+    from lab.study.page import data_efficiency_lines, fractions_run
+
+    full = [(1.0, Row("SKD", "skd", "sft"))]
+    cut = SimpleNamespace(study=SimpleNamespace(report={"cut": "(2) the data-efficiency arms dropped"}))
+    assert not fractions_run({"SKD": full, "EI + ExGRPO": full})
+    lines = data_efficiency_lines(cut, {"SKD": full})
+    assert lines[0].startswith("No data-fraction arm in this spec (the spec's cut") and "|" not in "".join(lines)
+    assert fractions_run({"SKD": [(0.5, Row("SKD", "skd_f0.5", "sft")), *full]})
+
+
 def test_a_long_per_step_series_is_shown_in_at_most_ten_columns_of_means() -> None:
     from lab.study.page import _binned_row
 
