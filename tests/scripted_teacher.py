@@ -5,6 +5,7 @@
 - R8: never valid JSON (invalid after the repair rounds)
 - R9: the teacher's answer to its own probe disagrees with the probe (mismatched)
 - R10: after the probe dialogue the teacher answers the original question wrongly (inconsistent)
+- a seeded (sampled) call of a question: the same answer in another wording per seed (Answer-Aug's extra rationales)
 - the other rules: consistent
 """
 
@@ -59,7 +60,9 @@ class ScriptedTeacher:
         dialogue_rule = _PROBE.search(messages[0]["content"]) if len(messages) == 3 else None
         wrong = text in self.wrong if dialogue_rule is None else dialogue_rule.group(1) == "R10"
         answer = wrong_answer(example) if wrong else example.answer
-        return Reply(f"Step by step reasoning. {final_answer_sentence(answer, example.answer_type)}", delay=self.delay)
+        wording = "" if body.get("seed") is None else f", take {body['seed']}"
+        return Reply(f"Step by step reasoning{wording}. {final_answer_sentence(answer, example.answer_type)}",
+                     delay=self.delay)
 
     @staticmethod
     def _probe_json(rule: str, prompt: str) -> str:

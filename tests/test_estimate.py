@@ -103,6 +103,31 @@ def test_sft_tokens_from_the_forecast_match_the_ei_data_it_forecast(tmp_path: Pa
         assert within(expected.tokens, counted.tokens), (settings, expected.tokens, counted.tokens)
 
 
+def test_the_sft_estimate_counts_the_extra_rationales_of_answer_aug(tmp_path: Path) -> None:
+    """probe.answer_samples + sft.extra_rationales (the Answer-Aug baseline): each kept question trains on every
+    other correct rationale too, so the forecast must count them before the probe stage has run."""
+    require_dataset_files("gsm8k")
+    with LoopbackChatServer(ScriptedTeacher(load_examples("gsm8k", "train", limit=30))) as server:
+        cold = forecast_probe_stage(probe_config(server, tmp_path, 30, answer_samples=2), EstimateConfig())
+        run_probe(probe_config(server, tmp_path, 10, answer_samples=2))
+        forecast = forecast_probe_stage(probe_config(server, tmp_path, 30, answer_samples=2), EstimateConfig())
+        run_probe(probe_config(server, tmp_path, 30, answer_samples=2))
+    assert any("extra rationales" in note for note in cold.notes) and cold.extra_rationales > 0
+    assert forecast.extra_rationales == 2.0  # the pilot's samples: every one a new wording of a right answer
+
+    def load(data: str, **settings: Any) -> Any:
+        stage = SFTStageConfig(model="m", ei_data=tmp_path / data, output_dir=tmp_path, **settings)
+        return sft_load(stage, forecast, TokenCounter())
+
+    counted, expected = load("ei.jsonl", extra_rationales=True), load("none.jsonl", extra_rationales=True)
+    assert "counted on" in counted.notes[0] and "2.0 extra rationales each" in expected.notes[0]
+    assert counted.steps == expected.steps
+    assert within(expected.tokens, counted.tokens), (expected.tokens, counted.tokens)
+    skd = {"include_probes": False, "dialogues_per_question": 0}  # the question and its rationales only
+    alone = load("none.jsonl", extra_rationales=True, **skd)
+    assert within(alone.tokens, 3 * load("none.jsonl", **skd).tokens, 0.01)  # three rationales per question, not one
+
+
 def test_the_identity_in_cache_keys_is_known_without_building_the_backend(tmp_path: Path) -> None:
     configs = [OpenAITeacherConfig(kind="openai", model="gpt-x", api_key_env=None),
                ReplayTeacherConfig(kind="replay", file=tmp_path / "none.jsonl", name="palm"),

@@ -346,7 +346,9 @@ def test_nothing_listening_stops_the_stage_at_once_naming_the_url(tmp_path: Path
     started = time.monotonic()
     with pytest.raises(TeacherUnavailable, match=rf"http://127.0.0.1:{port}/v1"):
         run_probe(ProbeConfig(datasets=["gsm8k"], limit=10, teacher=teacher, output_dir=tmp_path))
-    assert time.monotonic() - started < 2.0
+    # Not the client's 5 retries with backoff (about 15 s); the margin is for a loaded machine (2 s failed once
+    # beside a study and another test run).
+    assert time.monotonic() - started < 8.0
 
 
 def test_a_request_the_server_refuses_is_recorded_with_its_question_and_the_run_goes_on(

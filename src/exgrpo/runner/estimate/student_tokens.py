@@ -65,8 +65,10 @@ def sft_load(config: SFTStageConfig, forecast: ProbeForecast, counter: TokenCoun
         count, notes = len(examples), [f"counted on {config.ei_path()} ({counter.method})"]
     else:
         count, tokens = _sft_size(config, forecast)
+        extra = (f", {forecast.extra_rationales:.1f} extra rationales each (extra_rationales)"
+                 if config.extra_rationales else "")
         notes = [f"from the expected EI data: {forecast.kept_questions * config.data_fraction:.0f} questions, "
-                 f"{Lengths.of(forecast).probes_per_question:.1f} kept probes each"]
+                 f"{Lengths.of(forecast).probes_per_question:.1f} kept probes each{extra}"]
     batch = config.per_device_batch_size * config.gradient_accumulation_steps
     if config.max_steps > 0:  # steps, not epochs: the examples seen are steps x batch
         steps, tokens = config.max_steps, tokens * config.max_steps * batch / max(count, 1)
@@ -86,11 +88,12 @@ def _sft_size(config: SFTStageConfig, forecast: ProbeForecast) -> tuple[int, flo
         per_question, examples = 2 * n.question + n.rationale + 10, 2.0
     elif config.format == "revthink":  # the R4 probe: the backward question and its answer
         per_question, examples = 2 * answered_question + answered_probe, 3.0
-    else:
+    else:  # the question, its teacher's other rationales (Answer-Aug), its probes, its probe dialogues
         dialogues = config.dialogues_per_question if probes and config.dialogue_probes else 0
-        per_question = (answered_question + config.include_probes * probes * answered_probe
+        rationales = 1 + (forecast.extra_rationales if config.extra_rationales else 0.0)
+        per_question = (rationales * answered_question + config.include_probes * probes * answered_probe
                         + dialogues * (min(config.dialogue_probes, probes) * answered_probe + answered_question))
-        examples = 1 + config.include_probes * probes + dialogues
+        examples = rationales + config.include_probes * probes + dialogues
     return round(questions * examples), questions * per_question
 
 

@@ -108,6 +108,7 @@ class ProbeForecast:
     calibration: float  # server prompt tokens / counted tokens on the cached requests
     counter: str  # how tokens were counted
     notes: list[str] = field(default_factory=list)  # every rate or length assumed rather than measured
+    extra_rationales: float = 0.0  # other correct rationales a kept question is expected to have (Answer-Aug)
 
 
 class Funnel:
@@ -266,8 +267,23 @@ def forecast_probe_stage(config: ProbeConfig, estimate: EstimateConfig, registry
                 _pay(rows.setdefault(model, {k: Row() for k in PURPOSES})[later], count, prompts[later] * count,
                      completions[later] * count)
     kept = len(kept_known) + sum(1 - p for p in not_kept.values())
+    sampled = sum(purpose(request) == "sample" for t in teachers for request, _ in t.answered)
     return ProbeForecast(rows, len(questions), list(config.rules), kept, consistent, prompts, completions, calibration,
-                         counter.method, notes)
+                         counter.method, notes, _extra_rationales(config, questions, sampled, funnel, notes))
+
+
+def _extra_rationales(config: ProbeConfig, questions: list[QuestionState], sampled: int, funnel: Funnel,
+                      notes: list[str]) -> float:
+    """Other correct rationales a kept question is expected to have (probe.answer_samples, the Answer-Aug baseline):
+    answer_samples times the share of the cached samples that were kept (correct, and not a repeat of a rationale
+    the question has), else times the rate at which the teacher is right (a repeat is not foreseen)."""
+    if not config.answer_samples:
+        return 0.0
+    if sampled:
+        return config.answer_samples * sum(len(q.extra_responses) for q in questions) / sampled
+    notes.append("extra rationales (answer_samples): none cached, so each sample is assumed kept as often as the "
+                 "teacher is right (a repeated wording, which is dropped, is not foreseen)")
+    return config.answer_samples * funnel.teacher_right
 
 
 def _pay(row: Row, count: float, prompt_tokens: float, completion_tokens: float) -> None:
