@@ -141,16 +141,20 @@ class Study:
 
     def run_order(self) -> list[tuple[int, str]]:
         """Every (seed, method) run, in the order the study script runs them: those that fit in a sitting (SFT only,
-        matched on nothing) first, then the long ones (an RL stage, or trained for another arm's CPU seconds), each
-        group seed by seed in the spec's order. The run folders do not outlive a sitting's machine when it is lost,
-        and a run in progress goes with them: short runs first bank in the record all that one sitting can finish."""
+        matched on nothing) first, then the long ones (an RL stage, or trained for another arm's CPU seconds). The
+        run folders do not outlive a sitting's machine when it is lost, and a run in progress goes with them: short
+        runs first bank in the record all that one sitting can finish. Within each group the primary goal's arms
+        come first, every seed of them, then the others seed by seed, in the spec's order."""
+        goal = (self.goals_spec or {}).get("primary") or {}
+        primary = {str(goal.get(key, "")).split(":")[0] for key in ("better", "worse")}  # "method:model" -> method
         runs = [(seed, method) for seed in self.seeds for method in self.methods if seed in self.method_seeds(method)]
 
         def long(method: str) -> bool:
             spec = self.methods[method]
             return "compute_match" in spec or deep_merge(self.common, spec).get("train") is not None
 
-        return sorted(runs, key=lambda run: long(run[1]))  # a stable sort: seed and spec order within each group
+        # A stable sort: the spec's order within a seed.
+        return sorted(runs, key=lambda run: (long(run[1]), run[1] not in primary, run[0]))
 
     def title(self, method: str) -> str:
         return self.methods[method].get("title", method)

@@ -295,11 +295,12 @@ def test_compute_matching_on_cpu_seconds_counts_the_stages_the_spec_names(
         Study(path, run_root=tmp_path)
 
 
-def test_runs_that_fit_in_a_sitting_come_first_then_the_long_ones_seed_by_seed(tmp_path: Path) -> None:
-    """A lost machine takes the run in progress with it: the SFT-only runs of every seed are banked first."""
+def test_runs_that_fit_in_a_sitting_come_first_then_the_long_ones_the_primary_arms_first(tmp_path: Path) -> None:
+    """A lost machine takes the run in progress with it: the SFT-only runs of every seed are banked first; in each
+    group every seed of the primary goal's arms comes before the others."""
     study = Study(SPEC.parent / "smollm2_fair.yaml", run_root=tmp_path)
     order = study.run_order()
     assert sorted(order) == sorted((seed, m) for m in study.methods for seed in study.method_seeds(m))
-    short = [(seed, m) for seed in study.seeds for m in ("skd", "skd_rationales", "revthink")]
-    assert order[:len(short)] == short  # every seed's SFT-only runs, in the spec's order
-    assert order[len(short):] == [(0, "ei_exgrpo"), (0, "skd_compute_matched"), (1, "ei_exgrpo"), (2, "ei_exgrpo")]
+    assert order[:3] == [(0, "skd"), (1, "skd"), (2, "skd")]  # the primary goal's SFT-only arm
+    assert order[3:9] == [(seed, m) for seed in study.seeds for m in ("skd_rationales", "revthink")]
+    assert order[9:] == [(0, "ei_exgrpo"), (1, "ei_exgrpo"), (2, "ei_exgrpo"), (0, "skd_compute_matched")]
