@@ -145,8 +145,9 @@ class Study:
         run folders do not outlive a sitting's machine when it is lost, and a run in progress goes with them: short
         runs first bank in the record all that one sitting can finish. Within each group the primary goal's arms
         come first, every seed of them, then the others seed by seed, in the spec's order."""
-        goal = (self.goals_spec or {}).get("primary") or {}
-        primary = {str(goal.get(key, "")).split(":")[0] for key in ("better", "worse")}  # "method:model" -> method
+        from lab.study.goals import spec_goals
+
+        primary = {row.method for goal in spec_goals(self) if goal.primary for row in (goal.better, goal.worse)}
         runs = [(seed, method) for seed in self.seeds for method in self.methods if seed in self.method_seeds(method)]
 
         def long(method: str) -> bool:
