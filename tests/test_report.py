@@ -57,6 +57,22 @@ def test_goal_line_needs_separate_cis_and_a_paired_win() -> None:
     assert "not measured" in goal_line({"models": {}, "comparisons": []})
 
 
+def test_a_resumed_sft_counts_every_sitting_and_its_speed_is_its_last_sittings(tmp_path: Path) -> None:
+    from exgrpo.runner.results import RunResults
+    from exgrpo.runner.speeds import sft_tokens_per_s
+
+    layout = RunLayout(tmp_path)
+    (tmp_path / "sft").mkdir()
+    # Killed after step 3; resumed from checkpoint-2, whose log it restores; TRL's SFT counter starts from 0 again,
+    # and the resumed sitting's train_runtime counts that sitting only.
+    layout.log_history("sft").write_text(json.dumps([
+        {"step": 1, "num_tokens": 1000.0}, {"step": 2, "num_tokens": 2000.0}, {"step": 2, "eval_loss": 1.0},
+        {"step": 3, "num_tokens": 500.0}, {"step": 4, "num_tokens": 1000.0, "train_runtime": 10.0}]))
+    run = RunResults(layout)
+    assert run.trained_tokens("sft") == 3000.0 and run.trained_tokens("train") is None
+    assert sft_tokens_per_s(run) == 100.0
+
+
 def test_the_page_gives_measured_speeds_and_what_the_rl_stage_did(tmp_path: Path) -> None:
     from exgrpo.runner.report import markdown, rl_section
     from exgrpo.runner.speeds import speeds_line

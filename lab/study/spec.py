@@ -211,19 +211,11 @@ class Study:
 
 
 def student_tokens(run_dir: Path) -> dict[str, float]:
-    """Tokens the student trained on (TRL's num_tokens: every input token of every step), per stage. A resumed
-    training restores its log up to the checkpoint, but TRL's SFT counter starts again from 0: the count is the
-    sum of each sitting's last value."""
-    tokens = {}
+    """Tokens the student trained on (TRL's num_tokens: every input token of every step), per stage, over all the
+    sittings of a resumed training."""
     run = RunResults.of(run_dir)
-    for stage in ("sft", "train"):
-        history = run.training_log(stage)
-        if history is not None:
-            counted = [float(entry["num_tokens"]) for entry in history if "num_tokens" in entry]
-            if counted:
-                tokens[stage] = sum(before for before, after in zip(counted, counted[1:], strict=False)
-                                    if after < before) + counted[-1]
-    return tokens
+    tokens = {stage: run.trained_tokens(stage) for stage in ("sft", "train")}
+    return {stage: count for stage, count in tokens.items() if count is not None}
 
 
 def _matched_epochs(study: Study, method: str, seed: int) -> float:

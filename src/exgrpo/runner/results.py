@@ -47,6 +47,15 @@ def pooled_accuracy(report: dict[str, Any], datasets: list[str] | None = None) -
     return sum(row["num_correct"] for row in rows) / max(1, sum(row["num_examples"] for row in rows))
 
 
+def sitting_tokens(history: list[dict[str, Any]]) -> list[float]:
+    """The tokens each sitting of a training trained on, in order, from its log history (TRL's `num_tokens`). A
+    resumed training restores its log up to the checkpoint, but TRL's SFT counter starts again from 0: each fall
+    of the count ends a sitting, whose last value is what it trained on."""
+    counted = [float(entry["num_tokens"]) for entry in history if "num_tokens" in entry]
+    ends = [before for before, after in zip(counted, counted[1:], strict=False) if after < before]
+    return ends + counted[-1:]
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """One finished evaluation: its report, and its folder for the per-question verdicts."""
@@ -116,6 +125,12 @@ class RunResults:
         """A training stage's log history (one entry per logged step); None when it has none."""
         path = self.layout.log_history(stage)
         return json.loads(path.read_text()) if path.exists() else None
+
+    def trained_tokens(self, stage: str) -> float | None:
+        """Tokens a training stage trained on (TRL's `num_tokens`: every input token of every step), over all its
+        sittings; None when its log has none."""
+        counted = sitting_tokens(self.training_log(stage) or [])
+        return sum(counted) if counted else None
 
     def stage_seconds(self, stages: list[str] = STAGES) -> dict[str, float]:
         """Wall seconds of every finished stage of `stages` (from their manifests), in the stages' order."""

@@ -7,13 +7,14 @@ import json
 from typing import Any
 
 from exgrpo.runner.layout import RunLayout
-from exgrpo.runner.results import RunResults
+from exgrpo.runner.results import RunResults, sitting_tokens
 
 
 def sft_tokens_per_s(run: RunResults) -> float | None:
-    """Training tokens per second of the SFT stage: TRL's cumulative `num_tokens` over its `train_runtime`."""
+    """Training tokens per second of the SFT stage: its last sitting's tokens (TRL's `num_tokens`) over that
+    sitting's `train_runtime` (a resumed training's runtime counts its own sitting only)."""
     history = run.training_log("sft") or []
-    tokens = max((e["num_tokens"] for e in history if "num_tokens" in e), default=None)
+    tokens = (sitting_tokens(history) or [None])[-1]
     runtime = next((e["train_runtime"] for e in reversed(history) if "train_runtime" in e), None)
     return tokens / runtime if tokens and runtime else None
 
