@@ -51,7 +51,7 @@ def test_noise_reads_the_second_evaluation_against_the_first(tmp_path: Path) -> 
     assert noise(study, ["a", "b"], keep=lambda q: q.startswith("b")) == noise(study, ["b"])
     assert noise(study, ["a", "b"], keep=lambda q: False) is None
     line = noise_line(study, ["a", "b"], keep=lambda question: True)
-    assert "batch size 48" in line and "4.5 %" in line and "0.5 points" in line and "EI + ExGRPO (ours)'s sft" in line
+    assert "batch size 48 instead of the runs' own 64," in line and "4.5 %" in line and "0.5 points" in line and "EI + ExGRPO (ours)'s sft" in line
     # Recorded with the run (the diagnostics folder), and restored on a machine without it.
     RunLayout(run_dir).manifest("eval").write_text(json.dumps({"stage": "eval"}))  # the run's eval stage finished
     record_tree(tmp_path / "runs", tmp_path / "record")
