@@ -60,6 +60,35 @@ def test_a_resumed_run_gets_only_the_budget_its_checkpoint_left() -> None:
     assert budget.spent() < 10.0 and "WallTimeBudget" in state.stateful_callbacks
 
 
+def test_the_progress_bar_counts_to_the_stop_step_from_the_step_it_resumed_from() -> None:
+    from transformers import TrainerControl, TrainerState
+
+    from exgrpo.training.wall_time import BudgetedProgress
+
+    def begun(stop_at_step: int | None, global_step: int) -> tuple[BudgetedProgress, TrainerState]:
+        progress, state = BudgetedProgress(stop_at_step), TrainerState(global_step=global_step, max_steps=300)
+        progress.on_train_begin(None, state, TrainerControl())
+        return progress, state
+
+    progress, state = begun(52, 50)  # resumed at step 50 of a run that stops at 52 of a 300-step schedule
+    assert (progress.training_bar.total, progress.training_bar.n) == (52, 50)
+    state.global_step = 51
+    progress.on_step_end(None, state, TrainerControl())
+    assert progress.training_bar.n == 51  # one step on, not 51 at once
+    progress, _ = begun(None, 0)
+    assert (progress.training_bar.total, progress.training_bar.n) == (300, 0)
+    progress, _ = begun(500, 0)  # a stop after the schedule's end: the schedule ends the run
+    assert progress.training_bar.total == 300
+
+
+def test_sft_stopped_at_a_step_shows_a_bar_to_that_step(tiny_model_path: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    ei = write_toy_ei(tmp_path / "ei.jsonl")
+    run_sft(sft_config(tiny_model_path, ei, tmp_path / "out", max_steps=30, save_steps=1_000, stop_at_step=2))
+    err = capsys.readouterr().err
+    assert "| 2/2 [" in err and "/30 [" not in err  # 30 steps: no other bar of the run counts to 30
+
+
 def test_a_folder_that_is_no_checkpoint_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="empty.*not a training checkpoint"):
         checkpoint_to_model(tmp_path / "empty", tmp_path / "model")
@@ -78,16 +107,18 @@ def test_a_spent_budget_stops_exgrpo_with_its_diagnostics(toy_sft_model: tuple[P
     assert (tmp_path / "diagnostics.png").exists()
 
 
-def test_stop_at_step_ends_exgrpo_on_that_step_on_the_long_runs_learning_rates(toy_sft_model: tuple[Path, Path],
-                                                                                tmp_path: Path) -> None:
+def test_stop_at_step_ends_exgrpo_on_that_step_on_the_long_runs_learning_rates(
+        toy_sft_model: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from test_exgrpo import train_config
 
     from exgrpo.rl.train import run_train
 
     model, ei = toy_sft_model
-    final = run_train(train_config(model, ei, tmp_path, max_steps=20, stop_at_step=2, learning_rate=1e-4,
+    final = run_train(train_config(model, ei, tmp_path, max_steps=30, stop_at_step=2, learning_rate=1e-4,
                                    logging_steps=1))
     state = json.loads((tmp_path / "checkpoint-2" / "trainer_state.json").read_text())
     rates = [entry["learning_rate"] for entry in state["log_history"] if "learning_rate" in entry]
     assert state["global_step"] == 2 and (final / "model.safetensors").exists()
-    assert rates[-1] == pytest.approx(1e-4 * (1 - 1 / 20))  # step 2 of a linear decay over 20 steps, not over 2
+    assert rates[-1] == pytest.approx(1e-4 * (1 - 1 / 30))  # step 2 of a linear decay over 30 steps, not over 2
+    err = capsys.readouterr().err
+    assert "| 2/2 [" in err and "/30 [" not in err  # the bar counts to the step the run stops at (no other to 30)

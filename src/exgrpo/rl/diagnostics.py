@@ -23,6 +23,7 @@ from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 
 from exgrpo.errors import DataError
 from exgrpo.files import atomic_write_bytes, atomic_write_json
+from exgrpo.training.wall_time import BudgetedProgress
 
 logger = logging.getLogger(__name__)
 
@@ -240,8 +241,9 @@ class TrainingDiagnostics(TrainerCallback):
             self.write_plot()
 
 
-class CompactProgress(ProgressCallback):
-    """TRL's progress bar, printing one line per logging step instead of the whole dictionary of logs."""
+class CompactProgress(BudgetedProgress):
+    """The training bar (counting to the step the run stops at), printing one line per logging step instead of the
+    whole dictionary of logs."""
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if state.is_world_process_zero and self.training_bar is not None and logs:
@@ -256,9 +258,9 @@ class CompactPrinter(TrainerCallback):
             print(console_line(logs, state.global_step), flush=True)
 
 
-def use_compact_console(trainer: Any) -> None:
+def use_compact_console(trainer: Any, stop_at_step: int | None = None) -> None:
     """Replace the trainer's printing of raw logs by one line per step; what is logged stays the same."""
     if trainer.pop_callback(ProgressCallback) is not None:
-        trainer.add_callback(CompactProgress)
+        trainer.add_callback(CompactProgress(stop_at_step))
     if trainer.pop_callback(PrinterCallback) is not None:
         trainer.add_callback(CompactPrinter)

@@ -106,7 +106,7 @@ def run_train(config: TrainConfig, callbacks: list[Any] | None = None) -> Path:
                                       max_answer_tokens=budgets.answer, question_selection=selection)
     trainer = build_trainer(config, budget_callbacks(config, [diagnostics, *(callbacks or [])]),
                             questions)
-    use_compact_console(trainer)
+    use_compact_console(trainer, config.stop_at_step)
     try:
         trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
     finally:

@@ -17,7 +17,7 @@ def run_distill(config: DistillStageConfig, callbacks: list[Any] | None = None) 
     from transformers import AutoTokenizer
     from trl import DistillationConfig, DistillationTrainer
 
-    from exgrpo.training.wall_time import budget_callbacks
+    from exgrpo.training.wall_time import budget_callbacks, use_budgeted_progress
 
     model_path, teacher_path = resolve_model(config.model), resolve_model(config.teacher_model)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -41,5 +41,6 @@ def run_distill(config: DistillStageConfig, callbacks: list[Any] | None = None) 
                                   train_dataset=prompts, processing_class=tokenizer,
                                   peft_config=peft_config(config.lora),
                                   callbacks=budget_callbacks(config, callbacks))
+    use_budgeted_progress(trainer, config)
     trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
     return save_final_model(trainer, config.output_dir, config.merge_adapter)

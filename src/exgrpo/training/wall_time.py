@@ -8,8 +8,9 @@ import logging
 import time
 from typing import Any
 
+from tqdm.auto import tqdm
 from transformers import TrainerCallback
-from transformers.trainer_callback import ExportableState
+from transformers.trainer_callback import ExportableState, ProgressCallback
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,31 @@ class StopAtStep(TrainerCallback):
             control.should_training_stop = True
             control.should_save = True
         return control
+
+
+class BudgetedProgress(ProgressCallback):
+    """transformers' training bar, counting to the step the run stops at and starting from the step it resumed
+    from. Why: the stock bar counts to max_steps, which stop_at_step leaves at the schedule's length, and starts at 0
+    on a resumed run, whose first update then jumps by every step already trained: a run stopped at step 52 of a
+    300-step schedule, resumed at step 50, showed "51/300 [03:45<18:21]" a step before it ended."""
+
+    def __init__(self, stop_at_step: int | None) -> None:
+        super().__init__()
+        self.stop_at_step = stop_at_step
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        total = state.max_steps if self.stop_at_step is None else min(state.max_steps, self.stop_at_step)
+        if state.is_world_process_zero:
+            self.training_bar = tqdm(total=total, initial=state.global_step, dynamic_ncols=True)
+        self.current_step = state.global_step
+
+
+def use_budgeted_progress(trainer: Any, settings: Any) -> None:
+    """Replace `trainer`'s stock progress bar (when it shows one) by BudgetedProgress, counting to the step its
+    settings (TrainingSettings) stop at."""
+    if any(type(callback) is ProgressCallback for callback in trainer.callback_handler.callbacks):
+        trainer.pop_callback(ProgressCallback)
+        trainer.add_callback(BudgetedProgress(settings.stop_at_step))
 
 
 def budget_callbacks(settings: Any, callbacks: list[Any] | None) -> list[Any]:
