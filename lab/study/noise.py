@@ -131,6 +131,6 @@ def noise_line(study: Study, datasets: list[str], keep: Callable[[str], bool]) -
     own = study.run_config(chosen.method, chosen.seed).eval.batch_size
     return (f"Re-evaluation noise: {study.title(chosen.method)}'s {chosen.model} model (seed {chosen.seed}), evaluated "
             f"again with batch size {chosen.batch_size} instead of the runs' own {own}, turned "
-            f"{100 * measured.changed:.1f} % of its answers from right to wrong or back ({measured.questions} unseen-format held-out questions of "
-            f"the families in the averages) and moved its accuracy by {measured.points:.1f} points: a difference "
+            f"{100 * measured.changed:.1f} % of its answers from right to wrong or back ({measured.questions} "
+            f"unseen-format held-out questions of the families in the averages) and moved its accuracy by {measured.points:.1f} points: a difference "
             "below that is within what the evaluation alone can move.")
