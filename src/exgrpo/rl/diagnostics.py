@@ -19,11 +19,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from transformers import PrinterCallback, ProgressCallback, TrainerCallback
+from transformers import PrinterCallback, TrainerCallback
 
 from exgrpo.errors import DataError
 from exgrpo.files import atomic_write_bytes, atomic_write_json
-from exgrpo.training.wall_time import BudgetedProgress
+from exgrpo.training.wall_time import BudgetedProgress, use_budgeted_progress
 
 logger = logging.getLogger(__name__)
 
@@ -260,7 +260,6 @@ class CompactPrinter(TrainerCallback):
 
 def use_compact_console(trainer: Any, stop_at_step: int | None = None) -> None:
     """Replace the trainer's printing of raw logs by one line per step; what is logged stays the same."""
-    if trainer.pop_callback(ProgressCallback) is not None:
-        trainer.add_callback(CompactProgress(stop_at_step))
+    use_budgeted_progress(trainer, stop_at_step, bar=CompactProgress)
     if trainer.pop_callback(PrinterCallback) is not None:
         trainer.add_callback(CompactPrinter)

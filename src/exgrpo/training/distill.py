@@ -41,6 +41,6 @@ def run_distill(config: DistillStageConfig, callbacks: list[Any] | None = None) 
                                   train_dataset=prompts, processing_class=tokenizer,
                                   peft_config=peft_config(config.lora),
                                   callbacks=budget_callbacks(config, callbacks))
-    use_budgeted_progress(trainer, config)
+    use_budgeted_progress(trainer, config.stop_at_step)
     trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
     return save_final_model(trainer, config.output_dir, config.merge_adapter)

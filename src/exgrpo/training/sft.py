@@ -51,6 +51,6 @@ def run_sft(config: SFTStageConfig, callbacks: list[Any] | None = None) -> Path:
     trainer = SFTTrainer(model=model, args=arguments, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=peft_config(config.lora),
                          callbacks=budget_callbacks(config, callbacks))
-    use_budgeted_progress(trainer, config)
+    use_budgeted_progress(trainer, config.stop_at_step)
     trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
     return save_final_model(trainer, config.output_dir, config.merge_adapter)

@@ -93,12 +93,12 @@ class BudgetedProgress(ProgressCallback):
         self.current_step = state.global_step
 
 
-def use_budgeted_progress(trainer: Any, settings: Any) -> None:
-    """Replace `trainer`'s stock progress bar (when it shows one) by BudgetedProgress, counting to the step its
-    settings (TrainingSettings) stop at."""
-    if any(type(callback) is ProgressCallback for callback in trainer.callback_handler.callbacks):
-        trainer.pop_callback(ProgressCallback)
-        trainer.add_callback(BudgetedProgress(settings.stop_at_step))
+def use_budgeted_progress(trainer: Any, stop_at_step: int | None,
+                          bar: type[BudgetedProgress] = BudgetedProgress) -> None:
+    """Replace `trainer`'s progress bar (when it shows one) by `bar`, counting to `stop_at_step`. One helper for
+    every stage, so SFT, distillation and ExGRPO (whose bar also prints one line per logging step) swap it alike."""
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(bar(stop_at_step))
 
 
 def budget_callbacks(settings: Any, callbacks: list[Any] | None) -> list[Any]:
