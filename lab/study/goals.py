@@ -171,6 +171,12 @@ def power_note(result: GoalResult) -> str:
     return note
 
 
+def p_text(p: float) -> str:
+    """A p-value as the page prints it. Why not `p = 0`: the normal approximation's tail underflows to 0.0 far out,
+    and no test of a few hundred questions supports more than an upper bound there."""
+    return "p < 0.0001" if p < 1e-4 else f"p = {p:.3g}"
+
+
 def goal_line(result: GoalResult, noise: float | None = None) -> str:
     """One goal as the page prints it."""
     goal = result.goal
@@ -181,7 +187,7 @@ def goal_line(result: GoalResult, noise: float | None = None) -> str:
     if result.seed_ci is not None:
         centre, low, high = result.seed_ci
         parts.append(f"seed-level {centre:+.1f} [{low:+.1f}, {high:+.1f}]")
-    parts.append(f"p = {result.p:.3g}" + ("" if goal.primary else f" (unadjusted {result.test.p:.3g})"))
+    parts.append(p_text(result.p) + ("" if goal.primary else f" (unadjusted {p_text(result.test.p)})"))
     parts.append(f"{result.test.questions} questions")
     parts.append(power_note(result))
     if noise is not None:

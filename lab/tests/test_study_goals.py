@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from exgrpo.errors import ConfigError
-from lab.study.goals import goal_line, judge, spec_goals
+from lab.study.goals import goal_line, judge, p_text, spec_goals
 from lab.study.statistics import minimum_detectable
 from lab.study.tables import Row, pooled_bootstrap
 
@@ -120,6 +120,12 @@ def test_a_goal_line_says_what_an_unresolved_ci_rules_out_and_whether_the_design
     assert f"gains above {100 * primary.estimate.high:+.1f} points are excluded" in line
     powered = "powered" if primary.mdd <= 3 else "**underpowered**"
     assert f"minimum detectable difference {primary.mdd:.1f} points (the design must detect 3: {powered})" in line
+
+
+def test_a_p_value_too_small_to_print_is_a_bound_not_zero() -> None:
+    assert (p_text(0.0), p_text(3e-7), p_text(0.0107)) == ("p < 0.0001", "p < 0.0001", "p = 0.0107")
+    line = goal_line(judge(fake_page(correct_with(ours=0.9, skd=0.1, revthink=0.1, sft=0.5)), spec_goals(study(SPEC)))[1])
+    assert "p < 0.0001 (unadjusted p < 0.0001)" in line and "p = 0 " not in line and "p = 0;" not in line
 
 
 def test_a_goal_whose_runs_have_not_finished_is_not_measured_yet() -> None:
