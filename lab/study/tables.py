@@ -380,7 +380,7 @@ class Page:
             return None
         spec = self.study.methods[row.method]
         source = spec.get("sft_model_from", row.method)  # the method that trained its SFT model
-        teacher, student, seconds, cpu, steps, machines, passes = [], [], [], [], [], [], []
+        student, seconds, cpu, steps, machines, passes = [], [], [], [], [], []
         for seed in seeds:
             own, shared = self.study.run_dir(seed, row.method), self.study.run_dir(seed, source)
             parts = [(shared, "sft")] + ([(own, "train")] if row.model == "exgrpo" else [])
@@ -389,12 +389,11 @@ class Page:
             seconds.append(sum(stage_seconds(folder, stage) for folder, stage in parts))
             cpu.append(sum(stage_seconds(folder, stage, "cpu_seconds") for folder, stage in parts))
             steps.append(sum(optimizer_steps(folder, stage) for folder, stage in parts))
-            teacher.append(recorded_teacher_tokens(self.study.run_config(source, seed)))
             machines.append({stage_machine(folder, stage) for folder, stage in parts} - {None})
         named = set().union(*machines)
         mixed = len(named) > 1
         values = [" / ".join(mean_passes([seed[i] for seed in passes]) for i in range(len(passes[0]))),
-                  f"{np.mean(steps):,.0f}", f"{np.mean(teacher):,.0f}", f"{np.mean(student):,.0f}",
+                  f"{np.mean(steps):,.0f}", f"{self.teacher_tokens(row):,.0f}", f"{np.mean(student):,.0f}",
                   f"{np.mean(seconds):.0f}" + " †" * mixed, (f"{np.mean(cpu):.0f}" if all(cpu) else "n/a") + " †" * mixed]
         footnote = None
         if mixed:
@@ -402,6 +401,27 @@ class Page:
                 f"seed {seed} {value:.0f} ({', '.join(sorted(names)) or 'machine not recorded'})"
                 for seed, value, names in zip(seeds, cpu, machines, strict=True)) + "."
         return values, footnote
+
+    def teacher_tokens(self, row: Row) -> float | None:
+        """The teacher-written tokens a row's SFT data holds, mean over its seeds with results (None: none yet)."""
+        source = self.study.methods[row.method].get("sft_model_from", row.method)
+        seeds = self.results.seeds(row)
+        return float(np.mean([recorded_teacher_tokens(self.study.run_config(source, seed)) for seed in seeds])
+                     ) if seeds and row.model != "base" else None
+
+    def teacher_token_line(self, ours: Row, others: list[Row]) -> list[str]:
+        """Whether the arms are matched on teacher tokens: ours against the most any other arm trained on. Why a
+        sentence: the table shows the numbers, the issue asks the page to say whether they are matched."""
+        mine = self.teacher_tokens(ours)
+        theirs = [(tokens, row) for row in others if (tokens := self.teacher_tokens(row)) is not None]
+        if mine is None or not theirs:
+            return []
+        most, row = max(theirs, key=lambda pair: pair[0])
+        if most >= mine / 1.1:  # within 10 %: matched
+            return [f"Teacher-written tokens are matched: {ours.title} trained on {mine:,.0f}, {row.title} "
+                    f"on {most:,.0f}.", ""]
+        return [f"Teacher-written tokens are **not matched**: {ours.title} trained on {mine:,.0f}, "
+                f"{mine / most:.1f} times the most any other arm trained on ({row.title}: {most:,.0f}).", ""]
 
     def compute_table(self, rows: list[Row]) -> list[str]:
         """The compute table; footnotes (compute_row) follow it for rows measured on more than one CPU model."""

@@ -85,6 +85,22 @@ def test_compute_table_has_no_note_when_one_cpu_model_measured_every_seed(tmp_pa
     assert lines[2] == "| SKD | 1.50 | 1 | 1,000 | 0 | 200 | 300 |" and len(lines) == 3
 
 
+def test_the_page_says_whether_teacher_tokens_are_matched(tmp_path: Path) -> None:
+    page = compute_page(tmp_path, [AMD])
+    for method, tokens in (("ei", 8_000), ("skd_rationales", 2_000)):
+        (tmp_path / "seed0" / method).mkdir(parents=True)
+        (tmp_path / "seed0" / method / "teacher_tokens.json").write_text(json.dumps({"teacher_tokens": tokens}))
+    page.study.methods.update(ei={}, skd_rationales={}, ablation={"sft_model_from": "ei"})
+    ours, skd, rationales = Row("EI", "ei", "exgrpo"), Row("SKD", "skd", "sft"), Row("SKD x3", "skd_rationales", "sft")
+    assert page.teacher_token_line(ours, [skd, rationales]) == [
+        "Teacher-written tokens are **not matched**: EI trained on 8,000, 4.0 times the most any other arm trained on "
+        "(SKD x3: 2,000).", ""]
+    # An arm whose SFT model is another method's holds that method's tokens: matched within 10 %.
+    assert page.teacher_token_line(ours, [Row("Ablation", "ablation", "exgrpo")])[0].startswith(
+        "Teacher-written tokens are matched: EI trained on 8,000, Ablation on 8,000.")
+    assert page.teacher_token_line(Row("Base", "ei", "base"), [skd]) == []  # nothing to say without our tokens
+
+
 def test_a_skipped_stage_names_no_machine(tmp_path: Path) -> None:
     from lab.study.tables import stage_machine, stage_seconds
 
