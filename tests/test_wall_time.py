@@ -122,3 +122,19 @@ def test_stop_at_step_ends_exgrpo_on_that_step_on_the_long_runs_learning_rates(
     assert rates[-1] == pytest.approx(1e-4 * (1 - 1 / 30))  # step 2 of a linear decay over 30 steps, not over 2
     err = capsys.readouterr().err
     assert "| 2/2 [" in err and "/30 [" not in err  # the bar counts to the step the run stops at (no other to 30)
+
+
+def test_distillation_stopped_at_a_step_saves_it_and_shows_a_bar_to_that_step(
+        tiny_model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from exgrpo.config.training import DistillStageConfig
+    from exgrpo.training.distill import run_distill
+
+    ei = write_toy_ei(tmp_path / "ei.jsonl")
+    config = DistillStageConfig(method="distill", model=str(tiny_model_path), teacher_model=str(tiny_model_path),
+                                ei_data=ei, output_dir=tmp_path / "out", max_steps=30, stop_at_step=2,
+                                per_device_batch_size=2, max_new_tokens=8, save_steps=1_000, logging_steps=1,
+                                report_to=["none"])
+    final = run_distill(config)
+    err = capsys.readouterr().err
+    assert (tmp_path / "out" / "checkpoint-2").is_dir() and (final / "model.safetensors").exists()
+    assert "| 2/2 [" in err and "/30 [" not in err
