@@ -420,8 +420,9 @@ class Page:
         if most >= mine / 1.1:  # within 10 %: matched
             return [f"Teacher-written tokens are matched: {ours.title} trained on {mine:,.0f}, {row.title} "
                     f"on {most:,.0f}.", ""]
+        ratio = f"{mine / most:.1f} times" if most else "against none for"  # arms without teacher text: no ratio
         return [f"Teacher-written tokens are **not matched**: {ours.title} trained on {mine:,.0f}, "
-                f"{mine / most:.1f} times the most any other arm trained on ({row.title}: {most:,.0f}).", ""]
+                f"{ratio} the most any other arm trained on ({row.title}: {most:,.0f}).", ""]
 
     def compute_table(self, rows: list[Row]) -> list[str]:
         """The compute table; footnotes (compute_row) follow it for rows measured on more than one CPU model."""
