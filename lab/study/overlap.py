@@ -27,7 +27,7 @@ SEEN = 0.05  # share of a split's whole questions whose pattern an arm's trainin
 def _sft_texts(study: Study, method: str, seed: int) -> list[str]:
     from exgrpo.training.sft_data import sft_examples
 
-    source = study.methods[method].get("sft_model_from", method)
+    source = study.sft_source(method)
     config = study.run_config(source, seed)
     sft = sft_config(config)
     if sft is None:

@@ -90,7 +90,7 @@ def rl_run_lines(page: Any) -> list[str]:
         row = method_row(study, method)
         if row.model != "exgrpo":
             continue
-        start_method = study.methods[method].get("sft_model_from", method)
+        start_method = study.sft_source(method)
         for seed in page.results.seeds(row):
             run_dir = study.run_dir(seed, method)
             path = RunLayout(run_dir).stage_dir("train") / DIAGNOSTICS_FILE

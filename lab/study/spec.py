@@ -136,6 +136,10 @@ class Study:
     def run_dir(self, seed: int, method: str) -> Path:
         return self.run_root / f"seed{seed}" / method
 
+    def sft_source(self, method: str) -> str:
+        """The method whose SFT stage trained `method`'s SFT model: its sft_model_from, else itself."""
+        return self.methods[method].get("sft_model_from", method)
+
     def method_seeds(self, method: str) -> list[int]:
         return [seed for seed in self.seeds if seed in self.methods[method].get("seeds", self.seeds)]
 
@@ -246,7 +250,7 @@ def _matched_cpu_steps(study: Study, method: str, seed: int) -> int:
 
     spec = study.methods[method]
     target = spec["compute_match"]
-    source = study.methods[target].get("sft_model_from", target)
+    source = study.sft_source(target)
     stages = compute_match_stages(study, method)
     budget = ((stage_seconds(study.run_dir(seed, source), "sft", "cpu_seconds") if "sft" in stages else 0.0)
               + (stage_seconds(study.run_dir(seed, target), "train", "cpu_seconds") if "train" in stages else 0.0))

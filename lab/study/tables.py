@@ -378,8 +378,7 @@ class Page:
         seeds = self.results.seeds(row)
         if not seeds or row.model == "base":
             return None
-        spec = self.study.methods[row.method]
-        source = spec.get("sft_model_from", row.method)  # the method that trained its SFT model
+        source = self.study.sft_source(row.method)  # the method that trained its SFT model
         student, seconds, cpu, steps, machines, passes = [], [], [], [], [], []
         for seed in seeds:
             own, shared = self.study.run_dir(seed, row.method), self.study.run_dir(seed, source)
@@ -404,7 +403,7 @@ class Page:
 
     def teacher_tokens(self, row: Row) -> float | None:
         """The teacher-written tokens a row's SFT data holds, mean over its seeds with results (None: none yet)."""
-        source = self.study.methods[row.method].get("sft_model_from", row.method)
+        source = self.study.sft_source(row.method)
         seeds = self.results.seeds(row)
         return float(np.mean([recorded_teacher_tokens(self.study.run_config(source, seed)) for seed in seeds])
                      ) if seeds and row.model != "base" else None

@@ -155,7 +155,7 @@ def _sft_candidate(study: Study, method: str, chosen: dict[str, float]) -> Any:
     from exgrpo.config import build_config
     from exgrpo.config.run import RunConfig
 
-    parent = study.methods[method].get("sft_model_from", method)
+    parent = study.sft_source(method)
     parent_chosen = chosen if parent == method else read_choice(study, parent)
     if "sft" not in parent_chosen:
         return None

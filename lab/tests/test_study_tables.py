@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from lab.study.spec import Study
 from lab.study.tables import Page, Row, family, formats_seen, pooled_bootstrap
 
 
@@ -62,7 +63,8 @@ def compute_page(tmp_path: Path, machines: list[dict | None]) -> Page:
             history = [{"loss": 1.0, "epoch": 0.5 * (seed + 1), "step": 1}, {"epoch": 0.5 * (seed + 2), "step": 2}]
             (run_dir / "sft" / "log_history.json").write_text(json.dumps(history))
     page = Page.__new__(Page)  # only what compute_row reads: the study's folders and the seeds with results
-    page.study = SimpleNamespace(methods={"skd": {}}, run_dir=lambda seed, method: tmp_path / f"seed{seed}" / method,
+    page.study = SimpleNamespace(methods={"skd": {}}, sft_source=lambda method: Study.sft_source(page.study, method),
+                                 run_dir=lambda seed, method: tmp_path / f"seed{seed}" / method,
                                  run_config=lambda method, seed: SimpleNamespace(run_dir=tmp_path / f"seed{seed}" / method))
     page.results = SimpleNamespace(seeds=lambda row: list(range(len(machines))))
     return page
